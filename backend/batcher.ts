@@ -1,0 +1,164 @@
+import type { Clock } from '../common/clock.js';
+
+/**
+ * Dynamic batcher for one model version. Requests whose non-batch dims agree (same `key`) are
+ * merged along dim 0 up to `maxBatchSize` rows, the oldest waiting at most `maxQueueDelayMs` for
+ * company, and run one batch at a time. With `maxBatchSize` 0 every request runs alone, still in
+ * order and one at a time. The queue is bounded; `submit` rejects with QueueFullError past it.
+ */
+
+export interface BatcherOptions<T, R> {
+  maxBatchSize: number;
+  maxQueueDelayMs: number;
+  maxQueueSize: number;
+  clock: Clock;
+  /** Runs one batch; answers one result per item, in order. */
+  run: (payloads: readonly T[]) => Promise<R[]>;
+  /** Called as each batch starts: its rows, request count, and each request's queue wait. */
+  onBatch?: (rows: number, waitsMs: readonly number[]) => void;
+}
+
+interface Item<T, R> {
+  payload: T;
+  rows: number;
+  key: string;
+  enqueuedAt: number;
+  resolve: (r: R) => void;
+  reject: (e: unknown) => void;
+}
+
+export class QueueFullError extends Error {
+  constructor(readonly maxQueueSize: number) {
+    super(`queue is full (${maxQueueSize} requests waiting)`);
+    this.name = 'QueueFullError';
+  }
+}
+
+export class Batcher<T, R> {
+  private readonly queue: Item<T, R>[] = [];
+  private running = false;
+  private timer: unknown = undefined;
+  private idleWaiters: (() => void)[] = [];
+
+  constructor(private readonly opts: BatcherOptions<T, R>) {}
+
+  /** Requests waiting (not counting the batch being run). */
+  get depth(): number {
+    return this.queue.length;
+  }
+
+  get busy(): boolean {
+    return this.running || this.queue.length > 0;
+  }
+
+  submit(payload: T, rows: number, key: string): Promise<R> {
+    if (this.queue.length >= this.opts.maxQueueSize) {
+      return Promise.reject(new QueueFullError(this.opts.maxQueueSize));
+    }
+    return new Promise<R>((resolve, reject) => {
+      this.queue.push({ payload, rows, key, enqueuedAt: this.opts.clock.now(), resolve, reject });
+      this.pump();
+    });
+  }
+
+  /** Resolves once the queue is empty and no batch runs. */
+  idle(): Promise<void> {
+    if (!this.busy) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  private pump(): void {
+    if (this.running) return;
+    const oldest = this.queue[0];
+    if (oldest === undefined) {
+      this.cancelTimer();
+      const waiters = this.idleWaiters;
+      this.idleWaiters = [];
+      for (const w of waiters) w();
+      return;
+    }
+    const { maxBatchSize, maxQueueDelayMs, clock } = this.opts;
+    if (maxBatchSize > 0) {
+      const rows = this.rowsAvailable(oldest.key);
+      const waited = clock.now() - oldest.enqueuedAt;
+      if (rows < maxBatchSize && waited < maxQueueDelayMs) {
+        if (this.timer === undefined) {
+          this.timer = clock.setTimer(() => {
+            this.timer = undefined;
+            this.pump();
+          }, maxQueueDelayMs - waited);
+        }
+        return;
+      }
+    }
+    this.cancelTimer();
+    this.runBatch(this.takeBatch(oldest.key));
+  }
+
+  private cancelTimer(): void {
+    if (this.timer !== undefined) {
+      this.opts.clock.clearTimer(this.timer);
+      this.timer = undefined;
+    }
+  }
+
+  /** Rows that one batch for `key` could take now, in queue order, without passing the limit. */
+  private rowsAvailable(key: string): number {
+    let rows = 0;
+    for (const item of this.queue) {
+      if (item.key !== key) continue;
+      if (rows + item.rows > this.opts.maxBatchSize) break;
+      rows += item.rows;
+    }
+    return rows;
+  }
+
+  private takeBatch(key: string): Item<T, R>[] {
+    const first = this.queue.shift()!;
+    const batch = [first];
+    if (this.opts.maxBatchSize === 0) return batch;
+    let rows = first.rows;
+    for (let i = 0; i < this.queue.length; ) {
+      const item = this.queue[i]!;
+      if (item.key !== key) {
+        i++;
+        continue;
+      }
+      if (rows + item.rows > this.opts.maxBatchSize) break;
+      rows += item.rows;
+      batch.push(item);
+      this.queue.splice(i, 1);
+    }
+    return batch;
+  }
+
+  private runBatch(batch: Item<T, R>[]): void {
+    this.running = true;
+    const now = this.opts.clock.now();
+    this.opts.onBatch?.(
+      batch.reduce((sum, item) => sum + item.rows, 0),
+      batch.map((item) => now - item.enqueuedAt),
+    );
+    let done: Promise<R[]>;
+    try {
+      done = this.opts.run(batch.map((item) => item.payload));
+    } catch (e) {
+      done = Promise.reject(e);
+    }
+    done
+      .then(
+        (results) => {
+          batch.forEach((item, i) => {
+            item.resolve(results[i]!);
+          });
+        },
+        (e: unknown) => {
+          for (const item of batch) item.reject(e);
+        },
+      )
+      .finally(() => {
+        this.running = false;
+        this.pump();
+      });
+  }
+}

@@ -1,0 +1,371 @@
+import * as ort from 'onnxruntime-node';
+import type { Clock } from '../common/clock.js';
+import type { Logger } from '../common/logging.js';
+import { ApiError } from '../common/errors.js';
+import type { DecodedInput, DecodedRequest, RequestedOutput, Tensor } from '../common/oip/codec.js';
+import {
+  allocTyped,
+  DATATYPE_INFO,
+  type Datatype,
+  datatypeFromOrt,
+  type TensorData,
+  type TypedArray,
+} from '../common/oip/datatypes.js';
+import { Batcher, QueueFullError } from './batcher.js';
+import type { ModelConfig } from './config.js';
+import { BE_ERRORS } from './errors.js';
+
+export type Device = 'cpu' | 'cuda' | 'webgpu';
+export const DEVICES: readonly Device[] = ['cpu', 'cuda', 'webgpu'];
+
+/** A model input or output as the protocol describes it: -1 marks a dynamic dim. */
+export interface TensorSpec {
+  name: string;
+  /** Undefined when the protocol has no datatype for the ONNX type (the model still loads). */
+  datatype: Datatype | undefined;
+  ortType: string;
+  shape: number[];
+}
+
+export interface ModelMetadata {
+  name: string;
+  versions: string[];
+  platform: string;
+  inputs: { name: string; datatype: string; shape: number[] }[];
+  outputs: { name: string; datatype: string; shape: number[] }[];
+  parameters: Record<string, unknown>;
+}
+
+/** A validated request, ready for the batcher: inputs in the model's order. */
+export interface PreparedRequest {
+  inputs: Tensor[];
+  rows: number;
+  key: string;
+}
+
+export interface BatchObserver {
+  onBatch(rows: number, waitsMs: readonly number[]): void;
+  onCompute(seconds: number): void;
+}
+
+export interface LoadOptions {
+  name: string;
+  version: string;
+  path: string;
+  config: ModelConfig;
+  device: Device;
+  clock: Clock;
+  logger: Logger;
+  observer: BatchObserver;
+}
+
+function specOf(meta: ort.InferenceSession.ValueMetadata): TensorSpec {
+  if (!meta.isTensor) return { name: meta.name, datatype: undefined, ortType: 'non-tensor', shape: [] };
+  return {
+    name: meta.name,
+    datatype: datatypeFromOrt(meta.type),
+    ortType: meta.type,
+    shape: meta.shape.map((d) => (typeof d === 'number' && d >= 0 ? d : -1)),
+  };
+}
+
+async function createSession(
+  opts: LoadOptions,
+): Promise<{ session: ort.InferenceSession; provider: Device }> {
+  const base: ort.InferenceSession.SessionOptions = {
+    graphOptimizationLevel: 'all',
+    ...(opts.config.intra_op_threads > 0 ? { intraOpNumThreads: opts.config.intra_op_threads } : {}),
+    ...(opts.config.inter_op_threads > 0 ? { interOpNumThreads: opts.config.inter_op_threads } : {}),
+  };
+  if (opts.device !== 'cpu') {
+    try {
+      const session = await ort.InferenceSession.create(opts.path, {
+        ...base,
+        executionProviders: [opts.device],
+      });
+      return { session, provider: opts.device };
+    } catch (e) {
+      // onnxruntime does not fall back by itself: serve on cpu and say why.
+      opts.logger.warn(
+        { model: opts.name, version: opts.version, device: opts.device, reason: (e as Error).message },
+        `execution provider '${opts.device}' could not load; serving on cpu`,
+      );
+    }
+  }
+  const session = await ort.InferenceSession.create(opts.path, { ...base, executionProviders: ['cpu'] });
+  return { session, provider: 'cpu' };
+}
+
+export class LoadedModel {
+  readonly inputs: TensorSpec[];
+  readonly outputs: TensorSpec[];
+  /** Effective max batch size: 0 when the config or the model's shapes rule batching out. */
+  readonly maxBatchSize: number;
+  private readonly batcher: Batcher<PreparedRequest, Tensor[]>;
+
+  private constructor(
+    readonly name: string,
+    readonly version: string,
+    readonly provider: Device,
+    readonly config: ModelConfig,
+    private readonly session: ort.InferenceSession,
+    opts: LoadOptions,
+  ) {
+    this.inputs = session.inputMetadata.map(specOf);
+    this.outputs = session.outputMetadata.map(specOf);
+    const batchable = [...this.inputs, ...this.outputs].every(
+      (s) => s.shape.length >= 1 && s.shape[0] === -1,
+    );
+    if (config.max_batch_size > 0 && !batchable) {
+      opts.logger.warn(
+        { model: name, version },
+        'max_batch_size is set but not every input and output has a dynamic dim 0; batching is off',
+      );
+    }
+    this.maxBatchSize = batchable ? config.max_batch_size : 0;
+    this.batcher = new Batcher({
+      maxBatchSize: this.maxBatchSize,
+      maxQueueDelayMs: config.max_queue_delay_ms,
+      maxQueueSize: config.max_queue_size,
+      clock: opts.clock,
+      run: (batch) => this.runBatch(batch, opts.observer),
+      onBatch: (rows, waits) => opts.observer.onBatch(rows, waits),
+    });
+  }
+
+  static async load(opts: LoadOptions): Promise<LoadedModel> {
+    const { session, provider } = await createSession(opts);
+    return new LoadedModel(opts.name, opts.version, provider, opts.config, session, opts);
+  }
+
+  get queueDepth(): number {
+    return this.batcher.depth;
+  }
+
+  metadata(versions: string[]): ModelMetadata {
+    const pub = (s: TensorSpec) => ({ name: s.name, datatype: s.datatype ?? s.ortType, shape: s.shape });
+    return {
+      name: this.name,
+      versions,
+      platform: 'onnx_onnxv1',
+      inputs: this.inputs.map(pub),
+      outputs: this.outputs.map(pub),
+      parameters: { execution_provider: this.provider, max_batch_size: this.maxBatchSize },
+    };
+  }
+
+  /**
+   * Checks a decoded request against the model: input names and count, datatypes, rank, fixed
+   * dims, one batch size across inputs, and the requested outputs.
+   */
+  prepare(req: DecodedRequest): PreparedRequest {
+    const byName = new Map<string, { input: DecodedInput; index: number }>();
+    req.inputs.forEach((input, index) => {
+      byName.set(input.name, { input, index });
+    });
+    for (const [name, { index }] of byName) {
+      if (!this.inputs.some((s) => s.name === name)) {
+        throw new ApiError(
+          BE_ERRORS.BE_ERR_UNKNOWN_INPUT,
+          `model '${this.name}' has no input '${name}' (inputs: ${this.inputs.map((s) => s.name).join(', ')})`,
+          { field: `inputs[${index}].name` },
+        );
+      }
+    }
+    let rows = -1;
+    const keyParts: string[] = [];
+    const inputs = this.inputs.map((spec) => {
+      const found = byName.get(spec.name);
+      if (found === undefined) {
+        throw new ApiError(
+          BE_ERRORS.BE_ERR_MISSING_INPUT,
+          `model '${this.name}' needs input '${spec.name}'`,
+          {
+            field: 'inputs',
+          },
+        );
+      }
+      const { input, index } = found;
+      const field = `inputs[${index}]`;
+      if (spec.datatype === undefined || DATATYPE_INFO[spec.datatype].ort === undefined) {
+        throw new ApiError(
+          BE_ERRORS.BE_ERR_UNSUPPORTED_DATATYPE,
+          `input '${spec.name}' has ONNX type '${spec.ortType}', which this server cannot feed`,
+          { field: `${field}.datatype` },
+        );
+      }
+      if (input.datatype !== spec.datatype) {
+        throw new ApiError(
+          BE_ERRORS.BE_ERR_DATATYPE_MISMATCH,
+          `input '${spec.name}' is ${spec.datatype}, not ${input.datatype}`,
+          { field: `${field}.datatype` },
+        );
+      }
+      this.checkDims(spec, input.shape, `${field}.shape`);
+      if (this.maxBatchSize > 0) {
+        const n = input.shape[0]!;
+        if (rows !== -1 && n !== rows) {
+          throw new ApiError(
+            BE_ERRORS.BE_ERR_SHAPE_MISMATCH,
+            `input '${spec.name}' has batch size ${n} but an earlier input has ${rows}`,
+            { field: `${field}.shape[0]` },
+          );
+        }
+        rows = n;
+        keyParts.push(input.shape.slice(1).join('x'));
+      }
+      return { name: spec.name, datatype: input.datatype, shape: input.shape, data: input.data };
+    });
+    if (this.maxBatchSize > 0 && rows > this.maxBatchSize) {
+      throw new ApiError(
+        BE_ERRORS.BE_ERR_BATCH_TOO_LARGE,
+        `batch size ${rows} is larger than max_batch_size ${this.maxBatchSize} of model '${this.name}'`,
+        { field: 'inputs[0].shape[0]' },
+      );
+    }
+    this.checkOutputs(req.outputs, req.binaryOutput);
+    return { inputs, rows: Math.max(rows, 1), key: keyParts.join('|') };
+  }
+
+  private checkDims(spec: TensorSpec, shape: number[], field: string): void {
+    if (spec.shape.length !== shape.length) {
+      throw new ApiError(
+        BE_ERRORS.BE_ERR_SHAPE_MISMATCH,
+        `input '${spec.name}' has rank ${spec.shape.length} [${spec.shape.join(',')}], not ${shape.length} [${shape.join(',')}]`,
+        { field },
+      );
+    }
+    spec.shape.forEach((want, d) => {
+      if (want !== -1 && want !== shape[d]) {
+        throw new ApiError(
+          BE_ERRORS.BE_ERR_SHAPE_MISMATCH,
+          `input '${spec.name}' dim ${d} must be ${want}, not ${shape[d]} (model shape [${spec.shape.join(',')}])`,
+          { field: `${field}[${d}]` },
+        );
+      }
+    });
+  }
+
+  private checkOutputs(requested: RequestedOutput[] | undefined, binaryDefault: boolean): void {
+    const wanted = requested ?? this.outputs.map((s) => ({ name: s.name, binary: binaryDefault }));
+    wanted.forEach((o, i) => {
+      const spec = this.outputs.find((s) => s.name === o.name);
+      if (spec === undefined) {
+        throw new ApiError(
+          BE_ERRORS.BE_ERR_UNKNOWN_OUTPUT,
+          `model '${this.name}' has no output '${o.name}' (outputs: ${this.outputs.map((s) => s.name).join(', ')})`,
+          { field: `outputs[${i}].name` },
+        );
+      }
+      if (!o.binary && (spec.datatype === undefined || !DATATYPE_INFO[spec.datatype].json)) {
+        throw new ApiError(
+          BE_ERRORS.BE_ERR_UNSUPPORTED_DATATYPE,
+          `output '${o.name}' is ${spec.datatype ?? spec.ortType}, which has no JSON form; ask for it with binary_data`,
+          {
+            field:
+              requested === undefined
+                ? 'parameters.binary_data_output'
+                : `outputs[${i}].parameters.binary_data`,
+          },
+        );
+      }
+    });
+  }
+
+  /** Queues a prepared request and resolves with every output of the model, in model order. */
+  async infer(req: PreparedRequest): Promise<Tensor[]> {
+    try {
+      return await this.batcher.submit(req, req.rows, req.key);
+    } catch (e) {
+      if (e instanceof QueueFullError) {
+        throw new ApiError(
+          BE_ERRORS.BE_ERR_QUEUE_FULL,
+          `model '${this.name}' version ${this.version}: ${e.message}`,
+          {
+            retryAfterSeconds: 1,
+          },
+        );
+      }
+      throw e;
+    }
+  }
+
+  private async runBatch(batch: readonly PreparedRequest[], observer: BatchObserver): Promise<Tensor[][]> {
+    const feeds: Record<string, ort.Tensor> = {};
+    const merged = batch.length === 1 ? batch[0]!.inputs : this.concat(batch);
+    for (const t of merged) {
+      const spec = this.inputs.find((s) => s.name === t.name)!;
+      feeds[t.name] = new ort.Tensor(spec.ortType as ort.Tensor.Type, t.data as ort.Tensor.DataType, t.shape);
+    }
+    const started = performance.now();
+    let results: ort.InferenceSession.ReturnType;
+    try {
+      results = await this.session.run(feeds);
+    } catch (e) {
+      throw new ApiError(BE_ERRORS.BE_ERR_INFERENCE_FAILED, `onnxruntime failed: ${(e as Error).message}`, {
+        cause: e,
+      });
+    } finally {
+      observer.onCompute((performance.now() - started) / 1000);
+    }
+    const outputs = this.outputs.map((spec) => {
+      const t = results[spec.name]!;
+      return { name: spec.name, datatype: spec.datatype!, shape: [...t.dims], data: t.data as TensorData };
+    });
+    return batch.length === 1 ? [outputs] : this.split(batch, outputs);
+  }
+
+  private concat(batch: readonly PreparedRequest[]): Tensor[] {
+    const rows = batch.reduce((sum, r) => sum + r.rows, 0);
+    return batch[0]!.inputs.map((first, i) => {
+      const shape = [rows, ...first.shape.slice(1)];
+      const parts = batch.map((r) => r.inputs[i]!.data);
+      let data: TensorData;
+      if (first.datatype === 'BYTES') {
+        data = (parts as string[][]).flat();
+      } else {
+        const total = parts.reduce((sum, p) => sum + p.length, 0);
+        const out = allocTyped(first.datatype, total);
+        let offset = 0;
+        for (const p of parts as TypedArray[]) {
+          (out as Uint8Array).set(p as Uint8Array, offset);
+          offset += p.length;
+        }
+        data = out;
+      }
+      return { name: first.name, datatype: first.datatype, shape, data };
+    });
+  }
+
+  private split(batch: readonly PreparedRequest[], outputs: Tensor[]): Tensor[][] {
+    const rows = batch.reduce((sum, r) => sum + r.rows, 0);
+    for (const o of outputs) {
+      if (o.shape[0] !== rows) {
+        throw new ApiError(
+          BE_ERRORS.BE_ERR_INFERENCE_FAILED,
+          `output '${o.name}' has ${o.shape[0]} rows for a batch of ${rows}; the model is not batch-major`,
+        );
+      }
+    }
+    let offset = 0;
+    return batch.map((r) => {
+      const mine = outputs.map((o) => {
+        const rowSize = o.shape.slice(1).reduce((a, b) => a * b, 1);
+        const start = offset * rowSize;
+        const end = (offset + r.rows) * rowSize;
+        const data = Array.isArray(o.data)
+          ? o.data.slice(start, end)
+          : (o.data as TypedArray).subarray(start, end);
+        return { name: o.name, datatype: o.datatype, shape: [r.rows, ...o.shape.slice(1)], data };
+      });
+      offset += r.rows;
+      return mine;
+    });
+  }
+
+  /** Waits for queued work to finish, then frees the session. */
+  async close(): Promise<void> {
+    await this.batcher.idle();
+    await this.session.release();
+  }
+}

@@ -1,0 +1,272 @@
+import { readdir, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Clock } from '../common/clock.js';
+import { ApiError } from '../common/errors.js';
+import type { Logger } from '../common/logging.js';
+import { readModelConfig } from './config.js';
+import { BE_ERRORS } from './errors.js';
+import { type BatchObserver, type Device, LoadedModel } from './model.js';
+
+/**
+ * The model repository: `<root>/<model>/<version>/model.onnx`, with an optional
+ * `<root>/<model>/config.yaml`. Versions are positive integers; a request without a version gets
+ * the highest ready one.
+ */
+
+export type ModelState = 'READY' | 'LOADING' | 'UNAVAILABLE';
+
+export interface IndexEntry {
+  name: string;
+  version: string;
+  state: ModelState;
+  reason: string;
+}
+
+interface VersionSlot {
+  version: string;
+  state: ModelState;
+  reason: string;
+  model: LoadedModel | undefined;
+}
+
+export interface RepositoryOptions {
+  root: string;
+  device: Device;
+  clock: Clock;
+  logger: Logger;
+  observer: (model: string, version: string) => BatchObserver;
+}
+
+const MODEL_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+const VERSION = /^[1-9][0-9]{0,8}$/;
+
+export function isModelName(s: string): boolean {
+  return MODEL_NAME.test(s);
+}
+
+async function isDir(path: string): Promise<boolean> {
+  try {
+    return (await stat(path)).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+export class ModelRepository {
+  private readonly models = new Map<string, VersionSlot[]>();
+  /** One load or unload at a time per model. */
+  private readonly pending = new Map<string, Promise<void>>();
+
+  constructor(private readonly opts: RepositoryOptions) {}
+
+  /** Model directories on disk (whether loaded or not). */
+  async scan(): Promise<string[]> {
+    const entries = await readdir(this.opts.root, { withFileTypes: true });
+    return entries
+      .filter((e) => e.isDirectory() && isModelName(e.name))
+      .map((e) => e.name)
+      .sort();
+  }
+
+  async loadAll(): Promise<void> {
+    for (const name of await this.scan()) await this.load(name);
+  }
+
+  /** Loads (or reloads) every version of a model. Throws ApiError when nothing could be loaded. */
+  load(name: string): Promise<void> {
+    return this.serialize(name, () => this.doLoad(name));
+  }
+
+  unload(name: string): Promise<void> {
+    return this.serialize(name, () => this.doUnload(name));
+  }
+
+  private serialize(name: string, task: () => Promise<void>): Promise<void> {
+    const prev = this.pending.get(name) ?? Promise.resolve();
+    const next = prev.then(task, task);
+    const tail = next.catch(() => undefined);
+    this.pending.set(name, tail);
+    void tail.then(() => {
+      if (this.pending.get(name) === tail) this.pending.delete(name);
+    });
+    return next;
+  }
+
+  private async doLoad(name: string): Promise<void> {
+    if (!isModelName(name)) {
+      throw new ApiError(
+        BE_ERRORS.BE_ERR_MODEL_NOT_FOUND,
+        `'${name.slice(0, 64)}' is not a valid model name`,
+        {
+          field: 'model',
+        },
+      );
+    }
+    const dir = join(this.opts.root, name);
+    if (!(await isDir(dir))) {
+      throw new ApiError(BE_ERRORS.BE_ERR_MODEL_NOT_FOUND, `model '${name}' is not in the model repository`, {
+        field: 'model',
+      });
+    }
+    const versions = (await readdir(dir, { withFileTypes: true }))
+      .filter((e) => e.isDirectory() && VERSION.test(e.name))
+      .map((e) => e.name)
+      .sort((a, b) => Number(a) - Number(b));
+    const old = this.models.get(name) ?? [];
+    const slots: VersionSlot[] = versions.map((version) => ({
+      version,
+      state: 'LOADING',
+      reason: '',
+      model: undefined,
+    }));
+    // Old versions keep serving until the new ones are ready.
+    if (old.length === 0) this.models.set(name, slots);
+    let config: Awaited<ReturnType<typeof readModelConfig>> | undefined;
+    let configError = '';
+    try {
+      config = await readModelConfig(join(dir, 'config.yaml'));
+    } catch (e) {
+      configError = (e as Error).message;
+    }
+    for (const slot of slots) {
+      if (config === undefined) {
+        slot.state = 'UNAVAILABLE';
+        slot.reason = configError;
+        continue;
+      }
+      try {
+        slot.model = await LoadedModel.load({
+          name,
+          version: slot.version,
+          path: join(dir, slot.version, 'model.onnx'),
+          config,
+          device: this.opts.device,
+          clock: this.opts.clock,
+          logger: this.opts.logger,
+          observer: this.opts.observer(name, slot.version),
+        });
+        slot.state = 'READY';
+        this.opts.logger.info(
+          {
+            model: name,
+            version: slot.version,
+            provider: slot.model.provider,
+            maxBatchSize: slot.model.maxBatchSize,
+          },
+          'model version loaded',
+        );
+      } catch (e) {
+        slot.state = 'UNAVAILABLE';
+        slot.reason = `failed to load: ${(e as Error).message}`;
+        this.opts.logger.error(
+          { model: name, version: slot.version, reason: slot.reason },
+          'model version failed',
+        );
+      }
+    }
+    this.models.set(name, slots);
+    await Promise.all(old.map((s) => s.model?.close()));
+    if (!slots.some((s) => s.state === 'READY')) {
+      const reason =
+        slots.length === 0 ? 'it has no version directories' : slots.map((s) => s.reason).join('; ');
+      throw new ApiError(
+        BE_ERRORS.BE_ERR_MODEL_LOAD_FAILED,
+        `model '${name}' could not be loaded: ${reason}`,
+      );
+    }
+  }
+
+  private async doUnload(name: string): Promise<void> {
+    const slots = this.models.get(name);
+    if (slots === undefined) {
+      throw new ApiError(BE_ERRORS.BE_ERR_MODEL_NOT_FOUND, `model '${name.slice(0, 64)}' is not loaded`, {
+        field: 'model',
+      });
+    }
+    const models = slots.map((s) => s.model);
+    for (const slot of slots) {
+      slot.state = 'UNAVAILABLE';
+      slot.reason = 'unloaded';
+      slot.model = undefined;
+    }
+    await Promise.all(models.map((m) => m?.close()));
+    this.opts.logger.info({ model: name }, 'model unloaded');
+  }
+
+  /** Every known version with its state, as the repository index extension answers. */
+  async index(readyOnly: boolean): Promise<IndexEntry[]> {
+    const out: IndexEntry[] = [];
+    const names = new Set([...(await this.scan()), ...this.models.keys()]);
+    for (const name of [...names].sort()) {
+      const slots = this.models.get(name);
+      if (slots === undefined) {
+        if (!readyOnly) out.push({ name, version: '', state: 'UNAVAILABLE', reason: 'not loaded' });
+        continue;
+      }
+      for (const s of slots) {
+        if (readyOnly && s.state !== 'READY') continue;
+        out.push({ name, version: s.version, state: s.state, reason: s.reason });
+      }
+    }
+    return out;
+  }
+
+  /** Loaded versions, for metrics and shutdown. */
+  *loaded(): Iterable<LoadedModel> {
+    for (const slots of this.models.values()) {
+      for (const s of slots) if (s.model !== undefined) yield s.model;
+    }
+  }
+
+  *slots(): Iterable<{ name: string; version: string; state: ModelState; model: LoadedModel | undefined }> {
+    for (const [name, slots] of this.models) {
+      for (const s of slots) yield { name, version: s.version, state: s.state, model: s.model };
+    }
+  }
+
+  versionsOf(name: string): string[] {
+    return (this.models.get(name) ?? []).map((s) => s.version);
+  }
+
+  /**
+   * The model version a request names, or the highest ready version. 404 for an unknown model or
+   * version, 503 for one that is known but not ready.
+   */
+  resolve(name: string, version: string | undefined): LoadedModel {
+    const slots = this.models.get(name);
+    if (slots === undefined) {
+      throw new ApiError(BE_ERRORS.BE_ERR_MODEL_NOT_FOUND, `unknown model '${name.slice(0, 128)}'`, {
+        field: 'model',
+      });
+    }
+    if (version === undefined) {
+      for (let i = slots.length - 1; i >= 0; i--) {
+        const m = slots[i]!.model;
+        if (m !== undefined && slots[i]!.state === 'READY') return m;
+      }
+      throw new ApiError(BE_ERRORS.BE_ERR_MODEL_NOT_READY, `model '${name}' has no ready version`, {
+        retryAfterSeconds: 1,
+      });
+    }
+    const slot = slots.find((s) => s.version === version);
+    if (slot === undefined) {
+      throw new ApiError(
+        BE_ERRORS.BE_ERR_VERSION_NOT_FOUND,
+        `model '${name}' has no version '${version.slice(0, 32)}' (versions: ${slots.map((s) => s.version).join(', ')})`,
+        { field: 'version' },
+      );
+    }
+    if (slot.model === undefined || slot.state !== 'READY') {
+      throw new ApiError(
+        BE_ERRORS.BE_ERR_MODEL_NOT_READY,
+        `model '${name}' version ${version} is not ready (${slot.reason || slot.state})`,
+        { retryAfterSeconds: 1 },
+      );
+    }
+    return slot.model;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.loaded()].map((m) => m.close()));
+  }
+}

@@ -1,0 +1,333 @@
+import { randomUUID } from 'node:crypto';
+import Fastify, {
+  LogController,
+  type FastifyBaseLogger,
+  type FastifyError,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+} from 'fastify';
+import { type Clock, systemClock } from '../common/clock.js';
+import { ApiError } from '../common/errors.js';
+import { type Logger, silentLogger } from '../common/logging.js';
+import {
+  CodecError,
+  type DecodedRequest,
+  decodeInferRequest,
+  encodeInferResponse,
+  parseJson,
+  type RawRequest,
+  type ResponseOutput,
+} from '../common/oip/codec.js';
+import { DATATYPE_INFO } from '../common/oip/datatypes.js';
+import { PRODUCT_VERSION } from '../common/version.js';
+import { BE_ERRORS, codecErrorDef } from './errors.js';
+import { BackendMetrics } from './metrics.js';
+import type { Device, LoadedModel } from './model.js';
+import { ModelRepository } from './repository.js';
+
+export const DEFAULT_BODY_LIMIT = 64 * 1024 * 1024;
+
+export interface BackendOptions {
+  modelRepository: string;
+  device?: Device;
+  /** Largest request body in bytes (413 beyond it). */
+  bodyLimit?: number;
+  logger?: Logger;
+  clock?: Clock;
+  /** Default process metrics; off in tests that run several servers in one process. */
+  processMetrics?: boolean;
+  /** Load every model in the repository at start (default true). */
+  loadAll?: boolean;
+}
+
+export interface Backend {
+  app: FastifyInstance;
+  repository: ModelRepository;
+  metrics: BackendMetrics;
+  /** Readiness false, wait for in-flight requests, then close sessions. */
+  shutdown(): Promise<void>;
+  readonly draining: boolean;
+}
+
+interface InferParams {
+  model: string;
+  version?: string;
+}
+
+/** Builds a backend replica (not listening). Loads the repository's models before returning. */
+export async function buildBackend(opts: BackendOptions): Promise<Backend> {
+  const logger = opts.logger ?? silentLogger();
+  const clock = opts.clock ?? systemClock;
+  const bodyLimit = opts.bodyLimit ?? DEFAULT_BODY_LIMIT;
+  let draining = false;
+
+  let repository: ModelRepository | undefined;
+  const metrics = new BackendMetrics({
+    processMetrics: opts.processMetrics ?? true,
+    sample: () =>
+      repository === undefined
+        ? []
+        : [...repository.slots()].map((s) => ({
+            model: s.name,
+            version: s.version,
+            provider: s.model?.provider ?? '',
+            state: s.state,
+            queueDepth: s.model?.queueDepth ?? 0,
+          })),
+  });
+  repository = new ModelRepository({
+    root: opts.modelRepository,
+    device: opts.device ?? 'cpu',
+    clock,
+    logger,
+    observer: (model, version) => {
+      const labels = { model, version };
+      const wait = metrics.queueWait.labels(labels);
+      const batch = metrics.batchSize.labels(labels);
+      const compute = metrics.compute.labels(labels);
+      return {
+        onBatch(rows, waitsMs) {
+          batch.observe(rows);
+          for (const w of waitsMs) wait.observe(w / 1000);
+        },
+        onCompute(seconds) {
+          compute.observe(seconds);
+        },
+      };
+    },
+  });
+  const repo = repository;
+  if (opts.loadAll ?? true) {
+    for (const name of await repo.scan()) {
+      // A model that fails to load is reported in the index; the others still serve.
+      await repo
+        .load(name)
+        .catch((e: unknown) => logger.error({ model: name, err: e }, 'model failed to load'));
+    }
+  }
+
+  const app = Fastify({
+    loggerInstance: logger as FastifyBaseLogger,
+    // Per-request log lines cost more than a small model's inference; errors are logged below.
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit,
+    requestIdHeader: 'x-request-id',
+    genReqId: () => randomUUID(),
+    return503OnClosing: true,
+    routerOptions: { maxParamLength: 256 },
+  });
+
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit }, (_req, body, done) => done(null, body));
+
+  app.addHook('onSend', async (req, reply) => {
+    reply.header('x-request-id', req.id);
+  });
+
+  app.setErrorHandler((err: FastifyError | ApiError | CodecError, req, reply) => {
+    const api = toApiError(err, bodyLimit);
+    if (api.statusCode >= 500 && api.code === BE_ERRORS.BE_ERR_INTERNAL.code) {
+      req.log.error({ err, reqId: req.id }, 'unexpected error');
+    }
+    return sendError(reply, api);
+  });
+  app.setNotFoundHandler((req, reply) =>
+    sendError(
+      reply,
+      new ApiError(BE_ERRORS.BE_ERR_NOT_FOUND, `no route ${req.method} ${req.url.slice(0, 256)}`),
+    ),
+  );
+
+  app.get('/v2/health/live', async () => ({ live: true }));
+  app.get('/v2/health/ready', async (_req, reply) => {
+    const ready = !draining;
+    return reply.code(ready ? 200 : 503).send({ ready });
+  });
+  app.get('/v2', async () => ({
+    name: 'infergate',
+    version: PRODUCT_VERSION,
+    extensions: ['binary_tensor_data', 'model_repository', 'dynamic_batching'],
+  }));
+
+  const metadata = async (req: FastifyRequest<{ Params: InferParams }>) => {
+    const { model, version } = req.params;
+    return repo.resolve(model, version).metadata(repo.versionsOf(model));
+  };
+  app.get('/v2/models/:model', metadata);
+  app.get('/v2/models/:model/versions/:version', metadata);
+
+  const ready = async (req: FastifyRequest<{ Params: InferParams }>) => {
+    const m = repo.resolve(req.params.model, req.params.version);
+    return { name: m.name, version: m.version, ready: true };
+  };
+  app.get('/v2/models/:model/ready', ready);
+  app.get('/v2/models/:model/versions/:version/ready', ready);
+
+  const infer = async (
+    req: FastifyRequest<{ Params: InferParams; Body: Buffer | undefined }>,
+    reply: FastifyReply,
+  ) => {
+    if (draining) {
+      throw new ApiError(BE_ERRORS.BE_ERR_SHUTTING_DOWN, 'replica is shutting down', {
+        retryAfterSeconds: 1,
+      });
+    }
+    const started = performance.now();
+    let model: LoadedModel | undefined;
+    try {
+      model = repo.resolve(req.params.model, req.params.version);
+      const body = req.body ?? Buffer.alloc(0);
+      const headerLength = req.headers['inference-header-content-length'];
+      const decoded = decodeInferRequest(body, {
+        headerLength: Array.isArray(headerLength) ? headerLength[0] : headerLength,
+      });
+      const request = 'raw' in decoded ? rawRequest(model, decoded) : decoded;
+      const outputs = await model.infer(model.prepare(request));
+      const encoded = encodeInferResponse({
+        model_name: model.name,
+        model_version: model.version,
+        id: request.id,
+        outputs: selectOutputs(outputs, request),
+      });
+      if (encoded.headerLength !== undefined) {
+        reply.header('inference-header-content-length', encoded.headerLength);
+        reply.type('application/octet-stream');
+      } else {
+        reply.type('application/json');
+      }
+      count(model, 200, started);
+      return reply.send(encoded.body);
+    } catch (e) {
+      count(model, toApiError(e as Error, bodyLimit).statusCode, started);
+      throw e;
+    }
+  };
+  const count = (model: LoadedModel | undefined, code: number, started: number) => {
+    // Unknown model names are not used as labels: a client could create series without bound.
+    const labels = { model: model?.name ?? '', version: model?.version ?? '' };
+    metrics.requests.inc({ ...labels, code: String(code) });
+    if (model !== undefined) metrics.requestDuration.observe(labels, (performance.now() - started) / 1000);
+  };
+  app.post('/v2/models/:model/infer', infer);
+  app.post('/v2/models/:model/versions/:version/infer', infer);
+
+  app.post('/v2/repository/index', async (req: FastifyRequest<{ Body: Buffer | undefined }>) => {
+    let readyOnly = false;
+    if (req.body !== undefined && req.body.length > 0) {
+      const doc = parseJson(req.body);
+      if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) {
+        throw new ApiError(BE_ERRORS.BE_ERR_INVALID_REQUEST, 'index request must be a JSON object');
+      }
+      const flag = (doc as { ready?: unknown }).ready;
+      if (flag !== undefined && typeof flag !== 'boolean') {
+        throw new ApiError(BE_ERRORS.BE_ERR_INVALID_REQUEST, 'ready must be a boolean', { field: 'ready' });
+      }
+      readyOnly = flag === true;
+    }
+    return repo.index(readyOnly);
+  });
+  app.post('/v2/repository/models/:model/load', async (req: FastifyRequest<{ Params: InferParams }>) => {
+    await repo.load(req.params.model);
+    return {};
+  });
+  app.post('/v2/repository/models/:model/unload', async (req: FastifyRequest<{ Params: InferParams }>) => {
+    await repo.unload(req.params.model);
+    return {};
+  });
+
+  app.get('/metrics', async (_req, reply) => {
+    reply.type(metrics.registry.contentType);
+    return metrics.registry.metrics();
+  });
+
+  app.addHook('onClose', async () => {
+    await repo.close();
+  });
+
+  return {
+    app,
+    repository: repo,
+    metrics,
+    get draining() {
+      return draining;
+    },
+    async shutdown() {
+      draining = true;
+      await app.close();
+    },
+  };
+}
+
+function sendError(reply: FastifyReply, err: ApiError): FastifyReply {
+  if (err.retryAfterSeconds !== undefined) reply.header('retry-after', String(err.retryAfterSeconds));
+  return reply.code(err.statusCode).type('application/json').send(err.toJSON());
+}
+
+function toApiError(err: Error, bodyLimit: number): ApiError {
+  if (err instanceof ApiError) return err;
+  if (err instanceof CodecError) {
+    return new ApiError(
+      codecErrorDef(err.reason),
+      err.message,
+      err.field === undefined ? {} : { field: err.field },
+    );
+  }
+  const fe = err as FastifyError;
+  if (fe.code === 'FST_ERR_CTP_BODY_TOO_LARGE' || fe.statusCode === 413) {
+    return new ApiError(
+      BE_ERRORS.BE_ERR_BODY_TOO_LARGE,
+      `body is larger than the limit of ${bodyLimit} bytes`,
+    );
+  }
+  if (fe.statusCode === 415) return new ApiError(BE_ERRORS.BE_ERR_UNSUPPORTED_MEDIA_TYPE, fe.message);
+  if (fe.statusCode !== undefined && fe.statusCode >= 400 && fe.statusCode < 500) {
+    return new ApiError(BE_ERRORS.BE_ERR_INVALID_REQUEST, fe.message);
+  }
+  return new ApiError(BE_ERRORS.BE_ERR_INTERNAL, 'internal error; the replica logged it with the request id');
+}
+
+/** Only the outputs asked for, in the asked order and form; all of them when none were named. */
+function selectOutputs(outputs: ResponseOutput[] | Omit<ResponseOutput, 'binary'>[], req: DecodedRequest) {
+  if (req.outputs === undefined) return outputs.map((o) => ({ ...o, binary: req.binaryOutput }));
+  return req.outputs.map((want) => {
+    const o = outputs.find((t) => t.name === want.name)!;
+    return { ...o, binary: want.binary };
+  });
+}
+
+/**
+ * `Inference-Header-Content-Length: 0`: the body is one raw little-endian tensor for a model with
+ * a single input whose dims are all fixed but dim 0, which is deduced from the byte count.
+ */
+function rawRequest(model: LoadedModel, req: RawRequest): DecodedRequest {
+  const spec = model.inputs.length === 1 ? model.inputs[0]! : undefined;
+  const size = spec?.datatype === undefined ? 0 : DATATYPE_INFO[spec.datatype].size;
+  const rest = spec?.shape.slice(1) ?? [];
+  if (spec === undefined || size === 0 || spec.shape.length === 0 || rest.some((d) => d < 0)) {
+    throw new ApiError(
+      BE_ERRORS.BE_ERR_INVALID_BINARY,
+      `a raw binary body (Inference-Header-Content-Length: 0) needs a model with one fixed-size input whose dims are fixed except the first; '${model.name}' has none`,
+      { field: 'Inference-Header-Content-Length' },
+    );
+  }
+  const rowBytes = rest.reduce((a, b) => a * b, 1) * size;
+  if (rowBytes === 0 || req.raw.length % rowBytes !== 0) {
+    throw new ApiError(
+      BE_ERRORS.BE_ERR_DATA_LENGTH_MISMATCH,
+      `raw body of ${req.raw.length} bytes is not a whole number of ${spec.datatype} rows of shape [${rest.join(',')}]`,
+      { field: 'body' },
+    );
+  }
+  const shape = [req.raw.length / rowBytes, ...rest];
+  const header = Buffer.from(
+    JSON.stringify({
+      inputs: [
+        { name: spec.name, datatype: spec.datatype, shape, parameters: { binary_data_size: req.raw.length } },
+      ],
+    }),
+  );
+  return decodeInferRequest(Buffer.concat([header, req.raw]), {
+    headerLength: String(header.length),
+  }) as DecodedRequest;
+}

@@ -1,0 +1,35 @@
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+
+/** A usage error: printed with the command's help, exit status 2. */
+export class UsageError extends Error {}
+
+type Options = NonNullable<ParseArgsConfig['options']>;
+
+export function parse<O extends Options>(argv: string[], options: O, allowPositionals = false) {
+  try {
+    return parseArgs({ args: argv, options, allowPositionals, strict: true });
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+}
+
+/** A flag's value, else its environment variable, else the default. */
+export function setting(flag: string | undefined, env: string, fallback: string): string;
+export function setting(flag: string | undefined, env: string): string | undefined;
+export function setting(flag: string | undefined, env: string, fallback?: string): string | undefined {
+  return flag ?? process.env[env] ?? fallback;
+}
+
+export function port(value: string, name: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65535)
+    throw new UsageError(`${name} must be a port number, not '${value}'`);
+  return n;
+}
+
+export function positiveInt(value: string, name: string): number {
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n <= 0)
+    throw new UsageError(`${name} must be a positive integer, not '${value}'`);
+  return n;
+}

@@ -1,0 +1,54 @@
+import { PRODUCT_VERSION } from '../common/version.js';
+import { UsageError } from './args.js';
+import { BACKEND_HELP, backendCommand } from './backend.js';
+import { MODELS_HELP, modelsCommand } from './models.js';
+
+const HELP = `infergate ${PRODUCT_VERSION}: one ingress URL for every model
+
+Commands:
+  infergate backend --model-repository DIR [--host H] [--port P] [--device cpu|cuda|webgpu]
+  infergate models build DIR
+
+Run 'infergate COMMAND --help' for a command's options.`;
+
+const COMMANDS: Record<string, { help: string; run: (argv: string[]) => Promise<void> }> = {
+  backend: { help: BACKEND_HELP, run: backendCommand },
+  models: { help: MODELS_HELP, run: modelsCommand },
+};
+
+/** Exit status: 0 ok, 1 failure, 2 usage error. */
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write(`${HELP}\n`);
+    return name === undefined ? 2 : 0;
+  }
+  if (name === '--version' || name === '-v') {
+    process.stdout.write(`${PRODUCT_VERSION}\n`);
+    return 0;
+  }
+  const command = COMMANDS[name];
+  if (command === undefined) {
+    process.stderr.write(`infergate: unknown command '${name}'\n\n${HELP}\n`);
+    return 2;
+  }
+  if (rest.includes('--help') || rest.includes('-h')) {
+    process.stdout.write(`${command.help}\n`);
+    return 0;
+  }
+  try {
+    await command.run(rest);
+    return 0;
+  } catch (e) {
+    if (e instanceof UsageError) {
+      process.stderr.write(`infergate ${name}: ${e.message}\n\n${command.help}\n`);
+      return 2;
+    }
+    process.stderr.write(`infergate ${name}: ${(e as Error).message}\n`);
+    return 1;
+  }
+}
+
+const code = await main(process.argv.slice(2));
+// Long-running commands (backend) keep the event loop alive; one-shot commands end here.
+if (code !== 0) process.exit(code);

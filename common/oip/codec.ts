@@ -1,0 +1,590 @@
+/**
+ * Open Inference Protocol (KServe v2) REST codec: inference requests and responses in JSON and in
+ * the binary tensor data extension. Pure functions over bytes; no I/O, no framework.
+ *
+ * Every rejection is a CodecError naming the offending field (`inputs[1].shape[0]`); each tier
+ * maps its `reason` onto its own error catalogue.
+ */
+import { jsonDepthExceeds } from './json-scan.js';
+import {
+  allocTyped,
+  DATATYPE_INFO,
+  type Datatype,
+  INT_RANGE,
+  isDatatype,
+  type TensorData,
+  type TypedArray,
+} from './datatypes.js';
+
+export type CodecReason =
+  | 'MALFORMED_JSON'
+  | 'NESTING_TOO_DEEP'
+  | 'INVALID_REQUEST'
+  | 'UNSUPPORTED_DATATYPE'
+  | 'INVALID_SHAPE'
+  | 'SHAPE_OVERFLOW'
+  | 'DATA_LENGTH_MISMATCH'
+  | 'INVALID_DATA'
+  | 'INVALID_BINARY';
+
+export class CodecError extends Error {
+  constructor(
+    readonly reason: CodecReason,
+    message: string,
+    readonly field?: string,
+  ) {
+    super(message);
+    this.name = 'CodecError';
+  }
+}
+
+export interface Tensor {
+  name: string;
+  datatype: Datatype;
+  shape: number[];
+  data: TensorData;
+}
+
+export interface DecodedInput extends Tensor {
+  parameters: Record<string, unknown> | undefined;
+}
+
+export interface RequestedOutput {
+  name: string;
+  /** Whether the client asked for this output in binary form. */
+  binary: boolean;
+}
+
+export interface DecodedRequest {
+  id: string | undefined;
+  parameters: Record<string, unknown> | undefined;
+  inputs: DecodedInput[];
+  /** Outputs the client asked for; undefined means all of them. */
+  outputs: RequestedOutput[] | undefined;
+  /** `parameters.binary_data_output`: the default form of outputs not listed in `outputs`. */
+  binaryOutput: boolean;
+}
+
+/** A request whose `Inference-Header-Content-Length` is 0: the body is one raw tensor. */
+export interface RawRequest {
+  raw: Uint8Array;
+}
+
+export const DEFAULT_MAX_JSON_DEPTH = 64;
+const MAX_RANK = 32;
+const INT64_MAX = (1n << 63n) - 1n;
+
+export interface DecodeOptions {
+  /** Value of the `Inference-Header-Content-Length` header, if present. */
+  headerLength?: string | undefined;
+  maxJsonDepth?: number;
+}
+
+const textDecoder = new TextDecoder('utf-8', { fatal: true });
+
+/** Decodes an inference request body. Throws CodecError. */
+export function decodeInferRequest(body: Uint8Array, opts: DecodeOptions = {}): DecodedRequest | RawRequest {
+  let jsonBytes = body;
+  let binary: Uint8Array | undefined;
+  if (opts.headerLength !== undefined) {
+    const h = parseHeaderLength(opts.headerLength, body.length);
+    if (h === 0) return { raw: body };
+    jsonBytes = body.subarray(0, h);
+    binary = body.subarray(h);
+  }
+  const doc = parseJson(jsonBytes, opts.maxJsonDepth ?? DEFAULT_MAX_JSON_DEPTH);
+  return decodeDocument(doc, binary, jsonBytes.length);
+}
+
+function parseHeaderLength(value: string, bodyLength: number): number {
+  if (!/^\d{1,15}$/.test(value)) {
+    throw new CodecError(
+      'INVALID_BINARY',
+      `Inference-Header-Content-Length '${value.slice(0, 32)}' is not a non-negative integer`,
+      'Inference-Header-Content-Length',
+    );
+  }
+  const h = Number(value);
+  if (h > bodyLength) {
+    throw new CodecError(
+      'INVALID_BINARY',
+      `Inference-Header-Content-Length ${h} is larger than the body (${bodyLength} bytes)`,
+      'Inference-Header-Content-Length',
+    );
+  }
+  return h;
+}
+
+/** JSON.parse behind a nesting-depth check on the bytes. Throws CodecError. */
+export function parseJson(bytes: Uint8Array, maxDepth: number = DEFAULT_MAX_JSON_DEPTH): unknown {
+  if (jsonDepthExceeds(bytes, maxDepth)) {
+    throw new CodecError('NESTING_TOO_DEEP', `JSON body is nested more than ${maxDepth} levels deep`);
+  }
+  let text: string;
+  try {
+    text = textDecoder.decode(bytes);
+  } catch {
+    throw new CodecError('MALFORMED_JSON', 'body is not valid UTF-8');
+  }
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new CodecError('MALFORMED_JSON', `body is not valid JSON: ${(e as Error).message}`);
+  }
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function optionalParameters(v: unknown, field: string): Record<string, unknown> | undefined {
+  if (v === undefined) return undefined;
+  if (!isObject(v)) throw new CodecError('INVALID_REQUEST', `${field} must be an object`, field);
+  return v;
+}
+
+function decodeDocument(doc: unknown, binary: Uint8Array | undefined, jsonLength: number): DecodedRequest {
+  if (!isObject(doc)) throw new CodecError('INVALID_REQUEST', 'request body must be a JSON object');
+  const id = doc.id;
+  if (id !== undefined && typeof id !== 'string') {
+    throw new CodecError('INVALID_REQUEST', 'id must be a string', 'id');
+  }
+  const parameters = optionalParameters(doc.parameters, 'parameters');
+  const rawInputs = doc.inputs;
+  if (!Array.isArray(rawInputs) || rawInputs.length === 0) {
+    throw new CodecError('INVALID_REQUEST', 'inputs must be a non-empty array', 'inputs');
+  }
+  const cursor = { offset: 0 };
+  const seen = new Set<string>();
+  const inputs = rawInputs.map((raw, i) => {
+    const input = decodeInput(raw, `inputs[${i}]`, binary, cursor, jsonLength);
+    if (seen.has(input.name)) {
+      throw new CodecError('INVALID_REQUEST', `input '${input.name}' is given twice`, `inputs[${i}].name`);
+    }
+    seen.add(input.name);
+    return input;
+  });
+  const binaryLength = binary?.length ?? 0;
+  if (cursor.offset !== binaryLength) {
+    throw new CodecError(
+      'INVALID_BINARY',
+      `binary_data_size of the inputs adds up to ${cursor.offset} bytes but ${binaryLength} bytes follow the JSON header`,
+      'inputs',
+    );
+  }
+  const binaryOutput = parameters?.binary_data_output === true;
+  return {
+    id,
+    parameters,
+    inputs,
+    outputs: decodeRequestedOutputs(doc.outputs, binaryOutput),
+    binaryOutput,
+  };
+}
+
+function decodeRequestedOutputs(v: unknown, binaryDefault: boolean): RequestedOutput[] | undefined {
+  if (v === undefined) return undefined;
+  if (!Array.isArray(v)) throw new CodecError('INVALID_REQUEST', 'outputs must be an array', 'outputs');
+  return v.map((o, i) => {
+    const field = `outputs[${i}]`;
+    if (!isObject(o) || typeof o.name !== 'string') {
+      throw new CodecError('INVALID_REQUEST', `${field} must be an object with a string name`, field);
+    }
+    const params = optionalParameters(o.parameters, `${field}.parameters`);
+    const flag = params?.binary_data;
+    if (flag !== undefined && typeof flag !== 'boolean') {
+      throw new CodecError(
+        'INVALID_REQUEST',
+        `${field}.parameters.binary_data must be a boolean`,
+        `${field}.parameters.binary_data`,
+      );
+    }
+    return { name: o.name, binary: flag ?? binaryDefault };
+  });
+}
+
+/**
+ * Validates a shape and returns its element count. Rejects negative and non-integer dims, and
+ * shapes whose element count or byte size does not fit in 64 bits, before anything is allocated.
+ */
+export function checkShape(shape: unknown, datatype: Datatype, field: string): number {
+  if (!Array.isArray(shape)) throw new CodecError('INVALID_SHAPE', `${field} must be an array`, field);
+  if (shape.length > MAX_RANK) {
+    throw new CodecError('INVALID_SHAPE', `${field} has rank ${shape.length}, more than ${MAX_RANK}`, field);
+  }
+  let count = 1n;
+  for (let d = 0; d < shape.length; d++) {
+    const dim = shape[d];
+    if (typeof dim !== 'number' || !Number.isInteger(dim)) {
+      throw new CodecError('INVALID_SHAPE', `${field}[${d}] must be an integer`, `${field}[${d}]`);
+    }
+    if (dim < 0) {
+      throw new CodecError(
+        'INVALID_SHAPE',
+        `${field}[${d}] is ${dim}; dims must not be negative`,
+        `${field}[${d}]`,
+      );
+    }
+    count *= BigInt(dim);
+  }
+  const bytes = count * BigInt(Math.max(1, DATATYPE_INFO[datatype].size));
+  if (count > INT64_MAX || bytes > INT64_MAX) {
+    throw new CodecError(
+      'SHAPE_OVERFLOW',
+      `${field} [${shape.join(',')}] has ${count} elements of ${datatype}, which overflows 64 bits`,
+      field,
+    );
+  }
+  if (count > BigInt(Number.MAX_SAFE_INTEGER)) {
+    throw new CodecError('SHAPE_OVERFLOW', `${field} [${shape.join(',')}] has too many elements`, field);
+  }
+  return Number(count);
+}
+
+function decodeInput(
+  raw: unknown,
+  field: string,
+  binary: Uint8Array | undefined,
+  cursor: { offset: number },
+  jsonLength: number,
+): DecodedInput {
+  if (!isObject(raw)) throw new CodecError('INVALID_REQUEST', `${field} must be an object`, field);
+  const { name, datatype } = raw;
+  if (typeof name !== 'string' || name.length === 0) {
+    throw new CodecError('INVALID_REQUEST', `${field}.name must be a non-empty string`, `${field}.name`);
+  }
+  if (!isDatatype(datatype)) {
+    throw new CodecError(
+      'UNSUPPORTED_DATATYPE',
+      `${field}.datatype '${String(datatype).slice(0, 32)}' is not an Open Inference Protocol datatype`,
+      `${field}.datatype`,
+    );
+  }
+  const count = checkShape(raw.shape, datatype, `${field}.shape`);
+  const shape = raw.shape as number[];
+  const parameters = optionalParameters(raw.parameters, `${field}.parameters`);
+  const binarySize = parameters?.binary_data_size;
+  if (binarySize !== undefined) {
+    if (raw.data !== undefined) {
+      throw new CodecError(
+        'INVALID_REQUEST',
+        `${field} has both data and parameters.binary_data_size`,
+        `${field}.data`,
+      );
+    }
+    const data = decodeBinaryTensor(binarySize, datatype, count, field, binary, cursor);
+    return { name, datatype, shape, data, parameters };
+  }
+  if (!DATATYPE_INFO[datatype].json) {
+    throw new CodecError(
+      'UNSUPPORTED_DATATYPE',
+      `${field}: ${datatype} has no JSON form; send it with the binary tensor extension`,
+      `${field}.datatype`,
+    );
+  }
+  if (raw.data === undefined) {
+    throw new CodecError('INVALID_REQUEST', `${field}.data is missing`, `${field}.data`);
+  }
+  // Each JSON element takes at least one byte, so a shape that needs more elements than the body
+  // has bytes cannot match its data: reject it before allocating.
+  if (count > jsonLength) {
+    throw new CodecError(
+      'DATA_LENGTH_MISMATCH',
+      `${field}.shape [${shape.join(',')}] needs ${count} elements, more than the request carries`,
+      `${field}.data`,
+    );
+  }
+  const data = decodeJsonData(raw.data, datatype, count, shape.length, field);
+  return { name, datatype, shape, data, parameters };
+}
+
+function decodeBinaryTensor(
+  sizeParam: unknown,
+  datatype: Datatype,
+  count: number,
+  field: string,
+  binary: Uint8Array | undefined,
+  cursor: { offset: number },
+): TensorData {
+  const pfield = `${field}.parameters.binary_data_size`;
+  if (typeof sizeParam !== 'number' || !Number.isSafeInteger(sizeParam) || sizeParam < 0) {
+    throw new CodecError('INVALID_BINARY', `${pfield} must be a non-negative integer`, pfield);
+  }
+  if (binary === undefined) {
+    throw new CodecError(
+      'INVALID_BINARY',
+      `${field} uses binary_data_size but the request has no Inference-Header-Content-Length header`,
+      pfield,
+    );
+  }
+  const start = cursor.offset;
+  const end = start + sizeParam;
+  if (end > binary.length) {
+    throw new CodecError(
+      'INVALID_BINARY',
+      `${pfield} is ${sizeParam} but only ${binary.length - start} bytes of binary data remain`,
+      pfield,
+    );
+  }
+  cursor.offset = end;
+  const bytes = binary.subarray(start, end);
+  if (datatype === 'BYTES') return decodeBinaryBytes(bytes, count, field);
+  const expected = count * DATATYPE_INFO[datatype].size;
+  if (sizeParam !== expected) {
+    throw new CodecError(
+      'DATA_LENGTH_MISMATCH',
+      `${pfield} is ${sizeParam} bytes but shape and ${datatype} need ${expected}`,
+      pfield,
+    );
+  }
+  const out = allocTyped(datatype, count);
+  // Copy: the slice may not be aligned for the element size. Wire order is little-endian, as is
+  // every platform onnxruntime-node ships for.
+  new Uint8Array(out.buffer, out.byteOffset, out.byteLength).set(bytes);
+  if (datatype === 'BOOL') checkBoolBytes(out as Uint8Array, field);
+  return out;
+}
+
+function checkBoolBytes(data: Uint8Array, field: string): void {
+  for (let i = 0; i < data.length; i++) {
+    if (data[i]! > 1)
+      throw new CodecError('INVALID_DATA', `${field}: BOOL byte ${i} is neither 0 nor 1`, field);
+  }
+}
+
+/** BYTES in binary form: each element is a 4-byte little-endian length, then the bytes. */
+function decodeBinaryBytes(bytes: Uint8Array, count: number, field: string): string[] {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const out: string[] = [];
+  let p = 0;
+  while (p < bytes.length) {
+    if (p + 4 > bytes.length) {
+      throw new CodecError('INVALID_BINARY', `${field}: truncated BYTES length prefix at byte ${p}`, field);
+    }
+    const len = view.getUint32(p, true);
+    p += 4;
+    if (p + len > bytes.length) {
+      throw new CodecError(
+        'INVALID_BINARY',
+        `${field}: BYTES element ${out.length} runs past its data`,
+        field,
+      );
+    }
+    if (out.length === count) break;
+    out.push(Buffer.from(bytes.buffer, bytes.byteOffset + p, len).toString('utf8'));
+    p += len;
+  }
+  if (out.length !== count || p !== bytes.length) {
+    throw new CodecError(
+      'DATA_LENGTH_MISMATCH',
+      `${field}: binary data holds a different number of BYTES elements than the shape's ${count}`,
+      `${field}.data`,
+    );
+  }
+  return out;
+}
+
+/**
+ * Flattens row-major JSON `data` (flat or nested, never deeper than the tensor's rank) into a
+ * typed array, checking every element. Iterative, so depth cannot exhaust the stack.
+ */
+function decodeJsonData(
+  data: unknown,
+  datatype: Datatype,
+  count: number,
+  rank: number,
+  field: string,
+): TensorData {
+  const dfield = `${field}.data`;
+  if (!Array.isArray(data)) {
+    if (rank === 0 || count === 1) data = [data];
+    else throw new CodecError('INVALID_DATA', `${dfield} must be an array`, dfield);
+  }
+  const out: TensorData = datatype === 'BYTES' ? new Array<string>(count) : allocTyped(datatype, count);
+  const put = elementWriter(datatype, out, dfield);
+  let n = 0;
+  const arrays: unknown[][] = [data as unknown[]];
+  const positions: number[] = [0];
+  while (arrays.length > 0) {
+    const top = arrays.length - 1;
+    const arr = arrays[top]!;
+    const pos = positions[top]!;
+    if (pos === arr.length) {
+      arrays.pop();
+      positions.pop();
+      continue;
+    }
+    positions[top] = pos + 1;
+    const v = arr[pos];
+    if (Array.isArray(v)) {
+      if (arrays.length >= Math.max(rank, 1)) {
+        throw new CodecError(
+          'INVALID_DATA',
+          `${dfield} is nested deeper than the shape's rank ${rank}`,
+          dfield,
+        );
+      }
+      arrays.push(v);
+      positions.push(0);
+      continue;
+    }
+    if (n === count) {
+      throw new CodecError(
+        'DATA_LENGTH_MISMATCH',
+        `${dfield} has more elements than the ${count} its shape needs`,
+        dfield,
+      );
+    }
+    put(n, v);
+    n++;
+  }
+  if (n !== count) {
+    throw new CodecError(
+      'DATA_LENGTH_MISMATCH',
+      `${dfield} has ${n} elements but its shape needs ${count}`,
+      dfield,
+    );
+  }
+  return out;
+}
+
+type ElementWriter = (i: number, v: unknown) => void;
+
+function elementWriter(datatype: Datatype, out: TensorData, field: string): ElementWriter {
+  const bad = (i: number, v: unknown, what: string): never => {
+    const shown = typeof v === 'string' ? `'${v.slice(0, 16)}'` : String(v).slice(0, 24);
+    throw new CodecError('INVALID_DATA', `${field}[${i}] is ${shown}, not ${what}`, field);
+  };
+  switch (datatype) {
+    case 'BYTES': {
+      const arr = out as string[];
+      return (i, v) => {
+        if (typeof v !== 'string') bad(i, v, 'a string');
+        arr[i] = v as string;
+      };
+    }
+    case 'BOOL': {
+      const arr = out as Uint8Array;
+      return (i, v) => {
+        if (typeof v !== 'boolean') bad(i, v, 'a boolean');
+        arr[i] = v ? 1 : 0;
+      };
+    }
+    case 'FP32':
+    case 'FP64': {
+      const arr = out as Float32Array | Float64Array;
+      return (i, v) => {
+        if (typeof v !== 'number') bad(i, v, 'a number');
+        arr[i] = v as number;
+      };
+    }
+    case 'INT64':
+    case 'UINT64': {
+      const arr = out as BigInt64Array | BigUint64Array;
+      const [lo, hi] = INT_RANGE[datatype]!;
+      return (i, v) => {
+        if (typeof v !== 'number' || !Number.isInteger(v) || v < lo || v > hi)
+          bad(i, v, `a ${datatype} integer`);
+        arr[i] = BigInt(v as number);
+      };
+    }
+    default: {
+      const arr = out as TypedArray as Int32Array;
+      const [lo, hi] = INT_RANGE[datatype]!;
+      return (i, v) => {
+        if (typeof v !== 'number' || !Number.isInteger(v) || v < lo || v > hi)
+          bad(i, v, `a ${datatype} integer`);
+        arr[i] = v as number;
+      };
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Responses
+
+export interface ResponseOutput extends Tensor {
+  binary: boolean;
+}
+
+export interface InferResponse {
+  model_name: string;
+  model_version?: string | undefined;
+  id?: string | undefined;
+  parameters?: Record<string, unknown> | undefined;
+  outputs: ResponseOutput[];
+}
+
+export interface EncodedResponse {
+  body: Buffer;
+  /** Set when binary outputs follow the JSON header (the `Inference-Header-Content-Length`). */
+  headerLength: number | undefined;
+}
+
+/** JSON form of tensor data: 64-bit integers become numbers (exact up to 2^53). */
+export function jsonData(data: TensorData): unknown[] {
+  if (Array.isArray(data)) return data;
+  if (data instanceof BigInt64Array || data instanceof BigUint64Array) return Array.from(data, Number);
+  return Array.from(data as Exclude<TypedArray, BigInt64Array | BigUint64Array>);
+}
+
+function boolJson(data: TensorData): boolean[] {
+  return Array.from(data as Uint8Array, (b) => b !== 0);
+}
+
+/** Raw little-endian bytes of a tensor, as the binary extension carries them. */
+export function tensorBytes(data: TensorData): Uint8Array {
+  if (!Array.isArray(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  const parts = data.map((s) => Buffer.from(s, 'utf8'));
+  const out = Buffer.allocUnsafe(parts.reduce((sum, p) => sum + 4 + p.length, 0));
+  let p = 0;
+  for (const part of parts) {
+    out.writeUInt32LE(part.length, p);
+    part.copy(out, p + 4);
+    p += 4 + part.length;
+  }
+  return out;
+}
+
+export function encodeInferResponse(resp: InferResponse): EncodedResponse {
+  const blobs: Uint8Array[] = [];
+  const outputs = resp.outputs.map((o) => {
+    const head = { name: o.name, datatype: o.datatype, shape: o.shape };
+    if (o.binary) {
+      const bytes = tensorBytes(o.data);
+      blobs.push(bytes);
+      return { ...head, parameters: { binary_data_size: bytes.length } };
+    }
+    return { ...head, data: o.datatype === 'BOOL' ? boolJson(o.data) : jsonData(o.data) };
+  });
+  const doc: Record<string, unknown> = { model_name: resp.model_name };
+  if (resp.model_version !== undefined) doc.model_version = resp.model_version;
+  if (resp.id !== undefined) doc.id = resp.id;
+  if (resp.parameters !== undefined) doc.parameters = resp.parameters;
+  doc.outputs = outputs;
+  const json = Buffer.from(JSON.stringify(doc), 'utf8');
+  if (blobs.length === 0) return { body: json, headerLength: undefined };
+  return { body: Buffer.concat([json, ...blobs]), headerLength: json.length };
+}
+
+/** Decodes a response body (used by clients, tests and the gateway's shadow comparison). */
+export function decodeInferResponse(body: Uint8Array, headerLength?: string): InferResponse {
+  const h = headerLength === undefined ? body.length : parseHeaderLength(headerLength, body.length);
+  const doc = parseJson(body.subarray(0, h), DEFAULT_MAX_JSON_DEPTH);
+  if (!isObject(doc) || !Array.isArray(doc.outputs) || typeof doc.model_name !== 'string') {
+    throw new CodecError('INVALID_REQUEST', 'response is not an inference response');
+  }
+  const tail = body.subarray(h);
+  const cursor = { offset: 0 };
+  const outputs = doc.outputs.map((o: unknown, i: number) => {
+    const t = decodeInput(o, `outputs[${i}]`, tail, cursor, h);
+    const binary = t.parameters?.binary_data_size !== undefined;
+    return { name: t.name, datatype: t.datatype, shape: t.shape, data: t.data, binary };
+  });
+  return {
+    model_name: doc.model_name,
+    model_version: typeof doc.model_version === 'string' ? doc.model_version : undefined,
+    id: typeof doc.id === 'string' ? doc.id : undefined,
+    outputs,
+  };
+}
