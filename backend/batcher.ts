@@ -79,9 +79,8 @@ export class Batcher<T, R> {
     }
     const { maxBatchSize, maxQueueDelayMs, clock } = this.opts;
     if (maxBatchSize > 0) {
-      const rows = this.rowsAvailable(oldest.key);
       const waited = clock.now() - oldest.enqueuedAt;
-      if (rows < maxBatchSize && waited < maxQueueDelayMs) {
+      if (waited < maxQueueDelayMs && !this.batchClosed(oldest.key)) {
         if (this.timer === undefined) {
           this.timer = clock.setTimer(() => {
             this.timer = undefined;
@@ -102,15 +101,18 @@ export class Batcher<T, R> {
     }
   }
 
-  /** Rows that one batch for `key` could take now, in queue order, without passing the limit. */
-  private rowsAvailable(key: string): number {
+  /**
+   * Whether the batch for `key` cannot grow any more: it is full, or the next request of its key
+   * does not fit (and later ones may not jump ahead of it), so waiting longer gains nothing.
+   */
+  private batchClosed(key: string): boolean {
     let rows = 0;
     for (const item of this.queue) {
       if (item.key !== key) continue;
-      if (rows + item.rows > this.opts.maxBatchSize) break;
+      if (rows + item.rows > this.opts.maxBatchSize) return true;
       rows += item.rows;
     }
-    return rows;
+    return rows >= this.opts.maxBatchSize;
   }
 
   private takeBatch(key: string): Item<T, R>[] {

@@ -41,7 +41,7 @@ export function parseModelConfig(doc: unknown, where: string): ModelConfig {
   const out: Record<string, number> = { ...DEFAULT_MODEL_CONFIG };
   const errors: string[] = [];
   for (const [key, value] of Object.entries(doc)) {
-    const limits = LIMITS[key as keyof ModelConfig];
+    const limits = Object.hasOwn(LIMITS, key) ? LIMITS[key as keyof ModelConfig] : undefined;
     if (limits === undefined) {
       errors.push(`${key}: unknown setting (known: ${Object.keys(LIMITS).join(', ')})`);
       continue;

@@ -74,6 +74,9 @@ async function createSession(
 ): Promise<{ session: ort.InferenceSession; provider: Device }> {
   const base: ort.InferenceSession.SessionOptions = {
     graphOptimizationLevel: 'all',
+    // onnxruntime's pool threads spin after each run by default; on a small machine that spinning
+    // takes the cores the event loop needs to parse and answer requests.
+    extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } },
     ...(opts.config.intra_op_threads > 0 ? { intraOpNumThreads: opts.config.intra_op_threads } : {}),
     ...(opts.config.inter_op_threads > 0 ? { interOpNumThreads: opts.config.inter_op_threads } : {}),
   };

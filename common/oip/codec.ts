@@ -450,6 +450,9 @@ function decodeJsonData(
 
 type ElementWriter = (i: number, v: unknown) => void;
 
+/** JSON has no NaN or infinities; they travel as these strings (as Python's json writes them). */
+const NON_FINITE = new Set(['NaN', 'Infinity', '-Infinity']);
+
 function elementWriter(datatype: Datatype, out: TensorData, field: string): ElementWriter {
   const bad = (i: number, v: unknown, what: string): never => {
     const shown = typeof v === 'string' ? `'${v.slice(0, 16)}'` : String(v).slice(0, 24);
@@ -474,8 +477,9 @@ function elementWriter(datatype: Datatype, out: TensorData, field: string): Elem
     case 'FP64': {
       const arr = out as Float32Array | Float64Array;
       return (i, v) => {
-        if (typeof v !== 'number') bad(i, v, 'a number');
-        arr[i] = v as number;
+        if (typeof v === 'number') arr[i] = v;
+        else if (typeof v === 'string' && NON_FINITE.has(v)) arr[i] = Number(v);
+        else bad(i, v, 'a number');
       };
     }
     case 'INT64':
@@ -516,15 +520,22 @@ export interface InferResponse {
 }
 
 export interface EncodedResponse {
-  body: Buffer;
+  /** A string when the answer is pure JSON: node writes headers and body in one syscall then. */
+  body: Buffer | string;
   /** Set when binary outputs follow the JSON header (the `Inference-Header-Content-Length`). */
   headerLength: number | undefined;
 }
 
-/** JSON form of tensor data: 64-bit integers become numbers (exact up to 2^53). */
+/**
+ * JSON form of tensor data: 64-bit integers become numbers (exact up to 2^53); non-finite floats
+ * become the strings "NaN", "Infinity" and "-Infinity".
+ */
 export function jsonData(data: TensorData): unknown[] {
   if (Array.isArray(data)) return data;
   if (data instanceof BigInt64Array || data instanceof BigUint64Array) return Array.from(data, Number);
+  if (data instanceof Float32Array || data instanceof Float64Array) {
+    return Array.from(data, (v) => (Number.isFinite(v) ? v : String(v)));
+  }
   return Array.from(data as Exclude<TypedArray, BigInt64Array | BigUint64Array>);
 }
 
@@ -562,8 +573,9 @@ export function encodeInferResponse(resp: InferResponse): EncodedResponse {
   if (resp.id !== undefined) doc.id = resp.id;
   if (resp.parameters !== undefined) doc.parameters = resp.parameters;
   doc.outputs = outputs;
-  const json = Buffer.from(JSON.stringify(doc), 'utf8');
-  if (blobs.length === 0) return { body: json, headerLength: undefined };
+  const text = JSON.stringify(doc);
+  if (blobs.length === 0) return { body: text, headerLength: undefined };
+  const json = Buffer.from(text, 'utf8');
   return { body: Buffer.concat([json, ...blobs]), headerLength: json.length };
 }
 
@@ -581,10 +593,18 @@ export function decodeInferResponse(body: Uint8Array, headerLength?: string): In
     const binary = t.parameters?.binary_data_size !== undefined;
     return { name: t.name, datatype: t.datatype, shape: t.shape, data: t.data, binary };
   });
+  if (cursor.offset !== tail.length) {
+    throw new CodecError(
+      'INVALID_BINARY',
+      `binary_data_size of the outputs adds up to ${cursor.offset} bytes but ${tail.length} bytes follow the JSON header`,
+      'outputs',
+    );
+  }
   return {
     model_name: doc.model_name,
     model_version: typeof doc.model_version === 'string' ? doc.model_version : undefined,
     id: typeof doc.id === 'string' ? doc.id : undefined,
+    parameters: isObject(doc.parameters) ? doc.parameters : undefined,
     outputs,
   };
 }

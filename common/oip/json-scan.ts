@@ -3,7 +3,7 @@
  * passed. JSON.parse would happily build millions of nested arrays from a hostile body (each one
  * an allocation), so the depth is checked on the bytes first. Brackets inside strings do not count.
  *
- * Returns the maximum depth seen, or `limit + 1` as soon as it is exceeded.
+ * Returns true as soon as the depth passes `limit`.
  */
 export function jsonDepthExceeds(bytes: Uint8Array, limit: number): boolean {
   let depth = 0;

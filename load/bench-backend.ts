@@ -1,0 +1,264 @@
+/**
+ * `npm run bench:backend`: what one backend replica costs and gains, every figure a ratio taken in
+ * one run on this machine.
+ *
+ * 1. mlp-large (compute-bound) served at concurrency 1, 16 and 64 with dynamic batching on and
+ *    off, beside in-process onnxruntime at its best batch size with the same threads (the limit of
+ *    this machine). Aims: batched at 64 >= 3x unbatched, and >= 0.7x the in-process limit.
+ * 2. simple (overhead-bound): backend CPU time per request beside a bare fastify route that only
+ *    parses the same JSON body and answers a fixed reply. Aim: <= 1.5x.
+ *
+ * Options: --quick (fewer requests), --threads N (onnxruntime intra-op threads, default 2),
+ * --delay-ms N (mlp-large max_queue_delay_ms, default 1).
+ * Writes a table to stdout and JSON to load/results/backend-<threads>t.json.
+ */
+import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
+import { availableParallelism, cpus, tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import * as ort from 'onnxruntime-node';
+import { buildModelRepository } from '../models/build.js';
+import { fmt, type LoadResult, load, startServer, table } from './lib.js';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const { values } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    threads: { type: 'string', default: '2' },
+    'delay-ms': { type: 'string', default: '1' },
+  },
+});
+const threads = Number(values.threads);
+const delayMs = Number(values['delay-ms']);
+const scale = values.quick ? 0.25 : 1;
+const n = (count: number) => Math.max(200, Math.round(count * scale));
+
+const work = await mkdtemp(join(tmpdir(), 'infergate-bench-'));
+const base = join(work, 'base');
+await buildModelRepository(base);
+
+/** A repository holding mlp-large (with the given batching) and simple. */
+async function variant(name: string, maxBatchSize: number): Promise<string> {
+  const dir = join(work, name);
+  const models: [string, string][] = [
+    ['mlp-large', `max_batch_size: ${maxBatchSize}\nmax_queue_delay_ms: ${delayMs}\nmax_queue_size: 4096\n`],
+    ['simple', `max_batch_size: ${maxBatchSize}\nmax_queue_delay_ms: 0\nmax_queue_size: 4096\n`],
+  ];
+  for (const [model, config] of models) {
+    await mkdir(join(dir, model, '1'), { recursive: true });
+    await symlink(join(base, model, '1', 'model.onnx'), join(dir, model, '1', 'model.onnx'));
+    await writeFile(
+      join(dir, model, 'config.yaml'),
+      `${config}intra_op_threads: ${threads}\ninter_op_threads: 1\n`,
+    );
+  }
+  return dir;
+}
+
+// --- in-process onnxruntime: the machine's limit ------------------------------------------------
+async function inProcess(): Promise<{ batch: number; samplesPerSec: number }[]> {
+  const session = await ort.InferenceSession.create(join(base, 'mlp-large', '1', 'model.onnx'), {
+    intraOpNumThreads: threads,
+    interOpNumThreads: 1,
+    graphOptimizationLevel: 'all',
+    executionProviders: ['cpu'],
+  });
+  const out: { batch: number; samplesPerSec: number }[] = [];
+  for (const batch of [1, 8, 16, 32, 64, 128]) {
+    const x = new ort.Tensor(
+      'float32',
+      Float32Array.from({ length: batch * 512 }, (_, i) => Math.sin(i)),
+      [batch, 512],
+    );
+    for (let i = 0; i < 3; i++) await session.run({ x });
+    let runs = 0;
+    const started = performance.now();
+    while (performance.now() - started < 1500 * Math.max(scale, 0.5)) {
+      await session.run({ x });
+      runs++;
+    }
+    out.push({ batch, samplesPerSec: (batch * runs * 1000) / (performance.now() - started) });
+  }
+  await session.release();
+  return out;
+}
+
+function binaryBody(): { body: Buffer; headers: Record<string, string> } {
+  const x = Float32Array.from({ length: 512 }, (_, i) => Math.cos(i));
+  const header = Buffer.from(
+    JSON.stringify({
+      inputs: [
+        { name: 'x', shape: [1, 512], datatype: 'FP32', parameters: { binary_data_size: x.byteLength } },
+      ],
+      outputs: [{ name: 'y', parameters: { binary_data: true } }],
+    }),
+  );
+  return {
+    body: Buffer.concat([header, Buffer.from(x.buffer)]),
+    headers: {
+      'content-type': 'application/octet-stream',
+      'inference-header-content-length': String(header.length),
+    },
+  };
+}
+
+const jsonMlpBody = JSON.stringify({
+  inputs: [
+    {
+      name: 'x',
+      shape: [1, 512],
+      datatype: 'FP32',
+      data: Array.from({ length: 512 }, (_, i) => Math.cos(i)),
+    },
+  ],
+});
+const simpleBody = JSON.stringify({
+  inputs: [
+    { name: 'INPUT0', shape: [1, 16], datatype: 'INT32', data: Array.from({ length: 16 }, (_, i) => i) },
+    { name: 'INPUT1', shape: [1, 16], datatype: 'INT32', data: Array.from({ length: 16 }, (_, i) => i) },
+  ],
+});
+
+const backendArgs = (repo: string) => [
+  join(root, 'bin', 'infergate.js'),
+  'backend',
+  '--model-repository',
+  repo,
+  '--port',
+  '0',
+];
+
+interface ServedRow {
+  batching: 'on' | 'off';
+  concurrency: number;
+  encoding: 'binary' | 'json';
+  result: LoadResult;
+}
+
+async function served(repo: string, batching: 'on' | 'off'): Promise<ServedRow[]> {
+  const server = await startServer(backendArgs(repo));
+  const url = `${server.url}/v2/models/mlp-large/infer`;
+  const bin = binaryBody();
+  const rows: ServedRow[] = [];
+  try {
+    await load({ url, connections: 16, amount: n(400), ...bin }); // warm-up
+    for (const concurrency of [1, 16, 64]) {
+      const amount = n(concurrency === 1 ? 1500 : batching === 'on' ? 12000 : 4000);
+      rows.push({
+        batching,
+        concurrency,
+        encoding: 'binary',
+        result: await load({ url, connections: concurrency, amount, ...bin }),
+      });
+    }
+    const amount = n(batching === 'on' ? 8000 : 4000);
+    rows.push({
+      batching,
+      concurrency: 64,
+      encoding: 'json',
+      result: await load({ url, connections: 64, amount, body: jsonMlpBody }),
+    });
+  } finally {
+    await server.stop();
+  }
+  return rows;
+}
+
+async function overhead(repo: string): Promise<{ backend: LoadResult; bare: LoadResult }> {
+  const amount = n(20000);
+  const backend = await startServer(backendArgs(repo));
+  let backendResult: LoadResult;
+  try {
+    const url = `${backend.url}/v2/models/simple/infer`;
+    await load({ url, connections: 8, amount: 5000, body: simpleBody }); // warm-up: JIT and pools
+    backendResult = await load({ url, connections: 8, amount, body: simpleBody, pid: backend.pid });
+  } finally {
+    await backend.stop();
+  }
+  const bare = await startServer(['--import', 'tsx', join(root, 'load', 'bare-fastify.ts')]);
+  let bareResult: LoadResult;
+  try {
+    const url = `${bare.url}/v2/models/simple/infer`;
+    await load({ url, connections: 8, amount: 5000, body: simpleBody });
+    bareResult = await load({ url, connections: 8, amount, body: simpleBody, pid: bare.pid });
+  } finally {
+    await bare.stop();
+  }
+  return { backend: backendResult, bare: bareResult };
+}
+
+try {
+  process.stdout.write(
+    `infergate bench:backend  (${cpus()[0]?.model ?? 'cpu'}, ${availableParallelism()} cores, node ${process.version}, ${threads} onnxruntime threads, mlp-large delay ${delayMs} ms)\n\n`,
+  );
+  const limit = await inProcess();
+  const best = limit.reduce((a, b) => (b.samplesPerSec > a.samplesPerSec ? b : a));
+  process.stdout.write(
+    `${table(
+      ['in-process batch', 'samples/s'],
+      limit.map((r) => [r.batch, r.samplesPerSec]),
+    )}\n\n`,
+  );
+
+  const rows = [
+    ...(await served(await variant('batched', 64), 'on')),
+    ...(await served(await variant('unbatched', 0), 'off')),
+  ];
+  process.stdout.write(
+    `${table(
+      ['mlp-large served', 'batching', 'conc', 'req/s', 'p50 ms', 'p99 ms', 'non-2xx', 'x in-process limit'],
+      rows.map((r) => [
+        r.encoding,
+        r.batching,
+        r.concurrency,
+        r.result.rps,
+        r.result.p50Ms,
+        r.result.p99Ms,
+        r.result.non2xx + r.result.errors,
+        r.result.rps / best.samplesPerSec,
+      ]),
+    )}\n\n`,
+  );
+  const pick = (batching: string, c: number) =>
+    rows.find((r) => r.batching === batching && r.concurrency === c && r.encoding === 'binary')!.result.rps;
+  const batchedVsUnbatched = pick('on', 64) / pick('off', 64);
+  const batchedVsLimit = pick('on', 64) / best.samplesPerSec;
+
+  const { backend, bare } = await overhead(await variant('simple-overhead', 64));
+  const cpuRatio = backend.cpuUsPerRequest! / bare.cpuUsPerRequest!;
+  process.stdout.write(
+    `${table(
+      ['simple, 8 connections', 'req/s', 'p50 ms', 'p99 ms', 'CPU us/request'],
+      [
+        ['backend', backend.rps, backend.p50Ms, backend.p99Ms, backend.cpuUsPerRequest!],
+        ['bare fastify (parse + fixed reply)', bare.rps, bare.p50Ms, bare.p99Ms, bare.cpuUsPerRequest!],
+      ],
+    )}\n\n`,
+  );
+  const verdict = (ok: boolean) => (ok ? 'met' : 'NOT met');
+  const summary = [
+    `batched / unbatched at concurrency 64:      ${fmt(batchedVsUnbatched)}x   (aim >= 3x: ${verdict(batchedVsUnbatched >= 3)})`,
+    `batched at 64 / in-process limit (batch ${best.batch}): ${fmt(batchedVsLimit)}x   (aim >= 0.7x: ${verdict(batchedVsLimit >= 0.7)})`,
+    `simple: backend CPU / bare fastify CPU:     ${fmt(cpuRatio)}x   (aim <= 1.5x: ${verdict(cpuRatio <= 1.5)})`,
+  ];
+  process.stdout.write(`${summary.join('\n')}\n`);
+  const report = {
+    date: new Date().toISOString(),
+    machine: { cpu: cpus()[0]?.model, cores: availableParallelism(), node: process.version },
+    settings: { threads, delayMs },
+    quick: values.quick,
+    inProcess: limit,
+    served: rows,
+    overhead: { backend, bare },
+    ratios: { batchedVsUnbatched, batchedVsLimit, simpleCpuVsBareFastify: cpuRatio },
+  };
+  await mkdir(join(root, 'load', 'results'), { recursive: true });
+  await writeFile(
+    join(root, 'load', 'results', `backend-${threads}t.json`),
+    `${JSON.stringify(report, null, 2)}\n`,
+  );
+  process.stdout.write(`wrote load/results/backend-${threads}t.json\n`);
+} finally {
+  await rm(work, { recursive: true, force: true });
+}
