@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
+import type { Execution } from './session.js';
 
 /** Per-model settings from the optional `<repository>/<model>/config.yaml`. */
 export interface ModelConfig {
@@ -12,6 +13,12 @@ export interface ModelConfig {
   /** onnxruntime intra-op threads; 0 lets onnxruntime choose. */
   readonly intra_op_threads: number;
   readonly inter_op_threads: number;
+  /**
+   * `worker` (default): the session runs in its own thread, so a long batch never blocks the
+   * event loop. `inline`: it runs on the event loop, saving the thread hop for models that take
+   * microseconds.
+   */
+  readonly execution: Execution;
 }
 
 export const DEFAULT_MODEL_CONFIG: ModelConfig = Object.freeze({
@@ -20,9 +27,12 @@ export const DEFAULT_MODEL_CONFIG: ModelConfig = Object.freeze({
   max_queue_size: 1024,
   intra_op_threads: 0,
   inter_op_threads: 0,
+  execution: 'worker',
 });
 
-const LIMITS: Record<keyof ModelConfig, readonly [number, number]> = {
+const EXECUTIONS: readonly Execution[] = ['worker', 'inline'];
+
+const LIMITS: Record<Exclude<keyof ModelConfig, 'execution'>, readonly [number, number]> = {
   max_batch_size: [0, 1 << 20],
   max_queue_delay_ms: [0, 60_000],
   max_queue_size: [1, 1 << 20],
@@ -38,12 +48,17 @@ export function parseModelConfig(doc: unknown, where: string): ModelConfig {
   if (typeof doc !== 'object' || Array.isArray(doc)) {
     throw new ModelConfigError(`${where}: must be a mapping of settings`);
   }
-  const out: Record<string, number> = { ...DEFAULT_MODEL_CONFIG };
+  const out: Record<string, number | string> = { ...DEFAULT_MODEL_CONFIG };
   const errors: string[] = [];
   for (const [key, value] of Object.entries(doc)) {
-    const limits = Object.hasOwn(LIMITS, key) ? LIMITS[key as keyof ModelConfig] : undefined;
+    if (key === 'execution') {
+      if (EXECUTIONS.includes(value as Execution)) out.execution = value as Execution;
+      else errors.push(`execution: must be one of ${EXECUTIONS.join(', ')}`);
+      continue;
+    }
+    const limits = Object.hasOwn(LIMITS, key) ? LIMITS[key as keyof typeof LIMITS] : undefined;
     if (limits === undefined) {
-      errors.push(`${key}: unknown setting (known: ${Object.keys(LIMITS).join(', ')})`);
+      errors.push(`${key}: unknown setting (known: ${[...Object.keys(LIMITS), 'execution'].join(', ')})`);
       continue;
     }
     if (typeof value !== 'number' || !Number.isInteger(value) || value < limits[0] || value > limits[1]) {

@@ -1,4 +1,4 @@
-import * as ort from 'onnxruntime-node';
+import type * as ort from 'onnxruntime-node';
 import type { Clock } from '../common/clock.js';
 import type { Logger } from '../common/logging.js';
 import { ApiError } from '../common/errors.js';
@@ -14,6 +14,7 @@ import {
 import { Batcher, QueueFullError } from './batcher.js';
 import type { ModelConfig } from './config.js';
 import { BE_ERRORS } from './errors.js';
+import { type LoadedSession, openSession, type SessionRunner, type WireTensor } from './session.js';
 
 export type Device = 'cpu' | 'cuda' | 'webgpu';
 export const DEVICES: readonly Device[] = ['cpu', 'cuda', 'webgpu'];
@@ -69,10 +70,8 @@ function specOf(meta: ort.InferenceSession.ValueMetadata): TensorSpec {
   };
 }
 
-async function createSession(
-  opts: LoadOptions,
-): Promise<{ session: ort.InferenceSession; provider: Device }> {
-  const base: ort.InferenceSession.SessionOptions = {
+async function createSession(opts: LoadOptions): Promise<LoadedSession> {
+  const options: ort.InferenceSession.SessionOptions = {
     graphOptimizationLevel: 'all',
     // onnxruntime's pool threads spin after each run by default; on a small machine that spinning
     // takes the cores the event loop needs to parse and answer requests.
@@ -80,23 +79,14 @@ async function createSession(
     ...(opts.config.intra_op_threads > 0 ? { intraOpNumThreads: opts.config.intra_op_threads } : {}),
     ...(opts.config.inter_op_threads > 0 ? { interOpNumThreads: opts.config.inter_op_threads } : {}),
   };
-  if (opts.device !== 'cpu') {
-    try {
-      const session = await ort.InferenceSession.create(opts.path, {
-        ...base,
-        executionProviders: [opts.device],
-      });
-      return { session, provider: opts.device };
-    } catch (e) {
-      // onnxruntime does not fall back by itself: serve on cpu and say why.
-      opts.logger.warn(
-        { model: opts.name, version: opts.version, device: opts.device, reason: (e as Error).message },
-        `execution provider '${opts.device}' could not load; serving on cpu`,
-      );
-    }
+  const loaded = await openSession(opts.path, opts.device, options, opts.config.execution);
+  if (loaded.fallbackReason !== undefined) {
+    opts.logger.warn(
+      { model: opts.name, version: opts.version, device: opts.device, reason: loaded.fallbackReason },
+      `execution provider '${opts.device}' could not load; serving on cpu`,
+    );
   }
-  const session = await ort.InferenceSession.create(opts.path, { ...base, executionProviders: ['cpu'] });
-  return { session, provider: 'cpu' };
+  return loaded;
 }
 
 export class LoadedModel {
@@ -111,11 +101,12 @@ export class LoadedModel {
     readonly version: string,
     readonly provider: Device,
     readonly config: ModelConfig,
-    private readonly session: ort.InferenceSession,
+    private readonly session: SessionRunner,
+    meta: { inputs: ort.InferenceSession.ValueMetadata[]; outputs: ort.InferenceSession.ValueMetadata[] },
     opts: LoadOptions,
   ) {
-    this.inputs = session.inputMetadata.map(specOf);
-    this.outputs = session.outputMetadata.map(specOf);
+    this.inputs = meta.inputs.map(specOf);
+    this.outputs = meta.outputs.map(specOf);
     const batchable = [...this.inputs, ...this.outputs].every(
       (s) => s.shape.length >= 1 && s.shape[0] === -1,
     );
@@ -137,8 +128,16 @@ export class LoadedModel {
   }
 
   static async load(opts: LoadOptions): Promise<LoadedModel> {
-    const { session, provider } = await createSession(opts);
-    return new LoadedModel(opts.name, opts.version, provider, opts.config, session, opts);
+    const loaded = await createSession(opts);
+    return new LoadedModel(
+      opts.name,
+      opts.version,
+      loaded.provider as Device,
+      opts.config,
+      loaded.session,
+      loaded,
+      opts,
+    );
   }
 
   get queueDepth(): number {
@@ -294,26 +293,25 @@ export class LoadedModel {
   }
 
   private async runBatch(batch: readonly PreparedRequest[], observer: BatchObserver): Promise<Tensor[][]> {
-    const feeds: Record<string, ort.Tensor> = {};
     const merged = batch.length === 1 ? batch[0]!.inputs : this.concat(batch);
-    for (const t of merged) {
-      const spec = this.inputs.find((s) => s.name === t.name)!;
-      feeds[t.name] = new ort.Tensor(spec.ortType as ort.Tensor.Type, t.data as ort.Tensor.DataType, t.shape);
-    }
-    const started = performance.now();
-    let results: ort.InferenceSession.ReturnType;
+    const feeds = merged.map((t) => ({
+      name: t.name,
+      type: this.inputs.find((s) => s.name === t.name)!.ortType,
+      dims: t.shape,
+      data: t.data,
+    }));
+    let result: { outputs: WireTensor[]; computeMs: number };
     try {
-      results = await this.session.run(feeds);
+      result = await this.session.run(feeds);
     } catch (e) {
       throw new ApiError(BE_ERRORS.BE_ERR_INFERENCE_FAILED, `onnxruntime failed: ${(e as Error).message}`, {
         cause: e,
       });
-    } finally {
-      observer.onCompute((performance.now() - started) / 1000);
     }
+    observer.onCompute(result.computeMs / 1000);
     const outputs = this.outputs.map((spec) => {
-      const t = results[spec.name]!;
-      return { name: spec.name, datatype: spec.datatype!, shape: [...t.dims], data: t.data as TensorData };
+      const t = result.outputs.find((o) => o.name === spec.name)!;
+      return { name: spec.name, datatype: spec.datatype!, shape: t.dims, data: t.data as TensorData };
     });
     return batch.length === 1 ? [outputs] : this.split(batch, outputs);
   }

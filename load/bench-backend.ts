@@ -43,14 +43,17 @@ async function variant(name: string, maxBatchSize: number): Promise<string> {
   const dir = join(work, name);
   const models: [string, string][] = [
     ['mlp-large', `max_batch_size: ${maxBatchSize}\nmax_queue_delay_ms: ${delayMs}\nmax_queue_size: 4096\n`],
-    ['simple', `max_batch_size: ${maxBatchSize}\nmax_queue_delay_ms: 0\nmax_queue_size: 4096\n`],
+    [
+      'simple',
+      `max_batch_size: ${maxBatchSize}\nmax_queue_delay_ms: 0\nmax_queue_size: 4096\nexecution: inline\n`,
+    ],
   ];
   for (const [model, config] of models) {
     await mkdir(join(dir, model, '1'), { recursive: true });
     await symlink(join(base, model, '1', 'model.onnx'), join(dir, model, '1', 'model.onnx'));
     await writeFile(
       join(dir, model, 'config.yaml'),
-      `${config}intra_op_threads: ${threads}\ninter_op_threads: 1\n`,
+      `${config}intra_op_threads: ${model === 'simple' ? 1 : threads}\ninter_op_threads: 1\n`,
     );
   }
   return dir;

@@ -20,6 +20,7 @@ const EXPECTED_DEFAULTS: ModelConfig = {
   max_queue_size: 1024,
   intra_op_threads: 0,
   inter_op_threads: 0,
+  execution: 'worker',
 };
 
 function assertConfigError(fn: () => unknown, ...mustMention: string[]): void {
@@ -74,6 +75,7 @@ describe('parseModelConfig: defaults and values', () => {
         'max_queue_size: 16',
         'intra_op_threads: 2',
         'inter_op_threads: 1',
+        'execution: inline',
       ].join('\n'),
     );
     assert.deepEqual(
@@ -84,6 +86,7 @@ describe('parseModelConfig: defaults and values', () => {
         max_queue_size: 16,
         intra_op_threads: 2,
         inter_op_threads: 1,
+        execution: 'inline',
       },
     );
   });
@@ -289,4 +292,10 @@ describe('readModelConfig', () => {
       return true;
     });
   });
+});
+
+test('execution accepts worker and inline and rejects anything else', () => {
+  assert.equal(parseModelConfig({ execution: 'inline' }, WHERE).execution, 'inline');
+  assert.equal(parseModelConfig({ execution: 'worker' }, WHERE).execution, 'worker');
+  assertConfigError(() => parseModelConfig({ execution: 'gpu' }, WHERE), 'execution', 'worker, inline');
 });

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import ort from 'onnxruntime-node';
 import YAML from 'yaml';
+import { parseModelConfig } from '../../backend/config.js';
 import {
   type BuiltModel,
   buildModelRepository,
@@ -96,6 +97,7 @@ test('repository layout matches SAMPLE_MODELS and configs carry the batching key
   for (const { name } of SAMPLE_MODELS) {
     const config = YAML.parse(await readFile(path.join(repo, name, 'config.yaml'), 'utf8'));
     assert.deepEqual(Object.keys(config).sort(), [
+      'execution',
       'inter_op_threads',
       'intra_op_threads',
       'max_batch_size',
@@ -103,6 +105,8 @@ test('repository layout matches SAMPLE_MODELS and configs carry the batching key
       'max_queue_size',
     ]);
     assert.equal(config.max_batch_size, 64, name);
+    // The config the backend reads back is valid and keeps every setting written.
+    assert.deepEqual(Object.keys(parseModelConfig(config, name)).sort(), Object.keys(config).sort());
   }
 });
 

@@ -1,0 +1,75 @@
+// @ts-check
+/**
+ * Loading and running one onnxruntime session: shared by the worker thread (session-worker.js)
+ * and by sessions that run on the event loop. Plain JavaScript so that a worker can load it
+ * without the parent's module loader (tsx, compiled output, or Node's type stripping alike).
+ */
+import * as ort from 'onnxruntime-node';
+
+/** @param {readonly ort.InferenceSession.ValueMetadata[]} list */
+function describe(list) {
+  return list.map((m) =>
+    m.isTensor
+      ? { name: m.name, isTensor: true, type: m.type, shape: [...m.shape] }
+      : { name: m.name, isTensor: false },
+  );
+}
+
+/**
+ * onnxruntime does not fall back by itself: a device whose provider fails to load is reported and
+ * the session is made on cpu.
+ * @param {string} path
+ * @param {string} device
+ * @param {ort.InferenceSession.SessionOptions} options
+ */
+export async function loadSession(path, device, options) {
+  let fallbackReason;
+  let session;
+  let provider = device;
+  if (device !== 'cpu') {
+    try {
+      session = await ort.InferenceSession.create(path, { ...options, executionProviders: [device] });
+    } catch (e) {
+      fallbackReason = e instanceof Error ? e.message : String(e);
+    }
+  }
+  if (session === undefined) {
+    session = await ort.InferenceSession.create(path, { ...options, executionProviders: ['cpu'] });
+    provider = 'cpu';
+  }
+  return {
+    session,
+    provider,
+    fallbackReason,
+    inputs: describe(session.inputMetadata),
+    outputs: describe(session.outputMetadata),
+  };
+}
+
+/**
+ * Runs one batch. Output typed arrays are returned whole (copied if they are views) so that they
+ * can be transferred between threads.
+ * @param {ort.InferenceSession} session
+ * @param {{name: string, type: ort.Tensor.Type, dims: number[], data: any}[]} feeds
+ */
+export async function runSession(session, feeds) {
+  /** @type {Record<string, ort.Tensor>} */
+  const inputs = {};
+  for (const f of feeds) inputs[f.name] = new ort.Tensor(f.type, f.data, f.dims);
+  const started = performance.now();
+  const results = await session.run(inputs);
+  const computeMs = performance.now() - started;
+  /** @type {ArrayBuffer[]} */
+  const transfer = [];
+  const outputs = Object.entries(results).map(([name, t]) => {
+    let data = t.data;
+    if (ArrayBuffer.isView(data)) {
+      const buf = data.buffer;
+      const whole = buf instanceof ArrayBuffer && data.byteOffset === 0 && data.byteLength === buf.byteLength;
+      if (!whole) data = data.slice();
+      transfer.push(/** @type {ArrayBuffer} */ (data.buffer));
+    }
+    return { name, type: t.type, dims: [...t.dims], data };
+  });
+  return { outputs, computeMs, transfer };
+}
