@@ -114,7 +114,8 @@ export async function buildBackend(opts: BackendOptions): Promise<Backend> {
     bodyLimit,
     requestIdHeader: 'x-request-id',
     genReqId: () => randomUUID(),
-    return503OnClosing: true,
+    // Requests that arrive while draining get this replica's own 503 (BE_ERR_SHUTTING_DOWN).
+    return503OnClosing: false,
     routerOptions: { maxParamLength: 256 },
   });
 
@@ -123,6 +124,8 @@ export async function buildBackend(opts: BackendOptions): Promise<Backend> {
 
   app.addHook('onSend', async (req, reply) => {
     reply.header('x-request-id', req.id);
+    // While draining, close each connection after its answer so clients reconnect elsewhere.
+    if (draining) reply.header('connection', 'close');
   });
 
   app.setErrorHandler((err: FastifyError | ApiError | CodecError, req, reply) => {
@@ -203,11 +206,25 @@ export async function buildBackend(opts: BackendOptions): Promise<Backend> {
       throw e;
     }
   };
+  // Label children are looked up once per model version and code, not validated per request.
+  const series = new Map<
+    string,
+    { requests: { inc(): void }; duration: { observe(v: number): void } | undefined }
+  >();
   const count = (model: LoadedModel | undefined, code: number, started: number) => {
-    // Unknown model names are not used as labels: a client could create series without bound.
-    const labels = { model: model?.name ?? '', version: model?.version ?? '' };
-    metrics.requests.inc({ ...labels, code: String(code) });
-    if (model !== undefined) metrics.requestDuration.observe(labels, (performance.now() - started) / 1000);
+    const key = model === undefined ? `\0${code}` : `${model.name}\0${model.version}\0${code}`;
+    let s = series.get(key);
+    if (s === undefined) {
+      // Unknown model names are not used as labels: a client could create series without bound.
+      const labels = { model: model?.name ?? '', version: model?.version ?? '' };
+      s = {
+        requests: metrics.requests.labels({ ...labels, code: String(code) }),
+        duration: model === undefined ? undefined : metrics.requestDuration.labels(labels),
+      };
+      series.set(key, s);
+    }
+    s.requests.inc();
+    s.duration?.observe((performance.now() - started) / 1000);
   };
   app.post('/v2/models/:model/infer', infer);
   app.post('/v2/models/:model/versions/:version/infer', infer);

@@ -2,10 +2,12 @@ import { PRODUCT_VERSION } from '../common/version.js';
 import { UsageError } from './args.js';
 import { BACKEND_HELP, backendCommand } from './backend.js';
 import { MODELS_HELP, modelsCommand } from './models.js';
+import { UP_HELP, upCommand } from './up.js';
 
 const HELP = `infergate ${PRODUCT_VERSION}: one ingress URL for every model
 
 Commands:
+  infergate up                     the local stack: sample models and a backend replica (npm start)
   infergate backend --model-repository DIR [--host H] [--port P] [--device cpu|cuda|webgpu]
   infergate models build DIR
 
@@ -14,6 +16,7 @@ Run 'infergate COMMAND --help' for a command's options.`;
 const COMMANDS: Record<string, { help: string; run: (argv: string[]) => Promise<void> }> = {
   backend: { help: BACKEND_HELP, run: backendCommand },
   models: { help: MODELS_HELP, run: modelsCommand },
+  up: { help: UP_HELP, run: upCommand },
 };
 
 /** Exit status: 0 ok, 1 failure, 2 usage error. */
