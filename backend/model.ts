@@ -89,6 +89,19 @@ async function createSession(opts: LoadOptions): Promise<LoadedSession> {
   return loaded;
 }
 
+/** onnxruntime-node cuts string tensor elements at the first NUL byte: refuse them, never truncate. */
+function checkBytesElements(data: readonly string[], field: string): void {
+  for (let i = 0; i < data.length; i++) {
+    if (data[i]!.includes('\0')) {
+      throw new ApiError(
+        BE_ERRORS.BE_ERR_INVALID_DATA,
+        `${field}[${i}] holds a NUL byte, which onnxruntime string tensors cannot carry`,
+        { field },
+      );
+    }
+  }
+}
+
 export class LoadedModel {
   readonly inputs: TensorSpec[];
   readonly outputs: TensorSpec[];
@@ -204,6 +217,7 @@ export class LoadedModel {
         );
       }
       this.checkDims(spec, input.shape, `${field}.shape`);
+      if (input.datatype === 'BYTES') checkBytesElements(input.data as string[], `${field}.data`);
       if (this.maxBatchSize > 0) {
         const n = input.shape[0]!;
         if (rows !== -1 && n !== rows) {
@@ -226,7 +240,9 @@ export class LoadedModel {
       );
     }
     this.checkOutputs(req.outputs, req.binaryOutput);
-    return { inputs, rows: Math.max(rows, 1), key: keyParts.join('|') };
+    // Without batching, rows only feed the batch-size histogram: dim 0 of the first input.
+    if (rows === -1) rows = inputs[0]?.shape[0] ?? 1;
+    return { inputs, rows, key: keyParts.join('|') };
   }
 
   private checkDims(spec: TensorSpec, shape: number[], field: string): void {

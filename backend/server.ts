@@ -130,6 +130,17 @@ export async function buildBackend(opts: BackendOptions): Promise<Backend> {
 
   app.setErrorHandler((err: FastifyError | ApiError | CodecError, req, reply) => {
     const api = toApiError(err, bodyLimit);
+    // Errors raised before the infer handler runs (body over the limit) are counted here.
+    if (api.code === BE_ERRORS.BE_ERR_BODY_TOO_LARGE.code && req.routeOptions.url?.endsWith('/infer')) {
+      const { model, version } = req.params as InferParams;
+      let known: LoadedModel | undefined;
+      try {
+        known = repo.resolve(model, version);
+      } catch {
+        known = undefined;
+      }
+      count(known, api.statusCode, performance.now());
+    }
     if (api.statusCode >= 500 && api.code === BE_ERRORS.BE_ERR_INTERNAL.code) {
       req.log.error({ err, reqId: req.id }, 'unexpected error');
     }

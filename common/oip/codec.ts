@@ -371,7 +371,16 @@ function decodeBinaryBytes(bytes: Uint8Array, count: number, field: string): str
       );
     }
     if (out.length === count) break;
-    out.push(Buffer.from(bytes.buffer, bytes.byteOffset + p, len).toString('utf8'));
+    try {
+      out.push(textDecoder.decode(bytes.subarray(p, p + len)));
+    } catch {
+      // BYTES are held as text (onnxruntime string tensors); bytes that are not UTF-8 would change.
+      throw new CodecError(
+        'INVALID_DATA',
+        `${field}: BYTES element ${out.length} is not valid UTF-8`,
+        `${field}.data`,
+      );
+    }
     p += len;
   }
   if (out.length !== count || p !== bytes.length) {

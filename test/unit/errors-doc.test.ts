@@ -6,7 +6,7 @@ import { BE_ERRORS } from '../../backend/errors.js';
 const doc = await readFile(new URL('../../docs/errors.md', import.meta.url), 'utf8');
 /** Rows of the tables: | `CODE` | status | meaning | */
 const documented = new Map(
-  [...doc.matchAll(/^\| `([A-Z_]+)` \| (\d{3}) \|/gm)].map((m) => [m[1]!, Number(m[2])] as const),
+  [...doc.matchAll(/^\|\s*`([A-Z_]+)`\s*\|\s*(\d{3})\s*\|/gm)].map((m) => [m[1]!, Number(m[2])] as const),
 );
 
 test('every backend error code is documented with its status', () => {

@@ -1,0 +1,68 @@
+// Small ONNX fixture models for datatypes the sample models do not use, written with the same
+// encoder as models/build.ts.
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import onnxProto, { type onnx as Onnx } from 'onnx-proto';
+import { CONFIG_FILE, MODEL_FILE } from '../../models/build.js';
+import { encodeModel, node } from '../../models/onnx.js';
+import { type ConfigYaml, renderConfigYaml } from './backend.js';
+
+const { onnx } = onnxProto;
+const T = onnx.TensorProto.DataType;
+
+/** Protocol datatype -> ONNX element type, for every type onnxruntime-node can feed and fetch. */
+export const ONNX_ELEM: Readonly<Record<string, number>> = {
+  BOOL: T.BOOL,
+  UINT8: T.UINT8,
+  INT8: T.INT8,
+  UINT16: T.UINT16,
+  INT16: T.INT16,
+  UINT32: T.UINT32,
+  INT32: T.INT32,
+  UINT64: T.UINT64,
+  INT64: T.INT64,
+  FP16: T.FLOAT16,
+  FP32: T.FLOAT,
+  FP64: T.DOUBLE,
+  BYTES: T.STRING,
+};
+
+export function valueInfo(
+  name: string,
+  elemType: number,
+  shape: readonly (number | string)[],
+): Onnx.IValueInfoProto {
+  const dim = shape.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d }));
+  return { name, type: { tensorType: { elemType, shape: { dim } } } };
+}
+
+/**
+ * An Identity model: one `IN_<suffix>` -> `OUT_<suffix>` pair per entry, each [batch, ...dims].
+ */
+export function identityModel(
+  name: string,
+  io: readonly { suffix: string; datatype: string; dims: number[] }[],
+): Uint8Array {
+  return encodeModel(
+    {
+      name,
+      nodes: io.map((t) => node('Identity', [`IN_${t.suffix}`], [`OUT_${t.suffix}`], `identity_${t.suffix}`)),
+      inputs: io.map((t) => valueInfo(`IN_${t.suffix}`, ONNX_ELEM[t.datatype]!, ['batch', ...t.dims])),
+      outputs: io.map((t) => valueInfo(`OUT_${t.suffix}`, ONNX_ELEM[t.datatype]!, ['batch', ...t.dims])),
+    },
+    1,
+    `${name}: identity fixture`,
+  );
+}
+
+/** Writes `<root>/<name>/1/model.onnx` and its config.yaml. */
+export async function writeModel(
+  root: string,
+  name: string,
+  bytes: Uint8Array,
+  config: ConfigYaml = {},
+): Promise<void> {
+  await mkdir(path.join(root, name, '1'), { recursive: true });
+  await writeFile(path.join(root, name, '1', MODEL_FILE), bytes);
+  await writeFile(path.join(root, name, CONFIG_FILE), renderConfigYaml(config));
+}

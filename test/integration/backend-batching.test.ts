@@ -1,0 +1,317 @@
+// Dynamic batching and the queue bound, observed from outside: concurrent HTTP requests, each
+// checked against the reference, and the batch-size histogram scraped from /metrics.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { type MlpVersion, mlpLargeReference, mlpReference } from '../../models/reference.js';
+import {
+  assertClose,
+  assertErrorBody,
+  binaryOutputs,
+  derivedRepository,
+  histogram,
+  infer,
+  inferPath,
+  leBytes,
+  okInfer,
+  output,
+  postBinary,
+  randomFloats,
+  removeTempDirs,
+  request,
+  type Sample,
+  type RunningBackend,
+  sampleRepository,
+  sampleValue,
+  scrape,
+  startBackend,
+  waitFor,
+} from '../helpers/backend.js';
+
+const TOL = 1e-5;
+const BATCH = 'infergate_backend_batch_size';
+/** Long enough that only a full batch starts one: the batches formed are then deterministic. */
+const LONG_DELAY_MS = 20_000;
+
+let sample: RunningBackend;
+let batched: RunningBackend;
+let bounded: RunningBackend;
+
+before(async () => {
+  const repo = await sampleRepository();
+  const [batchedRepo, boundedRepo] = await Promise.all([
+    derivedRepository(repo, {
+      'mlp-large': {
+        from: 'mlp-large',
+        versions: ['1'],
+        config: { max_batch_size: 16, max_queue_delay_ms: LONG_DELAY_MS },
+      },
+      mlp: {
+        from: 'mlp',
+        versions: ['1', '2'],
+        config: { max_batch_size: 32, max_queue_delay_ms: LONG_DELAY_MS },
+      },
+      'text-direction': {
+        from: 'text-direction',
+        versions: ['1'],
+        config: { max_batch_size: 4, max_queue_delay_ms: LONG_DELAY_MS },
+      },
+      'mlp-merge': { from: 'mlp', versions: ['1'], config: { max_batch_size: 8, max_queue_delay_ms: 300 } },
+    }),
+    derivedRepository(repo, {
+      'mlp-large': {
+        from: 'mlp-large',
+        versions: ['1'],
+        config: { max_batch_size: 0, max_queue_size: 1, intra_op_threads: 1 },
+      },
+      'mlp-hold': {
+        from: 'mlp',
+        versions: ['1'],
+        config: { max_batch_size: 8, max_queue_delay_ms: 1000, max_queue_size: 1 },
+      },
+    }),
+  ]);
+  [sample, batched, bounded] = await Promise.all([
+    startBackend({ modelRepository: repo }),
+    startBackend({ modelRepository: batchedRepo }),
+    startBackend({ modelRepository: boundedRepo }),
+  ]);
+});
+
+after(async () => {
+  await Promise.all([sample?.close(), batched?.close(), bounded?.close()]);
+  await removeTempDirs();
+});
+
+function xDoc(x: Float32Array, shape: number[], id?: string) {
+  return {
+    ...(id === undefined ? {} : { id }),
+    inputs: [{ name: 'x', shape, datatype: 'FP32', data: Array.from(x) }],
+  };
+}
+
+describe('dynamic batching', () => {
+  test('64 concurrent mlp-large requests fill 4 batches of 16, each answer its own', async () => {
+    const labels = { model: 'mlp-large', version: '1' };
+    const before = histogram((await scrape(batched.url)).samples, BATCH, labels);
+    const inputs = Array.from({ length: 64 }, (_, i) => randomFloats(1000 + i, 512));
+    const answers = await Promise.all(
+      inputs.map((x, i) => infer(batched.url, 'mlp-large', xDoc(x, [1, 512], `r${i}`))),
+    );
+    answers.forEach((res, i) => {
+      const doc = okInfer(res);
+      assert.equal(doc.id, `r${i}`);
+      assertClose(output(doc, 'y').data as number[], mlpLargeReference(inputs[i]!, 1), TOL, `request ${i}`);
+    });
+    const { samples } = await scrape(batched.url);
+    const now = histogram(samples, BATCH, labels);
+    assert.equal(now.sum - before.sum, 64, 'rows run');
+    assert.equal(now.count - before.count, 4, 'batches run');
+    assert.equal(
+      sampleValue(samples, `${BATCH}_bucket`, { ...labels, le: '8' }),
+      0,
+      'no batch under 16 rows',
+    );
+    assert.equal(sampleValue(samples, 'infergate_backend_queue_depth', labels), 0);
+  });
+
+  test('with the sample config (64 rows, 2 ms), concurrent requests are merged and stay correct', async () => {
+    const labels = { model: 'mlp-large', version: '1' };
+    const before = histogram((await scrape(sample.url)).samples, BATCH, labels);
+    const inputs = Array.from({ length: 64 }, (_, i) => randomFloats(2000 + i, 512));
+    const answers = await Promise.all(inputs.map((x) => infer(sample.url, 'mlp-large', xDoc(x, [1, 512]))));
+    answers.forEach((res, i) => {
+      assertClose(
+        output(okInfer(res), 'y').data as number[],
+        mlpLargeReference(inputs[i]!, 1),
+        TOL,
+        `request ${i}`,
+      );
+    });
+    const now = histogram((await scrape(sample.url)).samples, BATCH, labels);
+    const batches = now.count - before.count;
+    assert.equal(now.sum - before.sum, 64);
+    assert.ok(batches < 64, `requests were merged: ${batches} batches for 64 requests`);
+    assert.ok((now.sum - before.sum) / batches > 1, 'mean batch size above 1');
+  });
+
+  test('requests of different batch sizes and versions are split back correctly', async () => {
+    const rows = [1, 2, 3, 4, 5, 6, 7, 4]; // 32 rows: exactly one full batch per version
+    const jobs = (['1', '2'] as MlpVersion[]).flatMap((version) =>
+      rows.map((n, i) => ({ version, n, x: randomFloats(3000 + i + 100 * Number(version), n * 64) })),
+    );
+    const before = (await scrape(batched.url)).samples;
+    const answers = await Promise.all(
+      jobs.map((j) => infer(batched.url, 'mlp', xDoc(j.x, [j.n, 64]), j.version)),
+    );
+    answers.forEach((res, i) => {
+      const j = jobs[i]!;
+      const doc = okInfer(res);
+      assert.equal(doc.model_version, j.version);
+      const y = output(doc, 'y');
+      assert.deepEqual(y.shape, [j.n, 10]);
+      assertClose(y.data as number[], mlpReference(j.version, j.x, j.n), TOL, `v${j.version} rows ${j.n}`);
+    });
+    const after = (await scrape(batched.url)).samples;
+    for (const version of ['1', '2']) {
+      const labels = { model: 'mlp', version };
+      const a = histogram(after, BATCH, labels);
+      const b = histogram(before, BATCH, labels);
+      assert.deepEqual(
+        { rows: a.sum - b.sum, batches: a.count - b.count },
+        { rows: 32, batches: 1 },
+        `v${version}`,
+      );
+    }
+  });
+
+  test('text-direction: requests with different H/W are never merged together', async () => {
+    const sizes = [
+      [48, 192],
+      [48, 96],
+      [48, 192],
+      [32, 96],
+      [48, 96],
+      [32, 96],
+      [48, 192],
+      [48, 96],
+      [32, 96],
+      [48, 192],
+      [48, 96],
+      [32, 96],
+    ] as const;
+    const jobs = sizes.map(([h, w], i) => ({ shape: [1, 3, h, w], x: randomFloats(4000 + i, 3 * h * w) }));
+    // Each input alone, one at a time, on the sample backend: the expected answers.
+    const expected: number[][] = [];
+    for (const j of jobs) {
+      expected.push(
+        output(okInfer(await infer(sample.url, 'text-direction', xDoc(j.x, j.shape))), 'softmax_0.tmp_0')
+          .data as number[],
+      );
+    }
+    const labels = { model: 'text-direction', version: '1' };
+    const before = histogram((await scrape(batched.url)).samples, BATCH, labels);
+    const answers = await Promise.all(
+      jobs.map((j) => infer(batched.url, 'text-direction', xDoc(j.x, j.shape))),
+    );
+    answers.forEach((res, i) => {
+      const p = output(okInfer(res), 'softmax_0.tmp_0');
+      assert.deepEqual(p.shape, [1, 2]);
+      assertClose(p.data as number[], expected[i]!, TOL, `request ${i} ${jobs[i]!.shape}`);
+    });
+    const now = histogram((await scrape(batched.url)).samples, BATCH, labels);
+    // 4 of each size and max_batch_size 4: one full batch per size, nothing mixed.
+    assert.deepEqual(
+      { rows: now.sum - before.sum, batches: now.count - before.count },
+      { rows: 12, batches: 3 },
+    );
+  });
+
+  test('a request with batch 0 merged with another does not break it', async () => {
+    const x = randomFloats(5000, 7 * 64);
+    const [empty, full] = await Promise.all([
+      infer(batched.url, 'mlp-merge', xDoc(new Float32Array(0), [0, 64])),
+      infer(batched.url, 'mlp-merge', xDoc(x, [7, 64])),
+    ]);
+    assert.equal(full.status, 200, `the 7-row request: ${full.body.toString().slice(0, 200)}`);
+    assertClose(output(okInfer(full), 'y').data as number[], mlpReference('1', x, 7), TOL);
+    assert.deepEqual(output(okInfer(empty), 'y').shape, [0, 10]);
+  });
+
+  test('a batch-0 request alone answers an empty tensor', async () => {
+    const doc = okInfer(await infer(sample.url, 'mlp', xDoc(new Float32Array(0), [0, 64])));
+    assert.deepEqual(output(doc, 'y'), { name: 'y', datatype: 'FP32', shape: [0, 10], data: [] });
+  });
+});
+
+describe('queue bound', () => {
+  test('with batching off, the batch-size histogram records the rows each run really had', async () => {
+    const labels = { model: 'mlp-large', version: '1' };
+    const before = histogram((await scrape(bounded.url)).samples, BATCH, labels);
+    const x = randomFloats(7000, 64 * 512);
+    okInfer(await infer(bounded.url, 'mlp-large', xDoc(x, [64, 512])));
+    const now = histogram((await scrape(bounded.url)).samples, BATCH, labels);
+    assert.equal(now.count - before.count, 1);
+    assert.equal(now.sum - before.sum, 64, 'rows of the one run');
+  });
+
+  test('max_queue_size 1, max_batch_size 0: some requests get 503 BE_ERR_QUEUE_FULL with Retry-After, the rest 200', async () => {
+    const n = 32;
+    const rows = 32;
+    const x = randomFloats(6000, rows * 512);
+    const want = mlpLargeReference(x.subarray(0, 4 * 512), 4);
+    const header = {
+      inputs: [
+        { name: 'x', shape: [rows, 512], datatype: 'FP32', parameters: { binary_data_size: x.byteLength } },
+      ],
+      outputs: [{ name: 'y', parameters: { binary_data: true } }],
+    };
+    const labels = { model: 'mlp-large', version: '1' };
+    const counted = (samples: Sample[], code: string) =>
+      sampleValue(samples, 'infergate_backend_requests_total', { ...labels, code }) ?? 0;
+    // Open the client's connections first, so the burst below reaches the server at once instead of
+    // trickling in behind connection setup (onnxruntime-node runs sessions on the event loop).
+    await Promise.all(Array.from({ length: n }, () => request(`${bounded.url}/v2/health/live`)));
+    const before = (await scrape(bounded.url)).samples;
+    const answers = await Promise.all(
+      Array.from({ length: n }, () => postBinary(bounded.url, inferPath('mlp-large'), header, [leBytes(x)])),
+    );
+    let ok = 0;
+    let full = 0;
+    for (const res of answers) {
+      if (res.status === 200) {
+        ok++;
+        const y = binaryOutputs(res).get('y')!;
+        assert.equal(y.length, rows * 10 * 4);
+        const got = new Float32Array(y.buffer.slice(y.byteOffset, y.byteOffset + 4 * 10 * 4));
+        assertClose(got, want, TOL, 'first rows');
+      } else {
+        full++;
+        const err = assertErrorBody(res, 503, 'BE_ERR_QUEUE_FULL');
+        assert.match(err.error, /queue is full/);
+        assert.equal(res.headers.get('retry-after'), '1');
+      }
+    }
+    assert.ok(ok >= 2, `at least the running and the queued request succeed (ok ${ok})`);
+    assert.ok(full >= 1, `at least one request is turned away (503 ${full})`);
+
+    const { samples } = await scrape(bounded.url);
+    assert.equal(counted(samples, '503') - counted(before, '503'), full);
+    assert.equal(counted(samples, '200') - counted(before, '200'), ok);
+    assert.equal(sampleValue(samples, 'infergate_backend_queue_depth', labels), 0);
+    // max_batch_size 0: every batch is one request.
+    assert.equal(histogram(samples, BATCH, labels).count - histogram(before, BATCH, labels).count, ok);
+
+    // Still serving.
+    const one = randomFloats(6001, 512);
+    assertClose(
+      output(okInfer(await infer(bounded.url, 'mlp-large', xDoc(one, [1, 512]))), 'y').data as number[],
+      mlpLargeReference(one, 1),
+      TOL,
+    );
+  });
+
+  test('max_queue_size 1 with a request waiting for company: exactly that one is served', async () => {
+    // The first request waits in the queue (max_queue_delay_ms) for rows that never come; while it
+    // waits the queue is full, so every other request is turned away.
+    const n = 8;
+    const jobs = Array.from({ length: n }, (_, i) => randomFloats(8000 + i, 64));
+    const first = infer(bounded.url, 'mlp-hold', xDoc(jobs[0]!, [1, 64]));
+    await waitFor('the first request to be queued', async () => {
+      const { samples } = await scrape(bounded.url);
+      return sampleValue(samples, 'infergate_backend_queue_depth', { model: 'mlp-hold', version: '1' }) === 1
+        ? true
+        : undefined;
+    });
+    const rest = await Promise.all(
+      jobs.slice(1).map((x) => infer(bounded.url, 'mlp-hold', xDoc(x, [1, 64]))),
+    );
+    for (const res of rest) {
+      assertErrorBody(res, 503, 'BE_ERR_QUEUE_FULL');
+      assert.equal(res.headers.get('retry-after'), '1');
+    }
+    assertClose(output(okInfer(await first), 'y').data as number[], mlpReference('1', jobs[0]!, 1), TOL);
+    // Once it ran, the queue takes requests again.
+    const again = okInfer(await infer(bounded.url, 'mlp-hold', xDoc(jobs[1]!, [1, 64])));
+    assertClose(output(again, 'y').data as number[], mlpReference('1', jobs[1]!, 1), TOL);
+  });
+});

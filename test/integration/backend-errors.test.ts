@@ -1,0 +1,455 @@
+// Bad requests against a real backend: every rejection has the right status, a stable code, names
+// the offending input or field, is `{error, code[, field]}` JSON without a stack trace, and leaves
+// the replica serving.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { mlpReference } from '../../models/reference.js';
+import {
+  assertClose,
+  assertErrorBody,
+  type HttpResult,
+  inferPath,
+  leBytes,
+  okInfer,
+  output,
+  postBinary,
+  randomFloats,
+  rawHttp,
+  request,
+  removeTempDirs,
+  type RunningBackend,
+  sampleRepository,
+  startBackend,
+} from '../helpers/backend.js';
+
+const BODY_LIMIT = 1024 * 1024;
+let server: RunningBackend;
+let small: RunningBackend;
+let base: string;
+
+before(async () => {
+  const repo = await sampleRepository();
+  [server, small] = await Promise.all([
+    startBackend({ modelRepository: repo }),
+    startBackend({ modelRepository: repo, bodyLimit: BODY_LIMIT }),
+  ]);
+  base = server.url;
+});
+
+after(async () => {
+  await Promise.all([server?.close(), small?.close()]);
+  await removeTempDirs();
+});
+
+const X = randomFloats(1, 64);
+const goodMlp = () => ({ inputs: [{ name: 'x', shape: [1, 64], datatype: 'FP32', data: Array.from(X) }] });
+const row16 = Array.from({ length: 16 }, (_, i) => i);
+const simpleInput = (name: string, shape: number[], data: unknown = row16) => ({
+  name,
+  shape,
+  datatype: 'INT32',
+  data,
+});
+
+/** The replica still answers a good request correctly. */
+async function stillServes(url = base): Promise<void> {
+  const res = await request(url + inferPath('mlp', '2'), { method: 'POST', body: JSON.stringify(goodMlp()) });
+  assertClose(output(okInfer(res), 'y').data as number[], mlpReference('2', X, 1), 1e-5, 'after the error');
+}
+
+interface Case {
+  name: string;
+  send: () => Promise<HttpResult>;
+  status: number;
+  code: string;
+  /** Expected `field`, when the error has one. */
+  field?: string;
+  /** What the message must mention (the input, the field, the value). */
+  mentions: RegExp;
+  url?: () => string;
+}
+
+const post = (model: string, doc: unknown, version?: string) => () =>
+  request(base + inferPath(model, version), { method: 'POST', body: JSON.stringify(doc) });
+const postText =
+  (model: string, body: string | Uint8Array, headers: Record<string, string> = {}) =>
+  () =>
+    request(base + inferPath(model), { method: 'POST', body, headers });
+const mlpWith = (input: Record<string, unknown>) =>
+  post('mlp', { inputs: [{ name: 'x', shape: [1, 64], datatype: 'FP32', data: Array.from(X), ...input }] });
+
+const CASES: Case[] = [
+  {
+    name: 'unknown model',
+    send: post('no-such-model', goodMlp()),
+    status: 404,
+    code: 'BE_ERR_MODEL_NOT_FOUND',
+    field: 'model',
+    mentions: /no-such-model/,
+  },
+  {
+    name: 'unknown version',
+    send: post('mlp', goodMlp(), '7'),
+    status: 404,
+    code: 'BE_ERR_VERSION_NOT_FOUND',
+    field: 'version',
+    mentions: /'7'.*versions: 1, 2/,
+  },
+  {
+    name: 'unknown input name',
+    send: post('mlp', { inputs: [{ name: 'z', shape: [1, 64], datatype: 'FP32', data: Array.from(X) }] }),
+    status: 400,
+    code: 'BE_ERR_UNKNOWN_INPUT',
+    field: 'inputs[0].name',
+    mentions: /'z'/,
+  },
+  {
+    name: 'missing input',
+    send: post('simple', { inputs: [simpleInput('INPUT0', [1, 16])] }),
+    status: 400,
+    code: 'BE_ERR_MISSING_INPUT',
+    field: 'inputs',
+    mentions: /INPUT1/,
+  },
+  {
+    name: 'datatype mismatch (FP64 for FP32)',
+    send: mlpWith({ datatype: 'FP64' }),
+    status: 400,
+    code: 'BE_ERR_DATATYPE_MISMATCH',
+    field: 'inputs[0].datatype',
+    mentions: /'x'.*FP32.*FP64/,
+  },
+  {
+    name: 'rank mismatch',
+    send: mlpWith({ shape: [64] }),
+    status: 400,
+    code: 'BE_ERR_SHAPE_MISMATCH',
+    field: 'inputs[0].shape',
+    mentions: /'x'.*rank/,
+  },
+  {
+    name: 'fixed dim mismatch ([1,63] for [-1,64])',
+    send: mlpWith({ shape: [1, 63], data: Array.from(X.subarray(0, 63)) }),
+    status: 400,
+    code: 'BE_ERR_SHAPE_MISMATCH',
+    field: 'inputs[0].shape[1]',
+    mentions: /'x' dim 1 must be 64, not 63/,
+  },
+  {
+    name: 'batch sizes disagree between INPUT0 and INPUT1',
+    send: post('simple', {
+      inputs: [simpleInput('INPUT0', [1, 16]), simpleInput('INPUT1', [2, 16], [...row16, ...row16])],
+    }),
+    status: 400,
+    code: 'BE_ERR_SHAPE_MISMATCH',
+    field: 'inputs[1].shape[0]',
+    mentions: /INPUT1.*batch size 2.*1/,
+  },
+  {
+    name: 'data length differs from the element count',
+    send: mlpWith({ data: Array.from(X.subarray(0, 63)) }),
+    status: 400,
+    code: 'BE_ERR_DATA_LENGTH_MISMATCH',
+    field: 'inputs[0].data',
+    mentions: /63 elements.*64/,
+  },
+  {
+    name: 'too many data elements',
+    send: mlpWith({ data: [...Array.from(X), 1] }),
+    status: 400,
+    code: 'BE_ERR_DATA_LENGTH_MISMATCH',
+    field: 'inputs[0].data',
+    mentions: /more elements than the 64/,
+  },
+  {
+    name: 'negative dim',
+    send: mlpWith({ shape: [-1, 64] }),
+    status: 400,
+    code: 'BE_ERR_INVALID_SHAPE',
+    field: 'inputs[0].shape[0]',
+    mentions: /inputs\[0\]\.shape\[0\].*-1/,
+  },
+  {
+    name: 'non-integer dim',
+    send: mlpWith({ shape: [1.5, 64] }),
+    status: 400,
+    code: 'BE_ERR_INVALID_SHAPE',
+    field: 'inputs[0].shape[0]',
+    mentions: /integer/,
+  },
+  {
+    name: 'shape [16, 2^60+2] overflows 64 bits',
+    // Sent as text: 2^60+2 is not a double, and the server must see the digits as sent.
+    send: postText(
+      'mlp',
+      '{"inputs":[{"name":"x","shape":[16,1152921504606846978],"datatype":"FP32","data":[1,2,3]}]}',
+    ),
+    status: 400,
+    code: 'BE_ERR_SHAPE_OVERFLOW',
+    field: 'inputs[0].shape',
+    mentions: /overflows/,
+  },
+  {
+    name: 'shape whose count wraps to a small number in 64 bits ([2^32, 2^32, 1] elements)',
+    send: postText(
+      'mlp',
+      '{"inputs":[{"name":"x","shape":[4294967296,4294967296],"datatype":"FP32","data":[1]}]}',
+    ),
+    status: 400,
+    code: 'BE_ERR_SHAPE_OVERFLOW',
+    field: 'inputs[0].shape',
+    mentions: /inputs\[0\]\.shape/,
+  },
+  {
+    name: 'JSON nested 50,000 deep',
+    send: postText(
+      'mlp',
+      `{"inputs":[{"name":"x","shape":[1,64],"datatype":"FP32","data":${'['.repeat(50_000)}${']'.repeat(50_000)}}]}`,
+    ),
+    status: 400,
+    code: 'BE_ERR_NESTING_TOO_DEEP',
+    mentions: /nested/,
+  },
+  {
+    name: 'data nested deeper than the rank',
+    send: mlpWith({ data: [[[...Array.from(X)]]] }),
+    status: 400,
+    code: 'BE_ERR_INVALID_DATA',
+    field: 'inputs[0].data',
+    mentions: /rank 2/,
+  },
+  {
+    name: 'malformed JSON',
+    send: postText('mlp', '{"inputs": [', { 'content-type': 'application/json' }),
+    status: 400,
+    code: 'BE_ERR_MALFORMED_JSON',
+    mentions: /JSON/,
+  },
+  {
+    name: 'invalid UTF-8',
+    send: postText('mlp', new Uint8Array([0x7b, 0x22, 0xff, 0xfe, 0x22, 0x3a, 0x31, 0x7d])),
+    status: 400,
+    code: 'BE_ERR_MALFORMED_JSON',
+    mentions: /UTF-8/,
+  },
+  {
+    name: 'empty body',
+    send: () =>
+      request(base + inferPath('mlp'), { method: 'POST', headers: { 'content-type': 'application/json' } }),
+    status: 400,
+    code: 'BE_ERR_MALFORMED_JSON',
+    mentions: /JSON/,
+  },
+  {
+    name: 'body is a JSON array, not an object',
+    send: post('mlp', [goodMlp()]),
+    status: 400,
+    code: 'BE_ERR_INVALID_REQUEST',
+    mentions: /object/,
+  },
+  {
+    name: 'inputs is not a non-empty array',
+    send: post('mlp', { inputs: [] }),
+    status: 400,
+    code: 'BE_ERR_INVALID_REQUEST',
+    field: 'inputs',
+    mentions: /inputs/,
+  },
+  {
+    name: 'an input given twice',
+    send: post('mlp', { inputs: [goodMlp().inputs[0], goodMlp().inputs[0]] }),
+    status: 400,
+    code: 'BE_ERR_INVALID_REQUEST',
+    field: 'inputs[1].name',
+    mentions: /'x'.*twice/,
+  },
+  {
+    name: 'id that is not a string',
+    send: post('mlp', { ...goodMlp(), id: 7 }),
+    status: 400,
+    code: 'BE_ERR_INVALID_REQUEST',
+    field: 'id',
+    mentions: /id/,
+  },
+  {
+    name: 'unknown datatype',
+    send: mlpWith({ datatype: 'FP8' }),
+    status: 400,
+    code: 'BE_ERR_UNSUPPORTED_DATATYPE',
+    field: 'inputs[0].datatype',
+    mentions: /FP8/,
+  },
+  {
+    name: 'data element of the wrong JSON type',
+    send: mlpWith({ data: ['a', ...Array.from(X.subarray(1))] }),
+    status: 400,
+    code: 'BE_ERR_INVALID_DATA',
+    field: 'inputs[0].data',
+    mentions: /'a'.*number/,
+  },
+  {
+    name: 'INT32 element out of range',
+    send: post('simple', {
+      inputs: [simpleInput('INPUT0', [1, 16], [2 ** 31, ...row16.slice(1)]), simpleInput('INPUT1', [1, 16])],
+    }),
+    status: 400,
+    code: 'BE_ERR_INVALID_DATA',
+    field: 'inputs[0].data',
+    mentions: /2147483648.*INT32/,
+  },
+  {
+    name: 'unknown output name',
+    send: post('mlp', { ...goodMlp(), outputs: [{ name: 'y' }, { name: 'logits' }] }),
+    status: 400,
+    code: 'BE_ERR_UNKNOWN_OUTPUT',
+    field: 'outputs[1].name',
+    mentions: /'logits'/,
+  },
+  {
+    name: 'binary_data that is not a boolean',
+    send: post('mlp', { ...goodMlp(), outputs: [{ name: 'y', parameters: { binary_data: 'yes' } }] }),
+    status: 400,
+    code: 'BE_ERR_INVALID_REQUEST',
+    field: 'outputs[0].parameters.binary_data',
+    mentions: /binary_data/,
+  },
+  {
+    name: 'batch larger than max_batch_size (65 > 64)',
+    send: mlpWith({ shape: [65, 64], data: new Array(65 * 64).fill(0.5) }),
+    status: 400,
+    code: 'BE_ERR_BATCH_TOO_LARGE',
+    field: 'inputs[0].shape[0]',
+    mentions: /65.*64/,
+  },
+  {
+    name: 'binary_data_size that disagrees with the shape',
+    send: () =>
+      postBinary(
+        base,
+        inferPath('mlp'),
+        { inputs: [{ name: 'x', shape: [1, 64], datatype: 'FP32', parameters: { binary_data_size: 252 } }] },
+        [Buffer.alloc(252)],
+      ),
+    status: 400,
+    code: 'BE_ERR_DATA_LENGTH_MISMATCH',
+    field: 'inputs[0].parameters.binary_data_size',
+    mentions: /252.*256/,
+  },
+  {
+    name: 'binary bytes left over after the inputs',
+    send: () =>
+      postBinary(
+        base,
+        inferPath('mlp'),
+        { inputs: [{ name: 'x', shape: [1, 64], datatype: 'FP32', parameters: { binary_data_size: 256 } }] },
+        [leBytes(X), Buffer.alloc(8)],
+      ),
+    status: 400,
+    code: 'BE_ERR_INVALID_BINARY',
+    field: 'inputs',
+    mentions: /256.*264/,
+  },
+  {
+    name: 'binary_data_size without Inference-Header-Content-Length',
+    send: post('mlp', {
+      inputs: [{ name: 'x', shape: [1, 64], datatype: 'FP32', parameters: { binary_data_size: 256 } }],
+    }),
+    status: 400,
+    code: 'BE_ERR_INVALID_BINARY',
+    field: 'inputs[0].parameters.binary_data_size',
+    mentions: /Inference-Header-Content-Length/,
+  },
+  {
+    name: 'Inference-Header-Content-Length that is not a number',
+    send: postText('mlp', JSON.stringify(goodMlp()), { 'inference-header-content-length': 'twelve' }),
+    status: 400,
+    code: 'BE_ERR_INVALID_BINARY',
+    field: 'Inference-Header-Content-Length',
+    mentions: /twelve/,
+  },
+  {
+    name: 'Inference-Header-Content-Length larger than the body',
+    send: postText('mlp', JSON.stringify(goodMlp()), { 'inference-header-content-length': '999999' }),
+    status: 400,
+    code: 'BE_ERR_INVALID_BINARY',
+    field: 'Inference-Header-Content-Length',
+    mentions: /999999/,
+  },
+  {
+    name: 'a body over the limit (1 MiB backend)',
+    send: () =>
+      request(small.url + inferPath('mlp'), {
+        method: 'POST',
+        body: JSON.stringify({
+          inputs: [
+            { name: 'x', shape: [64, 64], datatype: 'FP32', data: new Array(64 * 64 * 60).fill(0.123456) },
+          ],
+        }),
+        headers: { 'content-type': 'application/json' },
+      }),
+    status: 413,
+    code: 'BE_ERR_BODY_TOO_LARGE',
+    mentions: /1048576/,
+    url: () => small.url,
+  },
+  {
+    name: 'a binary body over the limit (1 MiB backend)',
+    send: () =>
+      postBinary(
+        small.url,
+        inferPath('mlp'),
+        {
+          inputs: [
+            {
+              name: 'x',
+              shape: [4097, 64],
+              datatype: 'FP32',
+              parameters: { binary_data_size: 4097 * 64 * 4 },
+            },
+          ],
+        },
+        [Buffer.alloc(4097 * 64 * 4)],
+      ),
+    status: 413,
+    code: 'BE_ERR_BODY_TOO_LARGE',
+    mentions: /limit/,
+    url: () => small.url,
+  },
+];
+
+describe('bad requests', () => {
+  for (const c of CASES) {
+    test(c.name, async () => {
+      const err = assertErrorBody(await c.send(), c.status, c.code);
+      assert.equal(err.field, c.field, `field of '${err.error}'`);
+      assert.match(err.error, c.mentions);
+      await stillServes(c.url?.() ?? base);
+    });
+  }
+
+  test('the same bad requests, all at once, do not disturb good ones', async () => {
+    const cases = CASES.filter((c) => c.url === undefined);
+    const results = await Promise.all([...cases.map((c) => c.send()), ...cases.map(() => stillServes())]);
+    results.slice(0, cases.length).forEach((res, i) => {
+      assertErrorBody(res as HttpResult, cases[i]!.status, cases[i]!.code);
+    });
+  });
+
+  test('unknown routes and methods are JSON 404s', async () => {
+    assertErrorBody(await request(`${base}/v2/models/mlp/infer`), 404, 'BE_ERR_NOT_FOUND');
+    assertErrorBody(await request(`${base}/v3`, { method: 'POST', body: '{}' }), 404, 'BE_ERR_NOT_FOUND');
+  });
+
+  test('a path with .. segments sent literally names no model', async () => {
+    const res = await rawHttp(base, 'POST', '/v2/models/%2E%2E%2Fmlp/infer', JSON.stringify(goodMlp()));
+    assert.equal(res.status, 404);
+    const doc = JSON.parse(res.text) as { code: string };
+    assert.equal(doc.code, 'BE_ERR_MODEL_NOT_FOUND');
+  });
+
+  test('a very long model name is cut in the message', async () => {
+    const name = 'm'.repeat(200);
+    const err = assertErrorBody(await post(name, goodMlp())(), 404, 'BE_ERR_MODEL_NOT_FOUND');
+    assert.ok(err.error.length < 200, 'the echoed name is bounded');
+  });
+});

@@ -1,0 +1,226 @@
+// The backend's Prometheus endpoint, scraped from a real server after real traffic.
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { after, before, describe, test } from 'node:test';
+import { SAMPLE_MODELS } from '../../models/build.js';
+import {
+  histogram,
+  infer,
+  inferPath,
+  okInfer,
+  randomFloats,
+  removeTempDirs,
+  request,
+  type RunningBackend,
+  type Sample,
+  sampleRepository,
+  sampleValue,
+  scrape,
+  startBackend,
+} from '../helpers/backend.js';
+
+let server: RunningBackend;
+let small: RunningBackend;
+let base: string;
+
+before(async () => {
+  const repo = await sampleRepository();
+  [server, small] = await Promise.all([
+    startBackend({ modelRepository: repo }),
+    startBackend({ modelRepository: repo, bodyLimit: 64 * 1024 }),
+  ]);
+  base = server.url;
+});
+
+after(async () => {
+  await Promise.all([server?.close(), small?.close()]);
+  await removeTempDirs();
+});
+
+const mlpDoc = (seed: number, rows = 1) => ({
+  inputs: [
+    { name: 'x', shape: [rows, 64], datatype: 'FP32', data: Array.from(randomFloats(seed, rows * 64)) },
+  ],
+});
+const requests = (samples: Sample[], labels: Record<string, string>) =>
+  sampleValue(samples, 'infergate_backend_requests_total', labels) ?? 0;
+
+describe('metrics', () => {
+  test('requests_total counts 200 and 4xx answers by model, version and code', async () => {
+    const v1 = { model: 'mlp', version: '1' };
+    const before = (await scrape(base)).samples;
+    okInfer(await infer(base, 'mlp', mlpDoc(1), '1'));
+    okInfer(await infer(base, 'mlp', mlpDoc(2), '1'));
+    okInfer(await infer(base, 'mlp', mlpDoc(3), '1'));
+    const bad = await infer(
+      base,
+      'mlp',
+      { inputs: [{ name: 'x', shape: [1, 63], datatype: 'FP32', data: [] }] },
+      '1',
+    );
+    assert.equal(bad.status, 400);
+    const unknownOut = await infer(base, 'mlp', { ...mlpDoc(4), outputs: [{ name: 'nope' }] }, '1');
+    assert.equal(unknownOut.status, 400);
+    okInfer(await infer(base, 'mlp', mlpDoc(5)));
+    const after = (await scrape(base)).samples;
+    assert.equal(requests(after, { ...v1, code: '200' }) - requests(before, { ...v1, code: '200' }), 3);
+    assert.equal(requests(after, { ...v1, code: '400' }) - requests(before, { ...v1, code: '400' }), 2);
+    const v2 = { model: 'mlp', version: '2', code: '200' };
+    assert.equal(requests(after, v2) - requests(before, v2), 1, 'no version counts as the version served');
+    const d = histogram(after, 'infergate_backend_request_duration_seconds', v1);
+    assert.ok(d.count >= 5 && d.sum > 0, 'request duration observed');
+  });
+
+  test('unknown model names and versions never become label values', async () => {
+    const evil = 'evil-model-8c1f2e';
+    assert.equal((await infer(base, evil, mlpDoc(6))).status, 404);
+    assert.equal((await infer(base, 'mlp', mlpDoc(7), '987654')).status, 404);
+    assert.equal((await request(`${base}/v2/models/${evil}/ready`)).status, 404);
+    const { text, samples } = await scrape(base);
+    assert.ok(!text.includes(evil), 'the unknown model name is not in /metrics');
+    assert.ok(!text.includes('987654'), 'the unknown version is not in /metrics');
+    const known = new Set(['', ...SAMPLE_MODELS.map((m) => m.name)]);
+    for (const s of samples) {
+      if (s.labels.model !== undefined) assert.ok(known.has(s.labels.model), `model label ${s.labels.model}`);
+    }
+    // The 404s are still counted, under empty labels.
+    assert.ok(requests(samples, { model: '', version: '', code: '404' }) >= 2);
+  });
+
+  test('queue wait, compute and batch size histograms per model version', async () => {
+    const labels = { model: 'mlp-large', version: '1' };
+    const before = (await scrape(base)).samples;
+    const x = randomFloats(8, 5 * 512);
+    okInfer(
+      await infer(base, 'mlp-large', {
+        inputs: [{ name: 'x', shape: [5, 512], datatype: 'FP32', data: Array.from(x) }],
+      }),
+    );
+    const { samples } = await scrape(base);
+    for (const name of [
+      'infergate_backend_queue_wait_seconds',
+      'infergate_backend_compute_seconds',
+      'infergate_backend_batch_size',
+      'infergate_backend_request_duration_seconds',
+    ]) {
+      const a = histogram(samples, name, labels);
+      const b = histogram(before, name, labels);
+      assert.equal(a.count - b.count, 1, `${name} observed once`);
+      // Buckets are cumulative and +Inf equals the count.
+      const buckets = samples
+        .filter(
+          (s) => s.name === `${name}_bucket` && s.labels.model === 'mlp-large' && s.labels.version === '1',
+        )
+        .map((s) => [s.labels.le === '+Inf' ? Infinity : Number(s.labels.le), s.value] as const)
+        .sort((p, q) => p[0] - q[0]);
+      assert.ok(buckets.length > 3, `${name} has buckets`);
+      for (let i = 1; i < buckets.length; i++)
+        assert.ok(buckets[i]![1] >= buckets[i - 1]![1], `${name} cumulative`);
+      assert.equal(buckets.at(-1)![0], Infinity);
+      assert.equal(buckets.at(-1)![1], a.count);
+    }
+    const bs = histogram(samples, 'infergate_backend_batch_size', labels);
+    assert.equal(bs.sum - histogram(before, 'infergate_backend_batch_size', labels).sum, 5, 'five rows');
+    assert.ok(histogram(samples, 'infergate_backend_compute_seconds', labels).sum > 0);
+  });
+
+  test('queue depth gauge and model info (provider, state) for every loaded version', async () => {
+    const { samples } = await scrape(base);
+    for (const m of SAMPLE_MODELS) {
+      for (const version of m.versions) {
+        const labels = { model: m.name, version };
+        assert.equal(
+          sampleValue(samples, 'infergate_backend_queue_depth', labels),
+          0,
+          `${m.name} v${version} depth`,
+        );
+        assert.equal(
+          sampleValue(samples, 'infergate_backend_model_info', {
+            ...labels,
+            provider: 'cpu',
+            state: 'READY',
+          }),
+          1,
+          `${m.name} v${version} info`,
+        );
+      }
+    }
+  });
+
+  test('every series is named infergate_backend_* and has HELP and TYPE', async () => {
+    const res = await request(`${base}/metrics`);
+    assert.match(res.headers.get('content-type') ?? '', /^text\/plain; version=0\.0\.4/);
+    const text = res.body.toString('utf8');
+    const families = new Set<string>();
+    for (const line of text.split('\n')) {
+      const m = /^# TYPE (\S+) (counter|gauge|histogram|summary|untyped)$/.exec(line);
+      if (m) families.add(m[1]!);
+    }
+    for (const name of families) {
+      assert.match(name, /^infergate_backend_/);
+      assert.ok(text.includes(`# HELP ${name} `), `HELP for ${name}`);
+    }
+    for (const family of [
+      'infergate_backend_requests_total',
+      'infergate_backend_request_duration_seconds',
+      'infergate_backend_queue_wait_seconds',
+      'infergate_backend_compute_seconds',
+      'infergate_backend_batch_size',
+      'infergate_backend_queue_depth',
+      'infergate_backend_model_info',
+    ]) {
+      assert.ok(families.has(family), `${family} is exported`);
+    }
+    const { samples } = await scrape(base);
+    for (const s of samples) {
+      const family = [...families].find((f) => s.name === f || s.name.startsWith(`${f}_`));
+      assert.ok(family, `${s.name} belongs to a declared family`);
+    }
+    assert.ok(
+      !samples.some((s) => s.name.includes('process_')),
+      'processMetrics: false exports no process metrics',
+    );
+  });
+
+  test('with process metrics on, they are prefixed too', async () => {
+    const repo = await sampleRepository();
+    const withProcess = await startBackend({ modelRepository: repo, processMetrics: true, loadAll: false });
+    try {
+      const { samples } = await scrape(withProcess.url);
+      assert.ok(samples.some((s) => s.name === 'infergate_backend_process_cpu_seconds_total'));
+      assert.ok(samples.every((s) => s.name.startsWith('infergate_backend_')));
+    } finally {
+      await withProcess.close();
+    }
+  });
+
+  test('a body over the limit on an inference route is counted', async () => {
+    const res = await request(small.url + inferPath('mlp'), { method: 'POST', body: 'x'.repeat(128 * 1024) });
+    assert.equal(res.status, 413);
+    const { samples } = await scrape(small.url);
+    const total = samples
+      .filter((s) => s.name === 'infergate_backend_requests_total' && s.labels.code === '413')
+      .reduce((sum, s) => sum + s.value, 0);
+    assert.equal(total, 1);
+  });
+
+  const promtool = spawnSync('sh', ['-c', 'command -v promtool'], { encoding: 'utf8' }).stdout.trim();
+  test('promtool check metrics passes', {
+    skip: promtool === '' ? 'promtool is not installed (command -v promtool found nothing)' : false,
+  }, async () => {
+    const { text } = await scrape(base);
+    const child = spawn(promtool, ['check', 'metrics'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (c: Buffer) => {
+      out += c.toString();
+    });
+    child.stderr.on('data', (c: Buffer) => {
+      out += c.toString();
+    });
+    const code = await new Promise<number | null>((resolve) => {
+      child.on('close', resolve);
+      child.stdin.end(text);
+    });
+    assert.equal(code, 0, out);
+  });
+});
