@@ -41,6 +41,8 @@ export interface ConfigYaml {
   max_queue_size?: number;
   intra_op_threads?: number;
   inter_op_threads?: number;
+  /** Where the session runs: its own worker thread (default) or the event loop. */
+  execution?: 'worker' | 'inline';
 }
 
 export function renderConfigYaml(config: ConfigYaml): string {
@@ -522,6 +524,65 @@ export async function heldRequest(
       });
       socket.destroy();
       return res;
+    },
+  };
+}
+
+/**
+ * Opens a connection and sends a request head without its final blank line, so the server has a
+ * request in progress on it (a busy connection is not closed as idle when the server drains).
+ * The server reads it before it answers any later request (`fetch` to /v2/health/live is used as
+ * the barrier). `finish()` completes the head and reads the answer.
+ */
+export async function partialRequest(
+  base: string,
+  method: string,
+  path_: string,
+): Promise<{ finish(): Promise<RawResponse> }> {
+  const u = new URL(base);
+  const socket = net.connect(Number(u.port), u.hostname);
+  await new Promise<void>((resolve, reject) => {
+    socket.once('connect', resolve);
+    socket.once('error', reject);
+  });
+  let buf = Buffer.alloc(0);
+  socket.on('data', (c: Buffer) => {
+    buf = Buffer.concat([buf, c]);
+  });
+  await new Promise<void>((resolve) =>
+    socket.write(`${method} ${path_} HTTP/1.1\r\nhost: ${u.host}\r\n`, () => resolve()),
+  );
+  const barrier = await fetch(`${base}/v2/health/live`);
+  await barrier.arrayBuffer();
+  return {
+    finish() {
+      return new Promise<RawResponse>((resolve, reject) => {
+        const parse = () => {
+          const end = buf.indexOf('\r\n\r\n');
+          if (end < 0) return false;
+          const lines = buf.subarray(0, end).toString('latin1').split('\r\n');
+          const headers: Record<string, string> = {};
+          for (const l of lines.slice(1)) {
+            const i = l.indexOf(':');
+            headers[l.slice(0, i).trim().toLowerCase()] = l.slice(i + 1).trim();
+          }
+          const length = Number(headers['content-length'] ?? 0);
+          if (buf.length < end + 4 + length) return false;
+          socket.destroy();
+          resolve({
+            status: Number(lines[0]!.split(' ')[1]),
+            headers,
+            body: buf.subarray(end + 4, end + 4 + length).toString('utf8'),
+          });
+          return true;
+        };
+        socket.on('data', () => parse());
+        socket.once('error', reject);
+        socket.once('end', () => {
+          if (!parse()) reject(new Error(`connection ended before an answer: ${buf.toString('utf8')}`));
+        });
+        socket.write('\r\n');
+      });
     },
   };
 }

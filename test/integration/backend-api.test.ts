@@ -56,7 +56,11 @@ describe('health and metadata', () => {
     const ready = await getJson(base, '/v2/health/ready');
     assert.equal(ready.status, 200);
     assert.deepEqual(ready.json, { ready: true });
-    assert.ok(ready.headers.get('x-request-id'), 'every answer carries x-request-id');
+    const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+    assert.match(ready.headers.get('x-request-id') ?? '', uuid, 'a new request id when the client sent none');
+    assert.notEqual(ready.headers.get('x-request-id'), live.headers.get('x-request-id'));
+    const missing = await getJson(base, '/v2/models/nope');
+    assert.match(missing.headers.get('x-request-id') ?? '', uuid, 'errors carry x-request-id too');
   });
 
   test('x-request-id from the client is echoed', async () => {

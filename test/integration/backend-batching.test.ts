@@ -35,10 +35,11 @@ const LONG_DELAY_MS = 20_000;
 let sample: RunningBackend;
 let batched: RunningBackend;
 let bounded: RunningBackend;
+let inline: RunningBackend;
 
 before(async () => {
   const repo = await sampleRepository();
-  const [batchedRepo, boundedRepo] = await Promise.all([
+  const [batchedRepo, boundedRepo, inlineRepo] = await Promise.all([
     derivedRepository(repo, {
       'mlp-large': {
         from: 'mlp-large',
@@ -56,6 +57,11 @@ before(async () => {
         config: { max_batch_size: 4, max_queue_delay_ms: LONG_DELAY_MS },
       },
       'mlp-merge': { from: 'mlp', versions: ['1'], config: { max_batch_size: 8, max_queue_delay_ms: 300 } },
+      'mlp-close': {
+        from: 'mlp',
+        versions: ['1'],
+        config: { max_batch_size: 32, max_queue_delay_ms: LONG_DELAY_MS },
+      },
     }),
     derivedRepository(repo, {
       'mlp-large': {
@@ -69,16 +75,29 @@ before(async () => {
         config: { max_batch_size: 8, max_queue_delay_ms: 1000, max_queue_size: 1 },
       },
     }),
+    derivedRepository(repo, {
+      'mlp-large': {
+        from: 'mlp-large',
+        versions: ['1'],
+        config: { max_batch_size: 16, max_queue_delay_ms: LONG_DELAY_MS, execution: 'inline' },
+      },
+      'text-direction': {
+        from: 'text-direction',
+        versions: ['1'],
+        config: { max_batch_size: 8, execution: 'inline' },
+      },
+    }),
   ]);
-  [sample, batched, bounded] = await Promise.all([
+  [sample, batched, bounded, inline] = await Promise.all([
     startBackend({ modelRepository: repo }),
     startBackend({ modelRepository: batchedRepo }),
     startBackend({ modelRepository: boundedRepo }),
+    startBackend({ modelRepository: inlineRepo }),
   ]);
 });
 
 after(async () => {
-  await Promise.all([sample?.close(), batched?.close(), bounded?.close()]);
+  await Promise.all([sample?.close(), batched?.close(), bounded?.close(), inline?.close()]);
   await removeTempDirs();
 });
 
@@ -203,6 +222,79 @@ describe('dynamic batching', () => {
     assert.deepEqual(
       { rows: now.sum - before.sum, batches: now.count - before.count },
       { rows: 12, batches: 3 },
+    );
+  });
+
+  test('a batch that cannot grow runs at once instead of waiting out max_queue_delay_ms', async () => {
+    const labels = { model: 'mlp-close', version: '1' };
+    const depth = async () =>
+      sampleValue((await scrape(batched.url)).samples, 'infergate_backend_queue_depth', labels);
+    const before = (await scrape(batched.url)).samples;
+    const job = (rows: number, seed: number) => ({ rows, x: randomFloats(seed, rows * 64) });
+    const [a, b, c] = [job(8, 9500), job(30, 9501), job(2, 9502)];
+    const send = (j: { rows: number; x: Float32Array }) =>
+      infer(batched.url, 'mlp-close', xDoc(j.x, [j.rows, 64]));
+    const check = (res: Awaited<ReturnType<typeof send>>, j: { rows: number; x: Float32Array }) =>
+      assertClose(
+        output(okInfer(res), 'y').data as number[],
+        mlpReference('1', j.x, j.rows),
+        TOL,
+        `${j.rows} rows`,
+      );
+
+    const pa = send(a);
+    await waitFor('the 8-row request to wait', async () => ((await depth()) === 1 ? true : undefined));
+    // 8 + 30 > 32: the 8-row batch cannot grow any more, so it runs now (the delay is 20 s).
+    const pb = send(b);
+    check(await pa, a);
+    assert.equal(await depth(), 1, 'the 30-row request still waits');
+    // 30 + 2 = 32: full, runs now.
+    const pc = send(c);
+    const [rb, rc] = await Promise.all([pb, pc]);
+    check(rb, b);
+    check(rc, c);
+
+    const after = (await scrape(batched.url)).samples;
+    const h = (ss: Sample[]) => histogram(ss, BATCH, labels);
+    assert.deepEqual(
+      { rows: h(after).sum - h(before).sum, batches: h(after).count - h(before).count },
+      { rows: 40, batches: 2 },
+    );
+    const waitedUnder = (ss: Sample[]) =>
+      sampleValue(ss, 'infergate_backend_queue_wait_seconds_bucket', { ...labels, le: '5' }) ?? 0;
+    assert.equal(waitedUnder(after) - waitedUnder(before), 3, 'no request waited out the 20 s delay');
+  });
+
+  test('execution: inline batches and answers like the worker thread', async () => {
+    const labels = { model: 'mlp-large', version: '1' };
+    const before = histogram((await scrape(inline.url)).samples, BATCH, labels);
+    const inputs = Array.from({ length: 32 }, (_, i) => randomFloats(9000 + i, 512));
+    const answers = await Promise.all(inputs.map((x) => infer(inline.url, 'mlp-large', xDoc(x, [1, 512]))));
+    answers.forEach((res, i) => {
+      assertClose(
+        output(okInfer(res), 'y').data as number[],
+        mlpLargeReference(inputs[i]!, 1),
+        TOL,
+        `request ${i}`,
+      );
+    });
+    const now = histogram((await scrape(inline.url)).samples, BATCH, labels);
+    assert.deepEqual(
+      { rows: now.sum - before.sum, batches: now.count - before.count },
+      { rows: 32, batches: 2 },
+    );
+
+    const x = randomFloats(9100, 2 * 3 * 48 * 192);
+    const doc = xDoc(x, [2, 3, 48, 192]);
+    const [a, b] = await Promise.all([
+      infer(inline.url, 'text-direction', doc),
+      infer(sample.url, 'text-direction', doc),
+    ]);
+    assertClose(
+      output(okInfer(a), 'softmax_0.tmp_0').data as number[],
+      output(okInfer(b), 'softmax_0.tmp_0').data as number[],
+      TOL,
+      'inline vs worker',
     );
   });
 

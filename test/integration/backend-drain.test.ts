@@ -12,6 +12,8 @@ import {
   inferPath,
   okInfer,
   output,
+  parseMetrics,
+  partialRequest,
   randomFloats,
   removeTempDirs,
   sampleRepository,
@@ -55,12 +57,19 @@ test('shutdown: in-flight requests finish, late ones get 503 BE_ERR_SHUTTING_DOW
         ? true
         : undefined;
     });
-    // A request the server has accepted (head parsed) but whose body comes only after the drain began.
+    // A request the server has accepted (head parsed) but whose body comes only after the drain
+    // began, and a readiness probe whose head is completed only then.
     const late = await heldRequest(server.url, 'POST', inferPath('mlp'), JSON.stringify(xDoc(jobs[0]!)));
+    const probe = await partialRequest(server.url, 'GET', '/v2/health/ready');
 
     const drained = server.backend.shutdown();
     assert.equal(server.backend.draining, true, 'draining at once');
     assert.equal(settled, 0, 'the queued requests are still in flight');
+
+    const ready = await probe.finish();
+    assert.equal(ready.status, 503, 'readiness is false while draining');
+    assert.deepEqual(JSON.parse(ready.body), { ready: false });
+    assert.equal(ready.headers.connection, 'close');
 
     const res = await late.send();
     assert.equal(res.status, 503);
@@ -96,4 +105,37 @@ test('shutdown of an idle replica resolves with the listener closed', async () =
   await server.backend.shutdown();
   assert.equal(server.backend.app.server.listening, false);
   await assert.rejects(fetch(`${server.url}/v2/health/live`));
+});
+
+test('503 BE_ERR_SHUTTING_DOWN answers are counted in requests_total', {
+  todo: 'backend/server.ts infer() throws BE_ERR_SHUTTING_DOWN before its counting try block, so these 503s never reach infergate_backend_requests_total (413s are counted since the fix in the error handler)',
+}, async () => {
+  const server = await startBackend({ modelRepository: repo });
+  try {
+    const held = infer(server.url, 'mlp', xDoc(randomFloats(60, 64)));
+    await waitFor('the request to be queued', async () => {
+      const { samples } = await scrape(server.url);
+      return sampleValue(samples, 'infergate_backend_queue_depth', { model: 'mlp', version: '1' }) === 1
+        ? true
+        : undefined;
+    });
+    const late = await heldRequest(
+      server.url,
+      'POST',
+      inferPath('mlp'),
+      JSON.stringify(xDoc(randomFloats(61, 64))),
+    );
+    const drained = server.backend.shutdown();
+    assert.equal((await late.send()).status, 503);
+    okInfer(await held);
+    await drained;
+    // The listener is closed: read the registry directly.
+    const text = await server.backend.metrics.registry.metrics();
+    const counted = parseMetrics(text)
+      .filter((s) => s.name === 'infergate_backend_requests_total' && s.labels.code === '503')
+      .reduce((sum, s) => sum + s.value, 0);
+    assert.equal(counted, 1);
+  } finally {
+    await server.close();
+  }
 });

@@ -197,11 +197,29 @@ describe('metrics', () => {
   test('a body over the limit on an inference route is counted', async () => {
     const res = await request(small.url + inferPath('mlp'), { method: 'POST', body: 'x'.repeat(128 * 1024) });
     assert.equal(res.status, 413);
-    const { samples } = await scrape(small.url);
-    const total = samples
-      .filter((s) => s.name === 'infergate_backend_requests_total' && s.labels.code === '413')
-      .reduce((sum, s) => sum + s.value, 0);
-    assert.equal(total, 1);
+    const versioned = await request(small.url + inferPath('mlp', '1'), {
+      method: 'POST',
+      body: 'x'.repeat(128 * 1024),
+    });
+    assert.equal(versioned.status, 413);
+    const unknown = await request(small.url + inferPath('no-such-model'), {
+      method: 'POST',
+      body: 'x'.repeat(128 * 1024),
+    });
+    assert.equal(unknown.status, 413);
+    const { samples, text } = await scrape(small.url);
+    assert.equal(
+      requests(samples, { model: 'mlp', version: '2', code: '413' }),
+      1,
+      'no version: the highest',
+    );
+    assert.equal(requests(samples, { model: 'mlp', version: '1', code: '413' }), 1);
+    assert.equal(
+      requests(samples, { model: '', version: '', code: '413' }),
+      1,
+      'unknown model: empty labels',
+    );
+    assert.ok(!text.includes('no-such-model'));
   });
 
   const promtool = spawnSync('sh', ['-c', 'command -v promtool'], { encoding: 'utf8' }).stdout.trim();

@@ -147,6 +147,31 @@ describe('infergate backend (process)', () => {
     assert.ok(whileDraining.length > 0);
   });
 
+  test('a drain that outlasts --drain-timeout-ms exits 1', async () => {
+    const repo = await derivedRepository(sample, {
+      mlp: { from: 'mlp', versions: ['1'], config: { max_batch_size: 64, max_queue_delay_ms: 20_000 } },
+    });
+    const { proc, url } = await startCliBackend(repo, ['--drain-timeout-ms', '300']);
+    procs.push(proc);
+    // This request waits 20 s for company: the drain cannot finish within 300 ms.
+    const stuck = infer(url, 'mlp', xDoc(randomFloats(60, 64), 1)).then(
+      (res) => `status ${res.status}`,
+      (e: Error) => `failed: ${e.message}`,
+    );
+    await waitFor('the request to be queued', async () => {
+      const { samples } = await scrape(url);
+      return sampleValue(samples, 'infergate_backend_queue_depth', { model: 'mlp', version: '1' }) === 1
+        ? true
+        : undefined;
+    });
+    proc.child.kill('SIGTERM');
+    const timedOut = await proc.waitForLog('drain timed out', (r) => r.msg === 'drain timed out');
+    assert.equal(timedOut.timeoutMs, 300);
+    assert.deepEqual(await proc.exited, { code: 1, signal: null });
+    assert.ok(!proc.logs.some((r) => r.msg === 'drained; exiting'));
+    assert.match(await stuck, /^failed/, 'the cut-short request gets no answer');
+  });
+
   test('SIGTERM on an idle replica exits 0 at once', async () => {
     const repo = await derivedRepository(sample, { mlp: { from: 'mlp', versions: ['1'], config: {} } });
     const { proc, url } = await startCliBackend(repo);

@@ -141,6 +141,7 @@ describe('repository index', () => {
       'BE_ERR_MODEL_NOT_READY',
     );
     assert.match(err.error, /broken/);
+    assert.equal((await infer(base, 'broken', mlpDoc(randomFloats(1, 64)))).headers.get('retry-after'), '1');
     const load = assertErrorBody(
       await request(`${base}/v2/repository/models/badconfig/load`, { method: 'POST' }),
       500,
