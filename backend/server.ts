@@ -182,15 +182,15 @@ export async function buildBackend(opts: BackendOptions): Promise<Backend> {
     req: FastifyRequest<{ Params: InferParams; Body: Buffer | undefined }>,
     reply: FastifyReply,
   ) => {
-    if (draining) {
-      throw new ApiError(BE_ERRORS.BE_ERR_SHUTTING_DOWN, 'replica is shutting down', {
-        retryAfterSeconds: 1,
-      });
-    }
     const started = performance.now();
     let model: LoadedModel | undefined;
     try {
       model = repo.resolve(req.params.model, req.params.version);
+      if (draining) {
+        throw new ApiError(BE_ERRORS.BE_ERR_SHUTTING_DOWN, 'replica is shutting down', {
+          retryAfterSeconds: 1,
+        });
+      }
       const body = req.body ?? Buffer.alloc(0);
       const headerLength = req.headers['inference-header-content-length'];
       const decoded = decodeInferRequest(body, {

@@ -172,7 +172,14 @@ function decodeDocument(doc: unknown, binary: Uint8Array | undefined, jsonLength
       'inputs',
     );
   }
-  const binaryOutput = parameters?.binary_data_output === true;
+  const binaryOutput = parameters?.binary_data_output ?? false;
+  if (typeof binaryOutput !== 'boolean') {
+    throw new CodecError(
+      'INVALID_REQUEST',
+      'parameters.binary_data_output must be a boolean',
+      'parameters.binary_data_output',
+    );
+  }
   return {
     id,
     parameters,
