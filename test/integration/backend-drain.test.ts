@@ -107,7 +107,7 @@ test('shutdown of an idle replica resolves with the listener closed', async () =
   await assert.rejects(fetch(`${server.url}/v2/health/live`));
 });
 
-test('503 BE_ERR_SHUTTING_DOWN answers are counted in requests_total', {}, async () => {
+test('503 BE_ERR_SHUTTING_DOWN answers are counted in requests_total', async () => {
   const server = await startBackend({ modelRepository: repo });
   try {
     const held = infer(server.url, 'mlp', xDoc(randomFloats(60, 64)));
@@ -129,10 +129,12 @@ test('503 BE_ERR_SHUTTING_DOWN answers are counted in requests_total', {}, async
     await drained;
     // The listener is closed: read the registry directly.
     const text = await server.backend.metrics.registry.metrics();
-    const counted = parseMetrics(text)
-      .filter((s) => s.name === 'infergate_backend_requests_total' && s.labels.code === '503')
-      .reduce((sum, s) => sum + s.value, 0);
-    assert.equal(counted, 1);
+    const samples = parseMetrics(text);
+    assert.equal(
+      sampleValue(samples, 'infergate_backend_requests_total', { model: 'mlp', version: '1', code: '503' }),
+      1,
+      'counted under the model it named',
+    );
   } finally {
     await server.close();
   }

@@ -435,7 +435,7 @@ describe('bad requests', () => {
     });
   });
 
-  test('parameters.binary_data_output that is not a boolean is a 400, like outputs[].parameters.binary_data', {}, async () => {
+  test('parameters.binary_data_output that is not a boolean is a 400, like outputs[].parameters.binary_data', async () => {
     const err = assertErrorBody(
       await post('mlp', { ...goodMlp(), parameters: { binary_data_output: 'true' } })(),
       400,
