@@ -47,12 +47,23 @@ export async function loadSession(path, device, options) {
 }
 
 /**
- * Runs one batch. Output typed arrays are returned whole (copied if they are views) so that they
- * can be transferred between threads.
+ * Whether a view spans its whole, unshared ArrayBuffer: only such buffers may be transferred
+ * between threads without moving bytes that belong to something else.
+ * @param {ArrayBufferView} view
+ */
+export function ownsBuffer(view) {
+  const buf = view.buffer;
+  return buf instanceof ArrayBuffer && view.byteOffset === 0 && view.byteLength === buf.byteLength;
+}
+
+/**
+ * Runs one batch. With `forTransfer`, output typed arrays are made whole (copied if they are
+ * views) and listed, so that they can be transferred to another thread.
  * @param {ort.InferenceSession} session
  * @param {{name: string, type: ort.Tensor.Type, dims: number[], data: any}[]} feeds
+ * @param {boolean} forTransfer
  */
-export async function runSession(session, feeds) {
+export async function runSession(session, feeds, forTransfer) {
   /** @type {Record<string, ort.Tensor>} */
   const inputs = {};
   for (const f of feeds) inputs[f.name] = new ort.Tensor(f.type, f.data, f.dims);
@@ -63,10 +74,8 @@ export async function runSession(session, feeds) {
   const transfer = [];
   const outputs = Object.entries(results).map(([name, t]) => {
     let data = t.data;
-    if (ArrayBuffer.isView(data)) {
-      const buf = data.buffer;
-      const whole = buf instanceof ArrayBuffer && data.byteOffset === 0 && data.byteLength === buf.byteLength;
-      if (!whole) data = data.slice();
+    if (forTransfer && ArrayBuffer.isView(data)) {
+      if (!ownsBuffer(data)) data = data.slice();
       transfer.push(/** @type {ArrayBuffer} */ (data.buffer));
     }
     return { name, type: t.type, dims: [...t.dims], data };

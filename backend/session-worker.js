@@ -32,7 +32,7 @@ port.on('message', async (msg) => {
   } else if (msg.type === 'run') {
     try {
       if (session === undefined) throw new Error('no session loaded');
-      const { outputs, computeMs, transfer } = await runSession(session, msg.feeds);
+      const { outputs, computeMs, transfer } = await runSession(session, msg.feeds, true);
       port.postMessage({ type: 'result', id: msg.id, outputs, computeMs }, transfer);
     } catch (e) {
       port.postMessage({ type: 'error', id: msg.id, message: message(e) });

@@ -1,6 +1,6 @@
 import { Worker } from 'node:worker_threads';
 import type * as ort from 'onnxruntime-node';
-import { loadSession, runSession } from './session-core.js';
+import { loadSession, ownsBuffer, runSession } from './session-core.js';
 
 /** Where a model's session runs: its own worker thread (default), or the event loop. */
 export type Execution = 'worker' | 'inline';
@@ -41,9 +41,7 @@ function transferList(feeds: readonly WireTensor[]): ArrayBuffer[] {
     const d = f.data;
     if (!ArrayBuffer.isView(d)) continue;
     // Only whole, unshared buffers move; a view into a larger buffer is copied by the clone.
-    if (d.buffer instanceof ArrayBuffer && d.byteOffset === 0 && d.byteLength === d.buffer.byteLength) {
-      if (!out.includes(d.buffer)) out.push(d.buffer);
-    }
+    if (ownsBuffer(d) && !out.includes(d.buffer as ArrayBuffer)) out.push(d.buffer as ArrayBuffer);
   }
   return out;
 }
@@ -139,7 +137,11 @@ class InlineSession implements SessionRunner {
   constructor(private readonly session: ort.InferenceSession) {}
 
   async run(feeds: WireTensor[]): Promise<{ outputs: WireTensor[]; computeMs: number }> {
-    const { outputs, computeMs } = await runSession(this.session, feeds as Parameters<typeof runSession>[1]);
+    const { outputs, computeMs } = await runSession(
+      this.session,
+      feeds as Parameters<typeof runSession>[1],
+      false,
+    );
     return { outputs: outputs as WireTensor[], computeMs };
   }
 

@@ -51,7 +51,3 @@ export class ApiError extends Error {
       : { error: this.message, code: this.code, field: this.field };
   }
 }
-
-export function isApiError(e: unknown): e is ApiError {
-  return e instanceof ApiError;
-}
