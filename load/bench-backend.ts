@@ -9,8 +9,11 @@
  *    parses the same JSON body and answers a fixed reply. Aim: <= 1.5x.
  *
  * Options: --quick (fewer requests), --threads N (onnxruntime intra-op threads, default 2),
- * --delay-ms N (mlp-large max_queue_delay_ms, default 1).
- * Writes a table to stdout and JSON to load/results/backend-<threads>t.json.
+ * --delay-ms N (mlp-large max_queue_delay_ms, default 1), --only overhead (part 2 alone),
+ * --runs N (part 2 measured N times, backend and bare fastify taking turns; the median ratio is
+ * the verdict), --compiled (the backend runs from `npm run build` output in dist/, not tsx).
+ * Writes a table to stdout and JSON to load/results/backend-<threads>t.json
+ * (backend-overhead.json with --only overhead).
  */
 import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { availableParallelism, cpus, tmpdir } from 'node:os';
@@ -27,8 +30,17 @@ const { values } = parseArgs({
     quick: { type: 'boolean', default: false },
     threads: { type: 'string', default: '2' },
     'delay-ms': { type: 'string', default: '1' },
+    only: { type: 'string' },
+    runs: { type: 'string', default: '1' },
+    compiled: { type: 'boolean', default: false },
   },
 });
+if (values.only !== undefined && values.only !== 'overhead') {
+  throw new Error(`--only takes 'overhead', not '${values.only}'`);
+}
+const overheadOnly = values.only === 'overhead';
+const runs = Number(values.runs);
+if (!Number.isSafeInteger(runs) || runs < 1) throw new Error(`--runs must be a positive integer`);
 const threads = Number(values.threads);
 const delayMs = Number(values['delay-ms']);
 const scale = values.quick ? 0.25 : 1;
@@ -124,7 +136,7 @@ const simpleBody = JSON.stringify({
 });
 
 const backendArgs = (repo: string) => [
-  join(root, 'bin', 'infergate.js'),
+  values.compiled ? join(root, 'dist', 'cli', 'main.js') : join(root, 'bin', 'infergate.js'),
   'backend',
   '--model-repository',
   repo,
@@ -191,10 +203,27 @@ async function overhead(repo: string): Promise<{ backend: LoadResult; bare: Load
   return { backend: backendResult, bare: bareResult };
 }
 
-try {
-  process.stdout.write(
-    `infergate bench:backend  (${cpus()[0]?.model ?? 'cpu'}, ${availableParallelism()} cores, node ${process.version}, ${threads} onnxruntime threads, mlp-large delay ${delayMs} ms)\n\n`,
-  );
+interface OverheadRun {
+  backend: LoadResult;
+  bare: LoadResult;
+  cpuRatio: number;
+}
+
+function median(xs: readonly number[]): number {
+  const sorted = [...xs].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+type ServedPart = {
+  limit: { batch: number; samplesPerSec: number }[];
+  rows: ServedRow[];
+  batchedVsUnbatched: number;
+  batchedVsLimit: number;
+  best: { batch: number; samplesPerSec: number };
+};
+
+async function servedPart(): Promise<ServedPart> {
   const limit = await inProcess();
   const best = limit.reduce((a, b) => (b.samplesPerSec > a.samplesPerSec ? b : a));
   process.stdout.write(
@@ -225,43 +254,87 @@ try {
   );
   const pick = (batching: string, c: number) =>
     rows.find((r) => r.batching === batching && r.concurrency === c && r.encoding === 'binary')!.result.rps;
-  const batchedVsUnbatched = pick('on', 64) / pick('off', 64);
-  const batchedVsLimit = pick('on', 64) / best.samplesPerSec;
+  return {
+    limit,
+    rows,
+    best,
+    batchedVsUnbatched: pick('on', 64) / pick('off', 64),
+    batchedVsLimit: pick('on', 64) / best.samplesPerSec,
+  };
+}
 
-  const { backend, bare } = await overhead(await variant('simple-overhead', 64));
-  const cpuRatio = backend.cpuUsPerRequest! / bare.cpuUsPerRequest!;
+try {
+  process.stdout.write(
+    `infergate bench:backend  (${cpus()[0]?.model ?? 'cpu'}, ${availableParallelism()} cores, node ${process.version}, ${threads} onnxruntime threads, mlp-large delay ${delayMs} ms, backend ${values.compiled ? 'compiled (dist/)' : 'through tsx'})\n\n`,
+  );
+  const part1 = overheadOnly ? undefined : await servedPart();
+
+  const repo = await variant('simple-overhead', 64);
+  const overheadRuns: OverheadRun[] = [];
+  for (let i = 0; i < runs; i++) {
+    const { backend, bare } = await overhead(repo);
+    overheadRuns.push({ backend, bare, cpuRatio: backend.cpuUsPerRequest! / bare.cpuUsPerRequest! });
+  }
   process.stdout.write(
     `${table(
-      ['simple, 8 connections', 'req/s', 'p50 ms', 'p99 ms', 'CPU us/request'],
-      [
-        ['backend', backend.rps, backend.p50Ms, backend.p99Ms, backend.cpuUsPerRequest!],
-        ['bare fastify (parse + fixed reply)', bare.rps, bare.p50Ms, bare.p99Ms, bare.cpuUsPerRequest!],
-      ],
+      ['simple, 8 connections', 'req/s', 'p50 ms', 'p99 ms', 'CPU us/request', 'CPU ratio'],
+      overheadRuns.flatMap((r, i) => {
+        const run = runs > 1 ? ` (run ${i + 1})` : '';
+        return [
+          [
+            `backend${run}`,
+            r.backend.rps,
+            r.backend.p50Ms,
+            r.backend.p99Ms,
+            r.backend.cpuUsPerRequest!,
+            r.cpuRatio,
+          ],
+          [
+            `bare fastify (parse + fixed reply)${run}`,
+            r.bare.rps,
+            r.bare.p50Ms,
+            r.bare.p99Ms,
+            r.bare.cpuUsPerRequest!,
+            '',
+          ],
+        ];
+      }),
     )}\n\n`,
   );
+  const cpuRatio = median(overheadRuns.map((r) => r.cpuRatio));
   const verdict = (ok: boolean) => (ok ? 'met' : 'NOT met');
-  const summary = [
-    `batched / unbatched at concurrency 64:      ${fmt(batchedVsUnbatched)}x   (aim >= 3x: ${verdict(batchedVsUnbatched >= 3)})`,
-    `batched at 64 / in-process limit (batch ${best.batch}): ${fmt(batchedVsLimit)}x   (aim >= 0.7x: ${verdict(batchedVsLimit >= 0.7)})`,
-    `simple: backend CPU / bare fastify CPU:     ${fmt(cpuRatio)}x   (aim <= 1.5x: ${verdict(cpuRatio <= 1.5)})`,
-  ];
+  const summary: string[] = [];
+  if (part1 !== undefined) {
+    const { batchedVsUnbatched, batchedVsLimit, best } = part1;
+    summary.push(
+      `batched / unbatched at concurrency 64:      ${fmt(batchedVsUnbatched)}x   (aim >= 3x: ${verdict(batchedVsUnbatched >= 3)})`,
+      `batched at 64 / in-process limit (batch ${best.batch}): ${fmt(batchedVsLimit)}x   (aim >= 0.7x: ${verdict(batchedVsLimit >= 0.7)})`,
+    );
+  }
+  summary.push(
+    `simple: backend CPU / bare fastify CPU:     ${fmt(cpuRatio)}x${runs > 1 ? ` (median of ${runs})` : ''}   (aim <= 1.5x: ${verdict(cpuRatio <= 1.5)})`,
+  );
   process.stdout.write(`${summary.join('\n')}\n`);
+  const last = overheadRuns[overheadRuns.length - 1]!;
   const report = {
     date: new Date().toISOString(),
     machine: { cpu: cpus()[0]?.model, cores: availableParallelism(), node: process.version },
-    settings: { threads, delayMs },
+    settings: { threads, delayMs, compiled: values.compiled, runs },
     quick: values.quick,
-    inProcess: limit,
-    served: rows,
-    overhead: { backend, bare },
-    ratios: { batchedVsUnbatched, batchedVsLimit, simpleCpuVsBareFastify: cpuRatio },
+    ...(part1 === undefined ? {} : { inProcess: part1.limit, served: part1.rows }),
+    overhead: { backend: last.backend, bare: last.bare },
+    overheadRuns,
+    ratios: {
+      ...(part1 === undefined
+        ? {}
+        : { batchedVsUnbatched: part1.batchedVsUnbatched, batchedVsLimit: part1.batchedVsLimit }),
+      simpleCpuVsBareFastify: cpuRatio,
+    },
   };
+  const file = overheadOnly ? 'backend-overhead.json' : `backend-${threads}t.json`;
   await mkdir(join(root, 'load', 'results'), { recursive: true });
-  await writeFile(
-    join(root, 'load', 'results', `backend-${threads}t.json`),
-    `${JSON.stringify(report, null, 2)}\n`,
-  );
-  process.stdout.write(`wrote load/results/backend-${threads}t.json\n`);
+  await writeFile(join(root, 'load', 'results', file), `${JSON.stringify(report, null, 2)}\n`);
+  process.stdout.write(`wrote load/results/${file}\n`);
 } finally {
   await rm(work, { recursive: true, force: true });
 }
