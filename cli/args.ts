@@ -13,11 +13,16 @@ export function parse<O extends Options>(argv: string[], options: O, allowPositi
   }
 }
 
-/** A flag's value, else its environment variable, else the default. */
+/**
+ * A flag's value, else its environment variable, else the default. An empty environment variable
+ * counts as unset (`INFERGATE_PORT=` in a compose file or a shell means "not given").
+ */
 export function setting(flag: string | undefined, env: string, fallback: string): string;
 export function setting(flag: string | undefined, env: string): string | undefined;
 export function setting(flag: string | undefined, env: string, fallback?: string): string | undefined {
-  return flag ?? process.env[env] ?? fallback;
+  if (flag !== undefined) return flag;
+  const value = process.env[env];
+  return value === undefined || value === '' ? fallback : value;
 }
 
 export function port(value: string, name: string): number {

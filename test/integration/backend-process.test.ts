@@ -79,6 +79,30 @@ describe('infergate backend (process)', () => {
     });
   });
 
+  test('an empty INFERGATE_MODEL_REPOSITORY counts as unset: exit 2, not a repository at ""', async () => {
+    const proc = runCli(['backend', '--port', '0'], { INFERGATE_MODEL_REPOSITORY: '' });
+    procs.push(proc);
+    assert.deepEqual(await proc.exited, { code: 2, signal: null });
+    assert.match(proc.stderr(), /--model-repository DIR is required/);
+  });
+
+  test('empty INFERGATE_HOST, _DEVICE, _BODY_LIMIT and _DRAIN_TIMEOUT_MS count as unset: the defaults', async () => {
+    const repo = await derivedRepository(sample, { mlp: { from: 'mlp', versions: ['1'], config: {} } });
+    const proc = runCli(['backend', '--model-repository', repo, '--port', '0'], {
+      INFERGATE_HOST: '',
+      INFERGATE_DEVICE: '',
+      INFERGATE_BODY_LIMIT: '',
+      INFERGATE_DRAIN_TIMEOUT_MS: '',
+    });
+    procs.push(proc);
+    const line = await proc.waitForLog('listening', (r) => r.msg.startsWith('backend listening on'));
+    assert.match(String(line.address), /^http:\/\/127\.0\.0\.1:\d+$/);
+    const meta = (await (await fetch(`${line.address as string}/v2/models/mlp`)).json()) as {
+      parameters: { execution_provider: string };
+    };
+    assert.equal(meta.parameters.execution_provider, 'cpu');
+  });
+
   test('a model repository that does not exist exits 1 with the reason', async () => {
     const proc = runCli(['backend', '--model-repository', `${sample}/does-not-exist`, '--port', '0']);
     procs.push(proc);

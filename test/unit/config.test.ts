@@ -11,6 +11,7 @@ import {
   parseModelConfig,
   readModelConfig,
 } from '../../backend/config.js';
+import { setting } from '../../cli/args.js';
 
 const WHERE = 'models/m/config.yaml';
 
@@ -298,4 +299,34 @@ test('execution accepts worker and inline and rejects anything else', () => {
   assert.equal(parseModelConfig({ execution: 'inline' }, WHERE).execution, 'inline');
   assert.equal(parseModelConfig({ execution: 'worker' }, WHERE).execution, 'worker');
   assertConfigError(() => parseModelConfig({ execution: 'gpu' }, WHERE), 'execution', 'worker, inline');
+});
+
+// ---------------------------------------------------------------------------------------------
+// Command-line settings (cli/args.ts): a flag, else its environment variable, else the default.
+
+describe('setting: flag, environment, default', () => {
+  const ENV = 'INFERGATE_TEST_SETTING';
+  after(() => {
+    delete process.env[ENV];
+  });
+
+  test('an empty environment variable counts as unset', () => {
+    process.env[ENV] = '';
+    assert.equal(setting(undefined, ENV, 'fallback'), 'fallback');
+    assert.equal(setting(undefined, ENV), undefined);
+  });
+
+  test('a set environment variable beats the default; a flag beats both', () => {
+    process.env[ENV] = 'from-env';
+    assert.equal(setting(undefined, ENV, 'fallback'), 'from-env');
+    assert.equal(setting('from-flag', ENV, 'fallback'), 'from-flag');
+    delete process.env[ENV];
+    assert.equal(setting(undefined, ENV, 'fallback'), 'fallback');
+    assert.equal(setting(undefined, ENV), undefined);
+  });
+
+  test('an explicit empty flag is kept (and then judged by the flag check)', () => {
+    process.env[ENV] = 'from-env';
+    assert.equal(setting('', ENV, 'fallback'), '');
+  });
 });
