@@ -29,8 +29,34 @@ interface VersionSlot {
   model: LoadedModel | undefined;
 }
 
+/** One entry of a startup selection: every version of a model, or one version of it. */
+export interface ModelSelector {
+  name: string;
+  /** A version directory's name; undefined selects every version. */
+  version?: string | undefined;
+}
+
+/** A startup selection that names a model or version the repository does not have. */
+export class ModelSelectionError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ModelSelectionError';
+  }
+}
+
+/** What one model loads at startup: every version (undefined), or only these. */
+export interface StartupLoad {
+  name: string;
+  versions: readonly string[] | undefined;
+}
+
 export interface RepositoryOptions {
   root: string;
+  /**
+   * The models (and versions) to load at startup; every model when undefined. The others are
+   * listed in the index as not loaded, and the load API still loads them (every version).
+   */
+  models?: readonly ModelSelector[] | undefined;
   device: Device;
   clock: Clock;
   logger: Logger;
@@ -44,6 +70,15 @@ export function isModelName(s: string): boolean {
   return MODEL_NAME.test(s);
 }
 
+/** A version directory's name: a positive integer without leading zeros. */
+export function isVersion(s: string): boolean {
+  return VERSION.test(s);
+}
+
+function selectorText(s: ModelSelector): string {
+  return s.version === undefined ? s.name : `${s.name}:${s.version}`;
+}
+
 async function isDir(path: string): Promise<boolean> {
   try {
     return (await stat(path)).isDirectory();
@@ -54,6 +89,8 @@ async function isDir(path: string): Promise<boolean> {
 
 export class ModelRepository {
   private readonly models = new Map<string, VersionSlot[]>();
+  /** Versions on disk that the last load of a model left out (a startup selection). */
+  private readonly notLoaded = new Map<string, string[]>();
   /** One load or unload at a time per model. */
   private readonly pending = new Map<string, Promise<void>>();
 
@@ -68,13 +105,66 @@ export class ModelRepository {
       .sort();
   }
 
-  async loadAll(): Promise<void> {
-    for (const name of await this.scan()) await this.load(name);
+  /** Version directories of a model on disk, in numeric order. */
+  private async versionsOnDisk(name: string): Promise<string[]> {
+    return (await readdir(join(this.opts.root, name), { withFileTypes: true }))
+      .filter((e) => e.isDirectory() && VERSION.test(e.name))
+      .map((e) => e.name)
+      .sort((a, b) => Number(a) - Number(b));
   }
 
-  /** Loads (or reloads) every version of a model. Throws ApiError when nothing could be loaded. */
-  load(name: string): Promise<void> {
-    return this.serialize(name, () => this.doLoad(name));
+  /**
+   * What to load at startup: every model on disk, or the `models` selection checked against the
+   * disk. Throws ModelSelectionError naming every entry whose model or version is not there.
+   */
+  async startupLoads(): Promise<StartupLoad[]> {
+    const names = await this.scan();
+    const selection = this.opts.models;
+    if (selection === undefined) return names.map((name) => ({ name, versions: undefined }));
+    const wanted = new Map<string, Set<string> | 'all'>();
+    const problems: string[] = [];
+    for (const sel of selection) {
+      const entry = `'${selectorText(sel).slice(0, 160)}'`;
+      if (!isModelName(sel.name) || !names.includes(sel.name)) {
+        problems.push(`entry ${entry}: no model '${sel.name.slice(0, 128)}' in the model repository`);
+        continue;
+      }
+      if (sel.version === undefined) {
+        wanted.set(sel.name, 'all');
+        continue;
+      }
+      const versions = await this.versionsOnDisk(sel.name);
+      if (!versions.includes(sel.version)) {
+        problems.push(
+          `entry ${entry}: model '${sel.name}' has no version '${sel.version.slice(0, 32)}' (versions: ${versions.join(', ') || 'none'})`,
+        );
+        continue;
+      }
+      const prev = wanted.get(sel.name);
+      if (prev === 'all') continue;
+      if (prev === undefined) wanted.set(sel.name, new Set([sel.version]));
+      else prev.add(sel.version);
+    }
+    if (problems.length > 0) throw new ModelSelectionError(problems.join('; '));
+    return names
+      .filter((name) => wanted.has(name))
+      .map((name) => {
+        const w = wanted.get(name)!;
+        return { name, versions: w === 'all' ? undefined : [...w].sort((a, b) => Number(a) - Number(b)) };
+      });
+  }
+
+  /** Loads what startupLoads names; throws on the first model that cannot be loaded. */
+  async loadAll(): Promise<void> {
+    for (const { name, versions } of await this.startupLoads()) await this.load(name, versions);
+  }
+
+  /**
+   * Loads (or reloads) every version of a model, or only `versions`; the others on disk are then
+   * listed as not loaded. Throws ApiError when nothing could be loaded.
+   */
+  load(name: string, versions?: readonly string[]): Promise<void> {
+    return this.serialize(name, () => this.doLoad(name, versions));
   }
 
   unload(name: string): Promise<void> {
@@ -92,7 +182,7 @@ export class ModelRepository {
     return next;
   }
 
-  private async doLoad(name: string): Promise<void> {
+  private async doLoad(name: string, only: readonly string[] | undefined): Promise<void> {
     if (!isModelName(name)) {
       throw new ApiError(
         BE_ERRORS.BE_ERR_MODEL_NOT_FOUND,
@@ -108,10 +198,9 @@ export class ModelRepository {
         field: 'model',
       });
     }
-    const versions = (await readdir(dir, { withFileTypes: true }))
-      .filter((e) => e.isDirectory() && VERSION.test(e.name))
-      .map((e) => e.name)
-      .sort((a, b) => Number(a) - Number(b));
+    const onDisk = await this.versionsOnDisk(name);
+    const versions = only === undefined ? onDisk : onDisk.filter((v) => only.includes(v));
+    const skipped = onDisk.filter((v) => !versions.includes(v));
     const old = this.models.get(name) ?? [];
     const slots: VersionSlot[] = versions.map((version) => ({
       version,
@@ -120,7 +209,10 @@ export class ModelRepository {
       model: undefined,
     }));
     // Old versions keep serving until the new ones are ready.
-    if (old.length === 0) this.models.set(name, slots);
+    if (old.length === 0) {
+      this.models.set(name, slots);
+      this.setNotLoaded(name, skipped);
+    }
     let config: Awaited<ReturnType<typeof readModelConfig>> | undefined;
     let configError = '';
     try {
@@ -165,6 +257,7 @@ export class ModelRepository {
       }
     }
     this.models.set(name, slots);
+    this.setNotLoaded(name, skipped);
     await Promise.all(old.map((s) => s.model?.close()));
     if (!slots.some((s) => s.state === 'READY')) {
       const reason =
@@ -174,6 +267,11 @@ export class ModelRepository {
         `model '${name}' could not be loaded: ${reason}`,
       );
     }
+  }
+
+  private setNotLoaded(name: string, versions: string[]): void {
+    if (versions.length === 0) this.notLoaded.delete(name);
+    else this.notLoaded.set(name, versions);
   }
 
   private async doUnload(name: string): Promise<void> {
@@ -203,10 +301,18 @@ export class ModelRepository {
         if (!readyOnly) out.push({ name, version: '', state: 'UNAVAILABLE', reason: 'not loaded' });
         continue;
       }
-      for (const s of slots) {
-        if (readyOnly && s.state !== 'READY') continue;
-        out.push({ name, version: s.version, state: s.state, reason: s.reason });
+      const entries: IndexEntry[] = slots.map((s) => ({
+        name,
+        version: s.version,
+        state: s.state,
+        reason: s.reason,
+      }));
+      // Versions a startup selection left out: on disk, not loaded (as a model never loaded is).
+      for (const version of this.notLoaded.get(name) ?? []) {
+        entries.push({ name, version, state: 'UNAVAILABLE', reason: 'not loaded' });
       }
+      entries.sort((a, b) => Number(a.version) - Number(b.version));
+      for (const e of entries) if (!readyOnly || e.state === 'READY') out.push(e);
     }
     return out;
   }

@@ -24,7 +24,7 @@ import { PRODUCT_VERSION } from '../common/version.js';
 import { BE_ERRORS, codecErrorDef } from './errors.js';
 import { BackendMetrics } from './metrics.js';
 import type { Device, LoadedModel } from './model.js';
-import { ModelRepository } from './repository.js';
+import { ModelRepository, type ModelSelector } from './repository.js';
 
 export const DEFAULT_BODY_LIMIT = 64 * 1024 * 1024;
 
@@ -37,8 +37,14 @@ export interface BackendOptions {
   clock?: Clock;
   /** Default process metrics; off in tests that run several servers in one process. */
   processMetrics?: boolean;
-  /** Load every model in the repository at start (default true). */
+  /** Load the repository's models at start (default true): every one, or those `models` selects. */
   loadAll?: boolean;
+  /**
+   * Only these models (an entry with a version: only that version) load at start; the others are
+   * listed as not loaded and the load API still loads them. An entry whose model or version is not
+   * in the repository makes buildBackend throw ModelSelectionError. Every model when undefined.
+   */
+  models?: readonly ModelSelector[] | undefined;
 }
 
 export interface Backend {
@@ -78,6 +84,7 @@ export async function buildBackend(opts: BackendOptions): Promise<Backend> {
   });
   repository = new ModelRepository({
     root: opts.modelRepository,
+    models: opts.models,
     device: opts.device ?? 'cpu',
     clock,
     logger,
@@ -98,11 +105,14 @@ export async function buildBackend(opts: BackendOptions): Promise<Backend> {
     },
   });
   const repo = repository;
-  if (opts.loadAll ?? true) {
-    for (const name of await repo.scan()) {
+  const loadAll = opts.loadAll ?? true;
+  // A selection is checked against the disk even when nothing loads now.
+  const startup = loadAll || opts.models !== undefined ? await repo.startupLoads() : [];
+  if (loadAll) {
+    for (const { name, versions } of startup) {
       // A model that fails to load is reported in the index; the others still serve.
       await repo
-        .load(name)
+        .load(name, versions)
         .catch((e: unknown) => logger.error({ model: name, err: e }, 'model failed to load'));
     }
   }

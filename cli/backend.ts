@@ -1,15 +1,45 @@
-import { buildBackend } from '../backend/server.js';
 import { DEVICES, type Device } from '../backend/model.js';
+import { isModelName, isVersion, ModelSelectionError, type ModelSelector } from '../backend/repository.js';
+import { type Backend, buildBackend } from '../backend/server.js';
 import { createLogger } from '../common/logging.js';
 import { parse, port, positiveInt, setting, UsageError } from './args.js';
 import { onShutdownSignal } from './signals.js';
 
 export const BACKEND_HELP = `infergate backend --model-repository DIR [--host H] [--port P] [--device cpu|cuda|webgpu]
-                  [--body-limit BYTES] [--drain-timeout-ms MS]
+                  [--models NAME[:VERSION],...] [--body-limit BYTES] [--drain-timeout-ms MS]
 
 One backend replica: the Open Inference Protocol v2 REST API over onnxruntime-node.
+--models loads only the listed models at startup (NAME: every version, NAME:VERSION: that one);
+the others are listed as not loaded and POST /v2/repository/models/NAME/load still loads them.
 Environment: INFERGATE_MODEL_REPOSITORY, INFERGATE_HOST (127.0.0.1), INFERGATE_PORT (8001),
-INFERGATE_DEVICE (cpu), INFERGATE_BODY_LIMIT (67108864), INFERGATE_LOG_LEVEL (info).`;
+INFERGATE_DEVICE (cpu), INFERGATE_MODELS (all), INFERGATE_BODY_LIMIT (67108864),
+INFERGATE_DRAIN_TIMEOUT_MS (30000), INFERGATE_LOG_LEVEL (info).`;
+
+/**
+ * `--models`: comma-separated `name` or `name:version` entries (spaces around entries are
+ * ignored). Checks the form only; buildBackend checks that each entry is in the repository.
+ */
+export function parseModelList(text: string): ModelSelector[] {
+  const entries = text.split(',').map((e) => e.trim());
+  if (entries.every((e) => e === '')) throw new UsageError('--models must name at least one model');
+  return entries.map((entry) => {
+    if (entry === '') throw new UsageError(`--models '${text.slice(0, 200)}' has an empty entry`);
+    const colon = entry.indexOf(':');
+    const name = colon === -1 ? entry : entry.slice(0, colon);
+    const version = colon === -1 ? undefined : entry.slice(colon + 1);
+    if (!isModelName(name)) {
+      throw new UsageError(
+        `--models entry '${entry.slice(0, 160)}': '${name.slice(0, 128)}' is not a model name`,
+      );
+    }
+    if (version !== undefined && !isVersion(version)) {
+      throw new UsageError(
+        `--models entry '${entry.slice(0, 160)}': the version must be a positive integer, not '${version.slice(0, 32)}'`,
+      );
+    }
+    return version === undefined ? { name } : { name, version };
+  });
+}
 
 export async function backendCommand(argv: string[]): Promise<void> {
   const { values } = parse(argv, {
@@ -17,6 +47,7 @@ export async function backendCommand(argv: string[]): Promise<void> {
     host: { type: 'string' },
     port: { type: 'string' },
     device: { type: 'string' },
+    models: { type: 'string' },
     'body-limit': { type: 'string' },
     'drain-timeout-ms': { type: 'string' },
   });
@@ -36,12 +67,26 @@ export async function backendCommand(argv: string[]): Promise<void> {
     setting(values['drain-timeout-ms'], 'INFERGATE_DRAIN_TIMEOUT_MS', '30000'),
     '--drain-timeout-ms',
   );
+  const modelList = setting(values.models, 'INFERGATE_MODELS');
+  const models = modelList === undefined ? undefined : parseModelList(modelList);
   const logger = createLogger({
     name: 'infergate-backend',
     level: setting(undefined, 'INFERGATE_LOG_LEVEL', 'info'),
   });
 
-  const backend = await buildBackend({ modelRepository: root, device: device as Device, bodyLimit, logger });
+  let backend: Backend;
+  try {
+    backend = await buildBackend({
+      modelRepository: root,
+      device: device as Device,
+      bodyLimit,
+      logger,
+      models,
+    });
+  } catch (e) {
+    if (e instanceof ModelSelectionError) throw new UsageError(`--models: ${e.message}`);
+    throw e;
+  }
   const address = await backend.app.listen({ host, port: listenPort });
   logger.info(
     { address, models: (await backend.repository.index(true)).length },

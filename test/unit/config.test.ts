@@ -11,7 +11,8 @@ import {
   parseModelConfig,
   readModelConfig,
 } from '../../backend/config.js';
-import { setting } from '../../cli/args.js';
+import { setting, UsageError } from '../../cli/args.js';
+import { parseModelList } from '../../cli/backend.js';
 
 const WHERE = 'models/m/config.yaml';
 
@@ -329,4 +330,37 @@ describe('setting: flag, environment, default', () => {
     process.env[ENV] = 'from-env';
     assert.equal(setting('', ENV, 'fallback'), '');
   });
+});
+
+describe('parseModelList (--models)', () => {
+  test('names and name:version entries, spaces around entries ignored', () => {
+    assert.deepEqual(parseModelList('mlp:2, simple ,mlp-large'), [
+      { name: 'mlp', version: '2' },
+      { name: 'simple' },
+      { name: 'mlp-large' },
+    ]);
+    assert.deepEqual(parseModelList('mlp:1,mlp:2'), [
+      { name: 'mlp', version: '1' },
+      { name: 'mlp', version: '2' },
+    ]);
+  });
+
+  for (const [text, message] of [
+    ['', /at least one model/],
+    [' , ', /at least one model/],
+    ['a,,b', /has an empty entry/],
+    ['a,', /has an empty entry/],
+    ['mlp:', /entry 'mlp:': the version must be a positive integer/],
+    ['mlp:01', /entry 'mlp:01': the version must be a positive integer/],
+    ['mlp:1:2', /entry 'mlp:1:2': the version must be a positive integer/],
+    [':1', /entry ':1': '' is not a model name/],
+    ['../x', /entry '\.\.\/x': '\.\.\/x' is not a model name/],
+  ] as const) {
+    test(`'${text}' is a usage error: ${message.source}`, () => {
+      assert.throws(
+        () => parseModelList(text),
+        (e: unknown) => e instanceof UsageError && message.test(e.message),
+      );
+    });
+  }
 });
