@@ -1,21 +1,28 @@
 import { PRODUCT_VERSION } from '../common/version.js';
 import { UsageError } from './args.js';
 import { BACKEND_HELP, backendCommand } from './backend.js';
+import { GATEWAY_HELP, gatewayCommand } from './gateway.js';
 import { MODELS_HELP, modelsCommand } from './models.js';
+import { POLICY_HELP, policyCommand } from './policy.js';
 import { UP_HELP, upCommand } from './up.js';
 
 const HELP = `infergate ${PRODUCT_VERSION}: one ingress URL for every model
 
 Commands:
-  infergate up                     the local stack: sample models and a backend replica (npm start)
+  infergate up                     the whole local stack: sample models, three backend replicas and a
+                                   gateway on policies/default.yaml (npm start)
+  infergate gateway --policy FILE [--host H] [--port P] [--admin-port A]
   infergate backend --model-repository DIR [--host H] [--port P] [--device cpu|cuda|webgpu]
+  infergate policy validate FILE | schema
   infergate models build DIR
 
 Run 'infergate COMMAND --help' for a command's options.`;
 
 const COMMANDS: Record<string, { help: string; run: (argv: string[]) => Promise<void> }> = {
   backend: { help: BACKEND_HELP, run: backendCommand },
+  gateway: { help: GATEWAY_HELP, run: gatewayCommand },
   models: { help: MODELS_HELP, run: modelsCommand },
+  policy: { help: POLICY_HELP, run: policyCommand },
   up: { help: UP_HELP, run: upCommand },
 };
 

@@ -3,7 +3,8 @@ import type { Logger } from '../common/logging.js';
 /**
  * On SIGTERM or SIGINT: run `shutdown` (readiness false, in-flight requests finish), then exit 0.
  * If it takes longer than `timeoutMs`, exit 1 so an orchestrator sees the drain was cut short.
- * A second signal exits at once.
+ * A second signal exits at once. A process started by `infergate up` (with an IPC channel) also
+ * shuts down when its parent goes away, so no replica outlives the stack.
  */
 export function onShutdownSignal(logger: Logger, timeoutMs: number, shutdown: () => Promise<void>): void {
   let stopping = false;
@@ -32,4 +33,5 @@ export function onShutdownSignal(logger: Logger, timeoutMs: number, shutdown: ()
   };
   process.on('SIGTERM', handler);
   process.on('SIGINT', handler);
+  if (process.connected) process.once('disconnect', () => handler('SIGTERM'));
 }

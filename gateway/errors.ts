@@ -1,0 +1,20 @@
+import { defineErrors } from '../common/errors.js';
+
+/** Every error the gateway answers with itself. Documented in docs/errors.md. */
+export const GW_ERRORS = defineErrors({
+  GW_ERR_BAD_REQUEST: [400, 'The request cannot be forwarded as sent (for example a malformed URL).'],
+  GW_ERR_NOT_FOUND: [404, 'No such route at the gateway.'],
+  GW_ERR_MODEL_NOT_FOUND: [404, 'The policy has no model of this name.'],
+  GW_ERR_VERSION_NOT_FOUND: [404, 'No variant of the model serves this version.'],
+  GW_ERR_BODY_TOO_LARGE: [413, 'The body is larger than the gateway limit (64 MiB by default).'],
+  GW_ERR_INTERNAL: [500, 'An unexpected error; the message is logged, not sent.'],
+  GW_ERR_UPSTREAM_ERROR: [502, 'The backend failed (5xx) or its answer broke off.'],
+  GW_ERR_UPSTREAM_UNAVAILABLE: [
+    503,
+    'No replica of the backend could be reached, or all were overloaded, within the retries allowed.',
+  ],
+  GW_ERR_SHUTTING_DOWN: [503, 'The gateway is draining for shutdown; retry on another gateway.'],
+  GW_ERR_UPSTREAM_TIMEOUT: [504, "The backend did not answer within the model's timeoutMs."],
+});
+
+export type GatewayErrorCode = keyof typeof GW_ERRORS;

@@ -1,0 +1,145 @@
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { AttemptOutcome } from './upstream/forward.js';
+
+const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
+/** What the gauges read at scrape time. */
+export interface UpstreamSample {
+  backend: string;
+  endpoint: string;
+  outstanding: number;
+}
+
+/** The gateway's Prometheus metrics, served on the admin port; a registry per gateway instance. */
+export class GatewayMetrics {
+  readonly registry = new Registry();
+  readonly requests: Counter<'model' | 'variant' | 'code'>;
+  readonly duration: Histogram<'model' | 'variant'>;
+  readonly upstreamAttempts: Counter<'backend' | 'endpoint' | 'outcome'>;
+  readonly upstreamDuration: Histogram<'backend' | 'endpoint'>;
+  readonly retries: Counter<'model' | 'reason'>;
+  readonly retriesDenied: Counter<'model'>;
+  readonly reloads: Counter<'result'>;
+  readonly policyInfo: Gauge<'sha256'>;
+  readonly policyLoaded: Gauge;
+  /** Children by joined label values: prom-client's label lookup costs more than the work it counts. */
+  private readonly requestChildren = new Map<string, { inc(): void }>();
+  private readonly durationChildren = new Map<string, { observe(v: number): void }>();
+  private readonly attemptChildren = new Map<string, { inc(): void }>();
+  private readonly attemptDurationChildren = new Map<string, { observe(v: number): void }>();
+
+  constructor(opts: { processMetrics: boolean; sample: () => readonly UpstreamSample[] }) {
+    const registers = [this.registry];
+    this.requests = new Counter({
+      name: 'infergate_requests_total',
+      help: 'Requests answered on the ingress, by logical model, variant and HTTP status code.',
+      labelNames: ['model', 'variant', 'code'],
+      registers,
+    });
+    this.duration = new Histogram({
+      name: 'infergate_request_duration_seconds',
+      help: 'Time from a request reaching the gateway to its answer, retries included.',
+      labelNames: ['model', 'variant'],
+      buckets: LATENCY_BUCKETS,
+      registers,
+    });
+    this.upstreamAttempts = new Counter({
+      name: 'infergate_upstream_attempts_total',
+      help: 'Attempts sent to backend endpoints, by outcome (ok, client_error, server_error, overloaded, network_error, timeout).',
+      labelNames: ['backend', 'endpoint', 'outcome'],
+      registers,
+    });
+    this.upstreamDuration = new Histogram({
+      name: 'infergate_upstream_attempt_duration_seconds',
+      help: 'Time of one attempt at a backend endpoint.',
+      labelNames: ['backend', 'endpoint'],
+      buckets: LATENCY_BUCKETS,
+      registers,
+    });
+    this.retries = new Counter({
+      name: 'infergate_retries_total',
+      help: 'Retries sent, by logical model and reason (network_error, overloaded).',
+      labelNames: ['model', 'reason'],
+      registers,
+    });
+    this.retriesDenied = new Counter({
+      name: 'infergate_retry_budget_exhausted_total',
+      help: 'Retries not sent because the retry budget was spent.',
+      labelNames: ['model'],
+      registers,
+    });
+    this.reloads = new Counter({
+      name: 'infergate_policy_reloads_total',
+      help: 'Policy loads by result: applied, or rejected (the last good policy keeps serving).',
+      labelNames: ['result'],
+      registers,
+    });
+    this.policyInfo = new Gauge({
+      name: 'infergate_policy_info',
+      help: 'The policy in force (1), labelled with the sha256 of its canonical form.',
+      labelNames: ['sha256'],
+      registers,
+    });
+    this.policyLoaded = new Gauge({
+      name: 'infergate_policy_last_applied_timestamp_seconds',
+      help: 'Unix time when the policy in force was applied.',
+      registers,
+    });
+    const sample = opts.sample;
+    new Gauge({
+      name: 'infergate_upstream_outstanding_requests',
+      help: 'Requests sent to a backend endpoint and not yet answered.',
+      labelNames: ['backend', 'endpoint'],
+      registers,
+      collect() {
+        this.reset();
+        for (const s of sample()) this.set({ backend: s.backend, endpoint: s.endpoint }, s.outstanding);
+      },
+    });
+    // The two results are always exported, so that a rate() over them starts at zero.
+    this.reloads.inc({ result: 'applied' }, 0);
+    this.reloads.inc({ result: 'rejected' }, 0);
+    if (opts.processMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'infergate_' });
+  }
+
+  request(model: string, variant: string, code: number, seconds: number): void {
+    const key = `${model}\u0000${variant}\u0000${code}`;
+    let counter = this.requestChildren.get(key);
+    if (counter === undefined) {
+      counter = this.requests.labels({ model, variant, code: String(code) });
+      this.requestChildren.set(key, counter);
+    }
+    counter.inc();
+    const dkey = `${model}\u0000${variant}`;
+    let hist = this.durationChildren.get(dkey);
+    if (hist === undefined) {
+      hist = this.duration.labels({ model, variant });
+      this.durationChildren.set(dkey, hist);
+    }
+    hist.observe(seconds);
+  }
+
+  attempt(backend: string, endpoint: string, outcome: AttemptOutcome, seconds: number): void {
+    const key = `${backend}\u0000${endpoint}\u0000${outcome}`;
+    let counter = this.attemptChildren.get(key);
+    if (counter === undefined) {
+      counter = this.upstreamAttempts.labels({ backend, endpoint, outcome });
+      this.attemptChildren.set(key, counter);
+    }
+    counter.inc();
+    const dkey = `${backend}\u0000${endpoint}`;
+    let hist = this.attemptDurationChildren.get(dkey);
+    if (hist === undefined) {
+      hist = this.upstreamDuration.labels({ backend, endpoint });
+      this.attemptDurationChildren.set(dkey, hist);
+    }
+    hist.observe(seconds);
+  }
+
+  policyApplied(sha256: string, unixSeconds: number): void {
+    this.policyInfo.reset();
+    this.policyInfo.set({ sha256 }, 1);
+    this.policyLoaded.set(unixSeconds);
+    this.reloads.inc({ result: 'applied' });
+  }
+}

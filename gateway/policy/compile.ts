@@ -1,0 +1,374 @@
+/**
+ * Policy compiler: YAML text → validated, cross-checked, immutable runtime snapshot. Every problem
+ * is found here, at load, with its field path; nothing is checked per request.
+ *
+ * Imports neither fastify, undici nor ioredis.
+ */
+import { createHash } from 'node:crypto';
+import { Value } from '@sinclair/typebox/value';
+import { isMap, isSeq, LineCounter, parseDocument } from 'yaml';
+import { type ModelDocument, type PolicyDocument, PolicySchema, type RetriesDocument } from './schema.js';
+
+/** One problem in a policy, with the dotted path of the field (`models.mlp.split.canary`). */
+export interface PolicyIssue {
+  readonly path: string;
+  readonly message: string;
+}
+
+export const DEFAULT_TIMEOUT_MS = 2000;
+export const DEFAULT_RETRIES: CompiledRetries = Object.freeze({
+  attempts: 2,
+  budgetPercent: 20,
+  backoffMs: 25,
+});
+/** Policies larger than this are refused before parsing. */
+export const MAX_POLICY_BYTES = 1 << 20;
+
+export interface CompiledRetries {
+  readonly attempts: number;
+  readonly budgetPercent: number;
+  readonly backoffMs: number;
+}
+
+export interface CompiledBackend {
+  readonly name: string;
+  /** Normalised origins (`http://127.0.0.1:8001`), in policy order. */
+  readonly endpoints: readonly string[];
+}
+
+export interface CompiledVariant {
+  readonly name: string;
+  readonly backend: CompiledBackend;
+  /** Model name and version on the backend. */
+  readonly model: string;
+  readonly version: string | undefined;
+  /** Upstream paths, computed once. */
+  readonly inferPath: string;
+  readonly metadataPath: string;
+  readonly readyPath: string;
+}
+
+export interface CompiledRoute {
+  /** Lower-cased header names with the exact value each must have. */
+  readonly headers: readonly (readonly [name: string, value: string])[];
+  readonly variant: CompiledVariant;
+}
+
+export interface CompiledSplit {
+  /** Variants with a positive weight, in policy order. */
+  readonly variants: readonly CompiledVariant[];
+  /** Upper bounds in [0, 100]: a point p in [0, 100) picks the first variant with p < bound. */
+  readonly bounds: readonly number[];
+}
+
+export interface CompiledModel {
+  readonly name: string;
+  readonly variants: ReadonlyMap<string, CompiledVariant>;
+  /** First variant of each backend version, for `/versions/{v}` pins. */
+  readonly byVersion: ReadonlyMap<string, CompiledVariant>;
+  readonly split: CompiledSplit;
+  readonly stickyHeader: string | undefined;
+  readonly routes: readonly CompiledRoute[];
+  readonly timeoutMs: number;
+  readonly retries: CompiledRetries;
+}
+
+export interface CompiledPolicy {
+  readonly sha256: string;
+  readonly backends: ReadonlyMap<string, CompiledBackend>;
+  readonly models: ReadonlyMap<string, CompiledModel>;
+  /** Features the policy sets that this gateway version accepts but does not act on yet. */
+  readonly warnings: readonly PolicyIssue[];
+  /** The validated document, for display (`infergate policy get`, the admin view). */
+  readonly document: PolicyDocument;
+}
+
+export type CompileResult =
+  | { readonly ok: true; readonly policy: CompiledPolicy }
+  | { readonly ok: false; readonly errors: readonly PolicyIssue[] };
+
+/** `/models/mlp/split/canary` → `models.mlp.split.canary`; `/a/0/b` → `a[0].b`. */
+export function dottedPath(pointer: string | readonly (string | number)[]): string {
+  const parts =
+    typeof pointer === 'string'
+      ? pointer
+          .split('/')
+          .slice(1)
+          .map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'))
+      : pointer.map(String);
+  let out = '';
+  for (const part of parts) {
+    if (/^\d+$/.test(part)) out += `[${part}]`;
+    else if (/^[A-Za-z0-9_-]+$/.test(part)) out += out === '' ? part : `.${part}`;
+    else out += `[${JSON.stringify(part)}]`;
+  }
+  return out === '' ? '(root)' : out;
+}
+
+export function formatIssue(issue: PolicyIssue): string {
+  return `${issue.path}: ${issue.message}`;
+}
+
+/** Parse, validate and compile one policy. Never throws on bad input. */
+export function compilePolicy(text: string): CompileResult {
+  if (Buffer.byteLength(text, 'utf8') > MAX_POLICY_BYTES) {
+    return fail('(root)', `the policy is larger than ${MAX_POLICY_BYTES} bytes`);
+  }
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true, prettyErrors: false });
+  if (doc.errors.length > 0) {
+    return {
+      ok: false,
+      errors: doc.errors.map((e) => {
+        const pos = lines.linePos(e.pos[0]);
+        return { path: `(yaml line ${pos.line}, column ${pos.col})`, message: firstLine(e.message) };
+      }),
+    };
+  }
+  let value: unknown;
+  try {
+    value = doc.toJS({ maxAliasCount: 100 });
+  } catch (e) {
+    return fail('(root)', firstLine((e as Error).message));
+  }
+  if (value === null || value === undefined) return fail('(root)', 'the policy is empty');
+  if (!isMap(doc.contents) && !isSeq(doc.contents) && typeof value !== 'object') {
+    return fail('(root)', 'the policy must be a mapping');
+  }
+  return compileDocument(value);
+}
+
+/** Validate and compile an already-parsed document (JSON or YAML). */
+export function compileDocument(value: unknown): CompileResult {
+  const schemaErrors = schemaIssues(value);
+  if (schemaErrors.length > 0) return { ok: false, errors: schemaErrors };
+  const document = value as PolicyDocument;
+  const errors: PolicyIssue[] = [];
+  const warnings: PolicyIssue[] = [];
+
+  const backends = new Map<string, CompiledBackend>();
+  for (const [name, def] of Object.entries(document.backends)) {
+    const endpoints: string[] = [];
+    def.endpoints.forEach((raw, i) => {
+      const origin = normaliseEndpoint(raw);
+      if (origin === undefined) {
+        errors.push({ path: `backends.${name}.endpoints[${i}]`, message: `'${raw}' is not a valid URL` });
+      } else if (endpoints.includes(origin)) {
+        errors.push({ path: `backends.${name}.endpoints[${i}]`, message: `'${raw}' is listed twice` });
+      } else {
+        endpoints.push(origin);
+      }
+    });
+    backends.set(name, Object.freeze({ name, endpoints: Object.freeze(endpoints) }));
+  }
+
+  const defaults = document.defaults ?? {};
+  const defaultTimeout = defaults.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  const defaultRetries = retries(defaults.retries, DEFAULT_RETRIES);
+  if (defaults.circuitBreaker !== undefined) {
+    warnings.push({
+      path: 'defaults.circuitBreaker',
+      message: 'accepted, but circuit breaking is not active in this version of infergate',
+    });
+  }
+
+  const models = new Map<string, CompiledModel>();
+  for (const [name, def] of Object.entries(document.models)) {
+    const model = compileModel(name, def, backends, defaultTimeout, defaultRetries, errors, warnings);
+    if (model !== undefined) models.set(name, model);
+  }
+
+  if (document.auth !== undefined) {
+    // Fail closed: a policy that asks for authentication must not be served without it.
+    errors.push({ path: 'auth', message: 'authentication is not supported by this version of infergate' });
+  }
+
+  if (errors.length > 0) return { ok: false, errors };
+  return {
+    ok: true,
+    policy: Object.freeze({
+      sha256: createHash('sha256').update(JSON.stringify(document)).digest('hex'),
+      backends,
+      models,
+      warnings: Object.freeze(warnings),
+      document,
+    }),
+  };
+}
+
+function compileModel(
+  name: string,
+  def: ModelDocument,
+  backends: ReadonlyMap<string, CompiledBackend>,
+  defaultTimeout: number,
+  defaultRetries: CompiledRetries,
+  errors: PolicyIssue[],
+  warnings: PolicyIssue[],
+): CompiledModel | undefined {
+  const at = `models.${name}`;
+  const before = errors.length;
+  const variants = new Map<string, CompiledVariant>();
+  const byVersion = new Map<string, CompiledVariant>();
+  for (const [vname, v] of Object.entries(def.variants)) {
+    const backend = backends.get(v.backend);
+    if (backend === undefined) {
+      errors.push({ path: `${at}.variants.${vname}.backend`, message: `unknown backend '${v.backend}'` });
+      continue;
+    }
+    const version = v.version === undefined ? undefined : String(v.version);
+    const base = `/v2/models/${encodeURIComponent(v.model)}${version === undefined ? '' : `/versions/${version}`}`;
+    const variant: CompiledVariant = Object.freeze({
+      name: vname,
+      backend,
+      model: v.model,
+      version,
+      inferPath: `${base}/infer`,
+      metadataPath: base,
+      readyPath: `${base}/ready`,
+    });
+    variants.set(vname, variant);
+    if (version !== undefined && !byVersion.has(version)) byVersion.set(version, variant);
+  }
+  const variantAt = (path: string, vname: string): CompiledVariant | undefined => {
+    const v = variants.get(vname);
+    if (v === undefined && !(vname in def.variants)) {
+      errors.push({ path, message: `unknown variant '${vname}'` });
+    }
+    return v;
+  };
+
+  // The weighted split.
+  let split: CompiledSplit = { variants: [], bounds: [] };
+  if (def.split === undefined) {
+    const only = [...variants.values()];
+    if (Object.keys(def.variants).length > 1) {
+      errors.push({ path: `${at}.split`, message: 'required when a model has more than one variant' });
+    } else if (only[0] !== undefined) {
+      split = { variants: [only[0]], bounds: [100] };
+    }
+  } else {
+    const weighted: [CompiledVariant, number][] = [];
+    let total = 0;
+    for (const [vname, weight] of Object.entries(def.split)) {
+      const v = variantAt(`${at}.split.${vname}`, vname);
+      if (v !== undefined && weight > 0) {
+        weighted.push([v, weight]);
+        total += weight;
+      }
+    }
+    if (total <= 0 && errors.length === before) {
+      errors.push({ path: `${at}.split`, message: 'the weights must have a positive sum' });
+    } else if (total > 0) {
+      let cumulative = 0;
+      const bounds = weighted.map(([, w], i) => {
+        cumulative += w;
+        return i === weighted.length - 1 ? 100 : (cumulative / total) * 100;
+      });
+      split = { variants: weighted.map(([v]) => v), bounds };
+    }
+  }
+
+  const routes: CompiledRoute[] = [];
+  (def.routes ?? []).forEach((r, i) => {
+    const v = variantAt(`${at}.routes[${i}].variant`, r.variant);
+    const headers = Object.entries(r.match.headers).map(([h, value]) => [h.toLowerCase(), value] as const);
+    const seen = new Set<string>();
+    for (const [h] of headers) {
+      if (seen.has(h)) {
+        errors.push({ path: `${at}.routes[${i}].match.headers`, message: `header '${h}' is listed twice` });
+      }
+      seen.add(h);
+    }
+    if (v !== undefined) routes.push(Object.freeze({ headers, variant: v }));
+  });
+
+  if (def.shadow !== undefined) {
+    variantAt(`${at}.shadow.variant`, def.shadow.variant);
+    warnings.push({
+      path: `${at}.shadow`,
+      message: 'accepted, but shadow mirroring is not active in this version',
+    });
+  }
+  if (def.canary !== undefined) {
+    variantAt(`${at}.canary.variant`, def.canary.variant);
+    def.canary.steps.forEach((step, i) => {
+      const prev = def.canary?.steps[i - 1];
+      if (prev !== undefined && step <= prev) {
+        errors.push({ path: `${at}.canary.steps[${i}]`, message: 'steps must increase' });
+      }
+    });
+    warnings.push({
+      path: `${at}.canary`,
+      message:
+        'accepted, but automatic canary progression is not active in this version; the split stays as written',
+    });
+  }
+  if (def.rateLimit !== undefined) {
+    // Fail closed: a limit the operator relies on must not be silently ignored.
+    errors.push({
+      path: `${at}.rateLimit`,
+      message: 'rate limiting is not supported by this version of infergate',
+    });
+  }
+
+  if (errors.length > before) return undefined;
+  return Object.freeze({
+    name,
+    variants,
+    byVersion,
+    split: Object.freeze(split),
+    stickyHeader: def.sticky?.header.toLowerCase(),
+    routes: Object.freeze(routes),
+    timeoutMs: def.timeoutMs ?? defaultTimeout,
+    retries: retries(def.retries, defaultRetries),
+  });
+}
+
+function retries(doc: RetriesDocument | undefined, base: CompiledRetries): CompiledRetries {
+  return Object.freeze({
+    attempts: doc?.attempts ?? base.attempts,
+    budgetPercent: doc?.budgetPercent ?? base.budgetPercent,
+    backoffMs: doc?.backoffMs ?? base.backoffMs,
+  });
+}
+
+function normaliseEndpoint(raw: string): string | undefined {
+  try {
+    const url = new URL(raw);
+    if ((url.protocol !== 'http:' && url.protocol !== 'https:') || url.username || url.password)
+      return undefined;
+    return url.origin;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Schema errors, one per field (the first found), with the policy's own wording where set. */
+function schemaIssues(value: unknown): PolicyIssue[] {
+  const byPath = new Map<string, string>();
+  for (const e of Value.Errors(PolicySchema, value)) {
+    const path = dottedPath(e.path);
+    if (byPath.has(path)) continue;
+    const custom = (e.schema as { errorMessage?: unknown }).errorMessage;
+    byPath.set(path, typeof custom === 'string' ? custom : describe(e.message, e.schema));
+    if (byPath.size >= 100) break;
+  }
+  return [...byPath].map(([path, message]) => ({ path, message }));
+}
+
+function describe(message: string, schema: unknown): string {
+  if (message === 'Unexpected property') return 'unknown key';
+  if (message === 'Expected required property') return 'required';
+  const s = schema as { minProperties?: number; type?: string };
+  if (message.startsWith('Expected object to have at least') && s.minProperties === 1)
+    return 'must not be empty';
+  return message.charAt(0).toLowerCase() + message.slice(1);
+}
+
+function fail(path: string, message: string): CompileResult {
+  return { ok: false, errors: [{ path, message }] };
+}
+
+function firstLine(s: string): string {
+  return s.split('\n')[0] ?? s;
+}

@@ -1,0 +1,93 @@
+/**
+ * Where policy text comes from, behind one small interface so that the reload logic is tested with
+ * a fake and a Redis source can sit beside the file source.
+ */
+import { type FSWatcher, watch } from 'node:fs';
+import { readFile, stat } from 'node:fs/promises';
+import { basename, dirname, resolve } from 'node:path';
+
+export interface PolicyUpdate {
+  readonly text: string;
+  /** Where it came from, for logs: a file path, a Redis version. */
+  readonly origin: string;
+}
+
+export interface PolicySource {
+  /** Reads the current policy; throws when it cannot be read at all. */
+  read(): Promise<PolicyUpdate>;
+  /** Calls `onUpdate` with each later change (possibly repeated text); `onError` when a read fails. */
+  watch(onUpdate: (u: PolicyUpdate) => void, onError: (e: Error) => void): void;
+  close(): Promise<void>;
+}
+
+export interface FileSourceOptions {
+  /** Safety net behind the file watcher (some file systems send no events), in ms. */
+  pollMs?: number;
+  /** Editors write a file in several steps; changes within this window are read once. */
+  debounceMs?: number;
+}
+
+/**
+ * A policy file. The directory is watched (editors often replace the file by a rename, which a
+ * watch on the file itself would miss), with a stat poll behind it.
+ */
+export class FilePolicySource implements PolicySource {
+  readonly path: string;
+  private watcher: FSWatcher | undefined;
+  private poll: NodeJS.Timeout | undefined;
+  private debounce: NodeJS.Timeout | undefined;
+  private lastStamp = '';
+  private closed = false;
+
+  constructor(
+    path: string,
+    private readonly opts: FileSourceOptions = {},
+  ) {
+    this.path = resolve(path);
+  }
+
+  async read(): Promise<PolicyUpdate> {
+    const [text, s] = await Promise.all([readFile(this.path, 'utf8'), stat(this.path)]);
+    this.lastStamp = `${s.mtimeMs}:${s.size}:${s.ino}`;
+    return { text, origin: this.path };
+  }
+
+  watch(onUpdate: (u: PolicyUpdate) => void, onError: (e: Error) => void): void {
+    const reread = () => {
+      if (this.closed) return;
+      this.read().then(onUpdate, (e: Error) => {
+        // A file that is briefly missing during an editor's rename is not an error yet.
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') onError(e);
+      });
+    };
+    const schedule = () => {
+      if (this.debounce !== undefined) clearTimeout(this.debounce);
+      this.debounce = setTimeout(reread, this.opts.debounceMs ?? 30);
+    };
+    const name = basename(this.path);
+    try {
+      this.watcher = watch(dirname(this.path), { persistent: false }, (_event, file) => {
+        if (file === null || file === name) schedule();
+      });
+      this.watcher.on('error', onError);
+    } catch (e) {
+      onError(e as Error);
+    }
+    this.poll = setInterval(() => {
+      stat(this.path).then(
+        (s) => {
+          if (`${s.mtimeMs}:${s.size}:${s.ino}` !== this.lastStamp) schedule();
+        },
+        () => {},
+      );
+    }, this.opts.pollMs ?? 1000);
+    this.poll.unref();
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.watcher?.close();
+    if (this.poll !== undefined) clearInterval(this.poll);
+    if (this.debounce !== undefined) clearTimeout(this.debounce);
+  }
+}

@@ -1,0 +1,440 @@
+/**
+ * The gateway: one ingress URL for every model of the policy. Requests are routed by the pure
+ * router, forwarded as bytes to an endpoint picked by P2C, with a deadline and budgeted retries.
+ * The admin app (metrics, policy, upstreams) listens on its own port.
+ */
+import { randomUUID } from 'node:crypto';
+import type { IncomingHttpHeaders } from 'node:http';
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyError,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+  LogController,
+} from 'fastify';
+import { type Clock, systemClock } from '../common/clock.js';
+import { ApiError } from '../common/errors.js';
+import { type Logger, silentLogger } from '../common/logging.js';
+import { PRODUCT_VERSION } from '../common/version.js';
+import { GW_ERRORS } from './errors.js';
+import { GatewayMetrics } from './metrics.js';
+import type { CompiledModel, CompiledPolicy, CompiledVariant } from './policy/compile.js';
+import { PolicyRuntime } from './policy/runtime.js';
+import type { PolicySource } from './policy/source.js';
+import { type RandomSource, type RouteDecision, route } from './router.js';
+import { type Endpoint, type EndpointPoolOptions, EndpointRegistry } from './upstream/endpoint.js';
+import { type ForwardContext, type ForwardResult, forward } from './upstream/forward.js';
+import { RetryBudget } from './upstream/retry-budget.js';
+
+export const DEFAULT_BODY_LIMIT = 64 * 1024 * 1024;
+
+export interface GatewayOptions {
+  policySource: PolicySource;
+  /** Largest request body in bytes (413 beyond it). */
+  bodyLimit?: number;
+  logger?: Logger;
+  clock?: Clock;
+  random?: RandomSource;
+  /** Default process metrics; off in tests that run several gateways in one process. */
+  processMetrics?: boolean;
+  pools?: EndpointPoolOptions;
+}
+
+export interface Gateway {
+  app: FastifyInstance;
+  admin: FastifyInstance;
+  metrics: GatewayMetrics;
+  policy: PolicyRuntime;
+  /** The snapshot in force: the compiled policy and its endpoints. */
+  readonly snapshot: Snapshot;
+  /** Readiness false, let in-flight requests finish, close upstream pools. */
+  shutdown(): Promise<void>;
+  readonly draining: boolean;
+}
+
+/** What a request takes once and keeps to its end, whatever reloads happen meanwhile. */
+export interface Snapshot {
+  readonly policy: CompiledPolicy;
+  /** Endpoints of each backend, by backend name. */
+  readonly endpoints: ReadonlyMap<string, readonly Endpoint[]>;
+  readonly appliedAt: number;
+}
+
+interface ModelParams {
+  model: string;
+  version?: string;
+}
+
+/** Request headers passed on to the backend; everything else stays at the gateway. */
+const FORWARDED_REQUEST_HEADERS = [
+  'content-type',
+  'inference-header-content-length',
+  'accept',
+  'traceparent',
+  'tracestate',
+] as const;
+/** Response headers passed back to the client. */
+const FORWARDED_RESPONSE_HEADERS = [
+  'content-type',
+  'inference-header-content-length',
+  'retry-after',
+] as const;
+
+export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
+  const logger = opts.logger ?? silentLogger();
+  const clock = opts.clock ?? systemClock;
+  const random = opts.random ?? Math.random;
+  const bodyLimit = opts.bodyLimit ?? DEFAULT_BODY_LIMIT;
+  const registry = new EndpointRegistry(opts.pools);
+  let draining = false;
+  let snapshot: Snapshot | undefined;
+
+  const metrics = new GatewayMetrics({
+    processMetrics: opts.processMetrics ?? true,
+    sample: () => {
+      if (snapshot === undefined) return [];
+      const out = [];
+      for (const [backend, endpoints] of snapshot.endpoints) {
+        for (const e of endpoints) out.push({ backend, endpoint: e.origin, outstanding: e.outstanding });
+      }
+      return out;
+    },
+  });
+
+  const apply = (policy: CompiledPolicy, origin: string) => {
+    const origins = new Set<string>();
+    for (const b of policy.backends.values()) for (const e of b.endpoints) origins.add(e);
+    registry.sync(origins);
+    const endpoints = new Map<string, readonly Endpoint[]>();
+    for (const b of policy.backends.values()) {
+      endpoints.set(b.name, Object.freeze(b.endpoints.map((e) => registry.get(e))));
+    }
+    snapshot = Object.freeze({ policy, endpoints, appliedAt: Date.now() });
+    metrics.policyApplied(policy.sha256, Date.now() / 1000);
+    logger.info({ origin, sha256: policy.sha256, models: [...policy.models.keys()] }, 'policy applied');
+    for (const w of policy.warnings) logger.warn({ origin, path: w.path }, `policy: ${w.path}: ${w.message}`);
+  };
+  const policy = await PolicyRuntime.start(opts.policySource, {
+    onApplied: apply,
+    onRejected: (errors, origin) => {
+      metrics.reloads.inc({ result: 'rejected' });
+      logger.error(
+        { origin, errors: errors.map((e) => `${e.path}: ${e.message}`) },
+        'policy rejected; the last good policy keeps serving',
+      );
+    },
+    onSourceError: (err) => logger.error({ err }, 'policy source error'),
+  });
+
+  // One retry budget per logical model, kept across reloads.
+  const budgets = new Map<string, RetryBudget>();
+  const budgetFor = (model: string) => {
+    let b = budgets.get(model);
+    if (b === undefined) {
+      b = new RetryBudget(clock);
+      budgets.set(model, b);
+    }
+    return b;
+  };
+
+  const app = Fastify({
+    loggerInstance: logger as FastifyBaseLogger,
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit,
+    requestIdHeader: 'x-request-id',
+    genReqId: () => randomUUID(),
+    // While draining, requests on open connections are still served (with Connection: close).
+    return503OnClosing: false,
+    routerOptions: { maxParamLength: 256 },
+  });
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit }, (_req, body, done) => done(null, body));
+
+  app.addHook('onSend', async (req, reply) => {
+    reply.header('x-request-id', req.id);
+    if (draining) reply.header('connection', 'close');
+  });
+
+  app.setErrorHandler((err: FastifyError | ApiError, req, reply) => {
+    const api = toApiError(err, bodyLimit);
+    if (api.code === GW_ERRORS.GW_ERR_INTERNAL.code)
+      req.log.error({ err, reqId: req.id }, 'unexpected error');
+    const model = req.routeOptions.url?.startsWith('/v2/models/') ? knownModel(req) : '';
+    metrics.request(model, '', api.statusCode, 0);
+    return sendError(reply, api);
+  });
+  app.setNotFoundHandler((req, reply) =>
+    sendError(
+      reply,
+      new ApiError(GW_ERRORS.GW_ERR_NOT_FOUND, `no route ${req.method} ${req.url.slice(0, 256)}`),
+    ),
+  );
+  /** The model label: only names of the policy, so clients cannot create series without bound. */
+  const knownModel = (req: FastifyRequest) => {
+    const name = (req.params as ModelParams | undefined)?.model;
+    return name !== undefined && snapshot?.policy.models.has(name) ? name : '';
+  };
+
+  app.get('/v2/health/live', async () => ({ live: true }));
+  app.get('/v2/health/ready', async (_req, reply) => {
+    const ready = !draining;
+    return reply.code(ready ? 200 : 503).send({ ready });
+  });
+  app.get('/v2', async () => ({
+    name: 'infergate-gateway',
+    version: PRODUCT_VERSION,
+    extensions: ['binary_tensor_data'],
+  }));
+
+  const forwardContext = (model: CompiledModel, variant: CompiledVariant): ForwardContext => ({
+    clock,
+    random,
+    onAttempt: (endpoint, outcome, seconds) =>
+      metrics.attempt(variant.backend.name, endpoint.origin, outcome, seconds),
+    onRetry: (reason, allowed) => {
+      if (allowed) metrics.retries.inc({ model: model.name, reason });
+      else metrics.retriesDenied.inc({ model: model.name });
+    },
+  });
+  // Built once per variant of a snapshot; a reload makes new ones.
+  const contexts = new WeakMap<CompiledVariant, ForwardContext>();
+  const contextFor = (model: CompiledModel, variant: CompiledVariant) => {
+    let c = contexts.get(variant);
+    if (c === undefined) {
+      c = forwardContext(model, variant);
+      contexts.set(variant, c);
+    }
+    return c;
+  };
+
+  /** Routes, forwards and answers one request to a model. */
+  const handle = async (
+    req: FastifyRequest<{ Params: ModelParams; Body: Buffer | undefined }>,
+    reply: FastifyReply,
+    kind: 'infer' | 'metadata' | 'ready',
+  ) => {
+    const started = clock.now();
+    const snap = snapshot as Snapshot;
+    const decision: RouteDecision = route(
+      snap.policy,
+      { model: req.params.model, version: req.params.version, headers: req.headers },
+      random,
+    );
+    if (!decision.ok) {
+      const err =
+        decision.error === 'model_not_found'
+          ? new ApiError(
+              GW_ERRORS.GW_ERR_MODEL_NOT_FOUND,
+              `unknown model '${req.params.model.slice(0, 256)}'`,
+            )
+          : new ApiError(
+              GW_ERRORS.GW_ERR_VERSION_NOT_FOUND,
+              `model '${req.params.model}' has no variant serving version '${String(req.params.version).slice(0, 64)}'`,
+            );
+      metrics.request(decision.error === 'model_not_found' ? '' : req.params.model, '', err.statusCode, 0);
+      return sendError(reply, err);
+    }
+    const { model, variant } = decision;
+    const result = await forward(
+      {
+        method: kind === 'infer' ? 'POST' : 'GET',
+        path:
+          kind === 'infer'
+            ? variant.inferPath
+            : kind === 'metadata'
+              ? variant.metadataPath
+              : variant.readyPath,
+        headers: forwardHeaders(req.headers, req.id),
+        body: kind === 'infer' ? (req.body ?? EMPTY) : null,
+        endpoints: snap.endpoints.get(variant.backend.name) ?? [],
+        timeoutMs: model.timeoutMs,
+        retries: model.retries,
+        budget: budgetFor(model.name),
+      },
+      contextFor(model, variant),
+    );
+    reply.header('x-infergate-variant', variant.name);
+    const status = answer(reply, result, model, variant, req.id);
+    metrics.request(model.name, variant.name, status, (clock.now() - started) / 1000);
+    return reply;
+  };
+
+  const answer = (
+    reply: FastifyReply,
+    result: ForwardResult,
+    model: CompiledModel,
+    variant: CompiledVariant,
+    reqId: string,
+  ): number => {
+    if (result.kind === 'response') {
+      if (result.status >= 500 && result.status !== 503) {
+        const err = new ApiError(
+          GW_ERRORS.GW_ERR_UPSTREAM_ERROR,
+          `backend '${variant.backend.name}' answered ${result.status}${backendCode(result.body)}`,
+        );
+        logger.warn(
+          {
+            reqId,
+            model: model.name,
+            variant: variant.name,
+            endpoint: result.endpoint.origin,
+            status: result.status,
+          },
+          'backend error',
+        );
+        sendError(reply, err);
+        return err.statusCode;
+      }
+      reply.code(result.status);
+      for (const h of FORWARDED_RESPONSE_HEADERS) {
+        const v = result.headers[h];
+        if (v !== undefined) reply.header(h, v);
+      }
+      if (result.status === 503 && result.headers['retry-after'] === undefined)
+        reply.header('retry-after', '1');
+      reply.send(result.body);
+      return result.status;
+    }
+    if (result.kind === 'timeout') {
+      const err = new ApiError(
+        GW_ERRORS.GW_ERR_UPSTREAM_TIMEOUT,
+        `backend '${variant.backend.name}' did not answer within ${model.timeoutMs} ms`,
+      );
+      sendError(reply, err);
+      return err.statusCode;
+    }
+    logger.warn(
+      {
+        reqId,
+        model: model.name,
+        variant: variant.name,
+        attempts: result.attempts,
+        error: (result.error as { code?: string } | undefined)?.code ?? result.error?.message,
+      },
+      'backend unavailable',
+    );
+    const err = new ApiError(
+      GW_ERRORS.GW_ERR_UPSTREAM_UNAVAILABLE,
+      `no replica of backend '${variant.backend.name}' could be reached (${result.attempts} attempt${result.attempts === 1 ? '' : 's'})`,
+      { retryAfterSeconds: 1 },
+    );
+    sendError(reply, err);
+    return err.statusCode;
+  };
+
+  type Req = FastifyRequest<{ Params: ModelParams; Body: Buffer | undefined }>;
+  const infer = (req: Req, reply: FastifyReply) => handle(req, reply, 'infer');
+  const modelMetadata = (req: Req, reply: FastifyReply) => handle(req, reply, 'metadata');
+  const modelReady = (req: Req, reply: FastifyReply) => handle(req, reply, 'ready');
+  app.post('/v2/models/:model/infer', infer);
+  app.post('/v2/models/:model/versions/:version/infer', infer);
+  app.get('/v2/models/:model', modelMetadata);
+  app.get('/v2/models/:model/versions/:version', modelMetadata);
+  app.get('/v2/models/:model/ready', modelReady);
+  app.get('/v2/models/:model/versions/:version/ready', modelReady);
+
+  const admin = buildAdmin({ metrics, logger, current: () => snapshot as Snapshot });
+
+  return {
+    app,
+    admin,
+    metrics,
+    policy,
+    get snapshot() {
+      return snapshot as Snapshot;
+    },
+    get draining() {
+      return draining;
+    },
+    async shutdown() {
+      draining = true;
+      await opts.policySource.close();
+      await app.close();
+      await admin.close();
+      await registry.close();
+    },
+  };
+}
+
+const EMPTY = Buffer.alloc(0);
+
+function forwardHeaders(headers: IncomingHttpHeaders, requestId: string): Record<string, string> {
+  const out: Record<string, string> = { 'x-request-id': requestId };
+  for (const h of FORWARDED_REQUEST_HEADERS) {
+    const v = headers[h];
+    if (typeof v === 'string') out[h] = v;
+  }
+  return out;
+}
+
+/** ` (BE_ERR_...)` from a backend's error body, when it has one. */
+function backendCode(body: Buffer): string {
+  if (body.length > 4096) return '';
+  try {
+    const code = (JSON.parse(body.toString('utf8')) as { code?: unknown }).code;
+    return typeof code === 'string' && /^[A-Z_]{1,64}$/.test(code) ? ` (${code})` : '';
+  } catch {
+    return '';
+  }
+}
+
+function sendError(reply: FastifyReply, err: ApiError): FastifyReply {
+  if (err.retryAfterSeconds !== undefined) reply.header('retry-after', String(err.retryAfterSeconds));
+  return reply.code(err.statusCode).type('application/json').send(err.toJSON());
+}
+
+function toApiError(err: Error, bodyLimit: number): ApiError {
+  if (err instanceof ApiError) return err;
+  const fe = err as FastifyError;
+  if (fe.code === 'FST_ERR_CTP_BODY_TOO_LARGE' || fe.statusCode === 413) {
+    return new ApiError(
+      GW_ERRORS.GW_ERR_BODY_TOO_LARGE,
+      `body is larger than the limit of ${bodyLimit} bytes`,
+    );
+  }
+  if (fe.statusCode !== undefined && fe.statusCode >= 400 && fe.statusCode < 500) {
+    return new ApiError(GW_ERRORS.GW_ERR_BAD_REQUEST, fe.message);
+  }
+  return new ApiError(GW_ERRORS.GW_ERR_INTERNAL, 'internal error; the gateway logged it with the request id');
+}
+
+function buildAdmin(deps: {
+  metrics: GatewayMetrics;
+  logger: Logger;
+  current: () => Snapshot;
+}): FastifyInstance {
+  const admin = Fastify({
+    loggerInstance: deps.logger as FastifyBaseLogger,
+    logController: new LogController({ disableRequestLogging: true }),
+  });
+  admin.get('/metrics', async (_req, reply) => {
+    reply.type(deps.metrics.registry.contentType);
+    return deps.metrics.registry.metrics();
+  });
+  admin.get('/admin/policy', async () => {
+    const s = deps.current();
+    return {
+      sha256: s.policy.sha256,
+      appliedAt: new Date(s.appliedAt).toISOString(),
+      warnings: s.policy.warnings,
+      policy: s.policy.document,
+    };
+  });
+  admin.get('/admin/upstreams', async () => {
+    const s = deps.current();
+    return {
+      backends: [...s.endpoints].map(([name, endpoints]) => ({
+        name,
+        endpoints: endpoints.map((e) => ({ url: e.origin, outstanding: e.outstanding })),
+      })),
+    };
+  });
+  admin.setNotFoundHandler((req, reply) =>
+    sendError(
+      reply,
+      new ApiError(GW_ERRORS.GW_ERR_NOT_FOUND, `no route ${req.method} ${req.url.slice(0, 256)}`),
+    ),
+  );
+  return admin;
+}

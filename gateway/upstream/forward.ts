@@ -1,0 +1,234 @@
+/**
+ * One request to a backend, with a deadline and retries: the body is forwarded as bytes (never
+ * parsed), each attempt goes to an endpoint picked by P2C, and a failed attempt is retried on
+ * another endpoint when the failure is retryable, the retry budget allows it and time is left.
+ */
+import type { IncomingHttpHeaders } from 'node:http';
+import type { Dispatcher } from 'undici';
+import type { Clock } from '../../common/clock.js';
+import type { CompiledRetries } from '../policy/compile.js';
+import type { Endpoint } from './endpoint.js';
+import { pickEndpoint } from './picker.js';
+import type { RetryBudget } from './retry-budget.js';
+
+/**
+ * Network errors after which the request is sent again. Inference is treated as idempotent: a
+ * model computes the same answer twice, so an attempt cut off by a dying replica is safe to repeat.
+ */
+export const RETRYABLE_ERROR_CODES: ReadonlySet<string> = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EAI_AGAIN',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'UND_ERR_SOCKET',
+  'UND_ERR_CLOSED',
+  'UND_ERR_DESTROYED',
+]);
+/** Statuses after which the request is sent again: the replica is overloaded or draining. */
+export const RETRYABLE_STATUSES: ReadonlySet<number> = new Set([503]);
+
+export type AttemptOutcome =
+  | 'ok'
+  | 'client_error'
+  | 'server_error'
+  | 'overloaded'
+  | 'network_error'
+  | 'timeout';
+
+export interface ForwardRequest {
+  readonly method: 'GET' | 'POST';
+  readonly path: string;
+  readonly headers: Record<string, string>;
+  readonly body: Buffer | null;
+  readonly endpoints: readonly Endpoint[];
+  readonly timeoutMs: number;
+  readonly retries: CompiledRetries;
+  readonly budget: RetryBudget;
+}
+
+export interface ForwardContext {
+  readonly clock: Clock;
+  readonly random: () => number;
+  /** Called once per attempt when it ends. */
+  onAttempt?(endpoint: Endpoint, outcome: AttemptOutcome, seconds: number): void;
+  /** Called when a retry is wanted; `allowed` false when the budget refused it. */
+  onRetry?(reason: 'network_error' | 'overloaded', allowed: boolean): void;
+}
+
+export type ForwardResult =
+  | {
+      readonly kind: 'response';
+      readonly status: number;
+      readonly headers: IncomingHttpHeaders;
+      readonly body: Buffer;
+      readonly endpoint: Endpoint;
+      readonly attempts: number;
+    }
+  | { readonly kind: 'timeout'; readonly attempts: number; readonly endpoint: Endpoint | undefined }
+  | { readonly kind: 'unavailable'; readonly attempts: number; readonly error: Error | undefined };
+
+class TimeoutError extends Error {
+  readonly code = 'INFERGATE_TIMEOUT';
+}
+
+/** Collects one upstream answer; resolves once, with the response or the error. */
+class Attempt implements Dispatcher.DispatchHandler {
+  private controller: Dispatcher.DispatchController | undefined;
+  private abortReason: Error | undefined;
+  private status = 0;
+  private headers: IncomingHttpHeaders = {};
+  private readonly chunks: Buffer[] = [];
+  private settled = false;
+
+  constructor(
+    private readonly done: (
+      r: { status: number; headers: IncomingHttpHeaders; body: Buffer } | { error: Error },
+    ) => void,
+  ) {}
+
+  abort(reason: Error): void {
+    if (this.settled) return;
+    this.abortReason = reason;
+    if (this.controller !== undefined) this.controller.abort(reason);
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.controller = controller;
+    if (this.abortReason !== undefined) controller.abort(this.abortReason);
+  }
+
+  onResponseStart(_c: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders): void {
+    this.status = statusCode;
+    this.headers = headers;
+  }
+
+  onResponseData(_c: Dispatcher.DispatchController, chunk: Buffer): void {
+    this.chunks.push(chunk);
+  }
+
+  onResponseEnd(): void {
+    if (this.settled) return;
+    this.settled = true;
+    const body = this.chunks.length === 1 ? (this.chunks[0] as Buffer) : Buffer.concat(this.chunks);
+    this.done({ status: this.status, headers: this.headers, body });
+  }
+
+  onResponseError(_c: Dispatcher.DispatchController, error: Error): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.done({ error: this.abortReason ?? error });
+  }
+}
+
+function isRetryableError(err: Error): boolean {
+  const code = (err as { code?: unknown }).code;
+  return typeof code === 'string' && RETRYABLE_ERROR_CODES.has(code);
+}
+
+/** Sends the request, retrying as the policy allows, and never throws. */
+export async function forward(req: ForwardRequest, ctx: ForwardContext): Promise<ForwardResult> {
+  const { clock, random } = ctx;
+  const deadline = clock.now() + req.timeoutMs;
+  let current: Attempt | undefined;
+  let timedOut = false;
+  let wakeBackoff: (() => void) | undefined;
+  const timer = clock.setTimer(() => {
+    timedOut = true;
+    current?.abort(new TimeoutError('deadline passed'));
+    wakeBackoff?.();
+  }, req.timeoutMs);
+
+  req.budget.recordRequest();
+  const tried = new Set<Endpoint>();
+  let attempts = 0;
+  let lastEndpoint: Endpoint | undefined;
+  let lastError: Error | undefined;
+  let lastOverloaded: ForwardResult | undefined;
+  try {
+    for (;;) {
+      const endpoint = pickEndpoint(req.endpoints, random, tried);
+      if (endpoint === undefined) return { kind: 'unavailable', attempts, error: undefined };
+      tried.add(endpoint);
+      lastEndpoint = endpoint;
+      attempts += 1;
+      const started = clock.now();
+      endpoint.outstanding += 1;
+      const result = await new Promise<
+        { status: number; headers: IncomingHttpHeaders; body: Buffer } | { error: Error }
+      >((resolve) => {
+        const attempt = new Attempt(resolve);
+        current = attempt;
+        try {
+          endpoint.pool.dispatch(
+            {
+              origin: endpoint.origin,
+              method: req.method,
+              path: req.path,
+              headers: req.headers,
+              body: req.body,
+            },
+            attempt,
+          );
+        } catch (e) {
+          resolve({ error: e as Error });
+        }
+      });
+      endpoint.outstanding -= 1;
+      current = undefined;
+      const seconds = (clock.now() - started) / 1000;
+
+      let retryReason: 'network_error' | 'overloaded';
+      if ('error' in result) {
+        if (timedOut) {
+          ctx.onAttempt?.(endpoint, 'timeout', seconds);
+          return { kind: 'timeout', attempts, endpoint };
+        }
+        const retryable = isRetryableError(result.error);
+        ctx.onAttempt?.(endpoint, 'network_error', seconds);
+        lastError = result.error;
+        if (!retryable) return { kind: 'unavailable', attempts, error: result.error };
+        retryReason = 'network_error';
+      } else {
+        const { status } = result;
+        if (!RETRYABLE_STATUSES.has(status)) {
+          ctx.onAttempt?.(
+            endpoint,
+            status < 400 ? 'ok' : status < 500 ? 'client_error' : 'server_error',
+            seconds,
+          );
+          return { kind: 'response', ...result, endpoint, attempts };
+        }
+        ctx.onAttempt?.(endpoint, 'overloaded', seconds);
+        lastOverloaded = { kind: 'response', ...result, endpoint, attempts };
+        retryReason = 'overloaded';
+      }
+
+      // Retry? Only within the attempts, the time and the budget allowed.
+      if (attempts > req.retries.attempts || timedOut) break;
+      const allowed = req.budget.tryRetry(req.retries.budgetPercent);
+      ctx.onRetry?.(retryReason, allowed);
+      if (!allowed) break;
+      const backoff = random() * req.retries.backoffMs * 2 ** (attempts - 1);
+      if (clock.now() + backoff >= deadline) break;
+      if (backoff >= 1) {
+        await new Promise<void>((resolve) => {
+          wakeBackoff = resolve;
+          clock.setTimer(resolve, backoff);
+        });
+        wakeBackoff = undefined;
+        if (timedOut) return { kind: 'timeout', attempts, endpoint: lastEndpoint };
+      }
+    }
+  } finally {
+    clock.clearTimer(timer);
+  }
+  if (timedOut) return { kind: 'timeout', attempts, endpoint: lastEndpoint };
+  if (lastOverloaded !== undefined && (lastError === undefined || lastOverloaded.attempts === attempts)) {
+    return lastOverloaded.kind === 'response' ? { ...lastOverloaded, attempts } : lastOverloaded;
+  }
+  return { kind: 'unavailable', attempts, error: lastError };
+}
