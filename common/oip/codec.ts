@@ -192,10 +192,22 @@ function decodeDocument(doc: unknown, binary: Uint8Array | undefined, jsonLength
 function decodeRequestedOutputs(v: unknown, binaryDefault: boolean): RequestedOutput[] | undefined {
   if (v === undefined) return undefined;
   if (!Array.isArray(v)) throw new CodecError('INVALID_REQUEST', 'outputs must be an array', 'outputs');
-  return v.map((o, i) => {
+  const out: RequestedOutput[] = [];
+  for (let i = 0; i < v.length; i++) {
+    const o: unknown = v[i];
     const field = `outputs[${i}]`;
     if (!isObject(o) || typeof o.name !== 'string') {
       throw new CodecError('INVALID_REQUEST', `${field} must be an object with a string name`, field);
+    }
+    // Asking twice for one output would answer it twice; a client means something else.
+    for (let j = 0; j < out.length; j++) {
+      if (out[j]!.name === o.name) {
+        throw new CodecError(
+          'INVALID_REQUEST',
+          `output '${o.name.slice(0, 64)}' is asked for twice (outputs[${j}] and ${field})`,
+          `${field}.name`,
+        );
+      }
     }
     const params = optionalParameters(o.parameters, `${field}.parameters`);
     const flag = params?.binary_data;
@@ -206,8 +218,9 @@ function decodeRequestedOutputs(v: unknown, binaryDefault: boolean): RequestedOu
         `${field}.parameters.binary_data`,
       );
     }
-    return { name: o.name, binary: flag ?? binaryDefault };
-  });
+    out.push({ name: o.name, binary: flag ?? binaryDefault });
+  }
+  return out;
 }
 
 /**
@@ -301,7 +314,7 @@ function decodeInput(
       `${field}.data`,
     );
   }
-  const data = decodeJsonData(raw.data, datatype, count, shape.length, field);
+  const data = decodeJsonData(raw.data, datatype, count, shape, field, name);
   return { name, datatype, shape, data, parameters };
 }
 
@@ -401,123 +414,209 @@ function decodeBinaryBytes(bytes: Uint8Array, count: number, field: string): str
 }
 
 /**
- * Flattens row-major JSON `data` (flat or nested, never deeper than the tensor's rank) into a
- * typed array, checking every element. Iterative, so depth cannot exhaust the stack.
+ * Flattens row-major JSON `data` into a typed array (or strings for BYTES), checking every
+ * element. `data` is flat, or nested: an array of arrays at depth d must hold exactly `shape[d]`
+ * of them (never deeper than the rank), and an array of values at depth d exactly the element
+ * count of `shape[d..]`. So `[[1,2],[3,4]]` and `[1,2,3,4]` are [2,2], `[[1,2,3],[4]]` is not.
  */
 function decodeJsonData(
   data: unknown,
   datatype: Datatype,
   count: number,
-  rank: number,
+  shape: readonly number[],
   field: string,
+  name: string,
 ): TensorData {
-  const dfield = `${field}.data`;
-  if (!Array.isArray(data)) {
-    if (rank === 0 || count === 1) data = [data];
-    else throw new CodecError('INVALID_DATA', `${dfield} must be an array`, dfield);
-  }
+  let top: unknown[];
+  if (Array.isArray(data)) top = data;
+  else if (shape.length === 0 || count === 1) top = [data];
+  else throw new CodecError('INVALID_DATA', `${field}.data must be an array`, `${field}.data`);
   const out: TensorData = datatype === 'BYTES' ? new Array<string>(count) : allocTyped(datatype, count);
-  const put = elementWriter(datatype, out, dfield);
-  let n = 0;
-  const arrays: unknown[][] = [data as unknown[]];
-  const positions: number[] = [0];
-  while (arrays.length > 0) {
-    const top = arrays.length - 1;
-    const arr = arrays[top]!;
-    const pos = positions[top]!;
-    if (pos === arr.length) {
-      arrays.pop();
-      positions.pop();
-      continue;
-    }
-    positions[top] = pos + 1;
-    const v = arr[pos];
-    if (Array.isArray(v)) {
-      if (arrays.length >= Math.max(rank, 1)) {
-        throw new CodecError(
-          'INVALID_DATA',
-          `${dfield} is nested deeper than the shape's rank ${rank}`,
-          dfield,
-        );
-      }
-      arrays.push(v);
-      positions.push(0);
-      continue;
-    }
-    if (n === count) {
+  // The common case, flat data: one tight loop, nothing else allocated.
+  if (top.length === 0 || !Array.isArray(top[0])) {
+    // Elements are checked before the length, as they come: the first fault is the one named.
+    writeLeaves(top, Math.min(top.length, count), datatype, out, 0, field, name, shape, 0);
+    if (top.length !== count) {
       throw new CodecError(
         'DATA_LENGTH_MISMATCH',
-        `${dfield} has more elements than the ${count} its shape needs`,
-        dfield,
+        top.length > count
+          ? `${field}.data has more elements than the ${count} its shape needs`
+          : `${field}.data has ${top.length} elements but its shape needs ${count}`,
+        `${field}.data`,
       );
     }
-    put(n, v);
-    n++;
+    return out;
   }
-  if (n !== count) {
-    throw new CodecError(
-      'DATA_LENGTH_MISMATCH',
-      `${dfield} has ${n} elements but its shape needs ${count}`,
-      dfield,
-    );
-  }
+  writeNested(top, { datatype, out, field, name, shape, path: [] }, 0, 0);
   return out;
 }
 
-type ElementWriter = (i: number, v: unknown) => void;
+interface NestedTarget {
+  datatype: Datatype;
+  out: TensorData;
+  field: string;
+  name: string;
+  shape: readonly number[];
+  /** Index at each depth above the array being read, for messages. */
+  path: number[];
+}
+
+function elementsFrom(shape: readonly number[], depth: number): number {
+  let n = 1;
+  for (let d = depth; d < shape.length; d++) n *= shape[d]!;
+  return n;
+}
+
+function dataPath(t: { field: string; path: readonly number[] }, depth: number): string {
+  let p = `${t.field}.data`;
+  for (let d = 0; d < depth; d++) p += `[${t.path[d]}]`;
+  return p;
+}
+
+/** Writes the array at `depth` (whose first element is an array) from element `at`; returns the next. */
+function writeNested(arr: readonly unknown[], t: NestedTarget, depth: number, at: number): number {
+  const rank = t.shape.length;
+  if (depth >= rank - 1) {
+    throw new CodecError(
+      'INVALID_DATA',
+      `${t.field}.data is nested deeper than the shape's rank ${rank}`,
+      `${t.field}.data`,
+    );
+  }
+  const dim = t.shape[depth]!;
+  if (arr.length !== dim) {
+    throw new CodecError(
+      'DATA_LENGTH_MISMATCH',
+      `input '${t.name.slice(0, 64)}': ${dataPath(t, depth)} holds ${arr.length} arrays but dim ${depth} of shape [${t.shape.join(',')}] is ${dim}`,
+      `${t.field}.data`,
+    );
+  }
+  const rowSize = elementsFrom(t.shape, depth + 1);
+  for (let i = 0; i < arr.length; i++) {
+    t.path[depth] = i;
+    const row = arr[i];
+    if (!Array.isArray(row)) {
+      throw new CodecError(
+        'INVALID_DATA',
+        `input '${t.name.slice(0, 64)}': ${dataPath(t, depth + 1)} is not an array like its siblings (ragged data)`,
+        `${t.field}.data`,
+      );
+    }
+    if (row.length > 0 && Array.isArray(row[0])) {
+      at = writeNested(row, t, depth + 1, at);
+      continue;
+    }
+    if (row.length !== rowSize) {
+      throw new CodecError(
+        'DATA_LENGTH_MISMATCH',
+        `input '${t.name.slice(0, 64)}': ${dataPath(t, depth + 1)} has ${row.length} elements but dims ${depth + 1}.. of shape [${t.shape.join(',')}] need ${rowSize} (ragged data)`,
+        `${t.field}.data`,
+      );
+    }
+    writeLeaves(row, rowSize, t.datatype, t.out, at, t.field, t.name, t.shape, depth + 1);
+    at += rowSize;
+  }
+  return at;
+}
 
 /** JSON has no NaN or infinities; they travel as these strings (as Python's json writes them). */
 const NON_FINITE = new Set(['NaN', 'Infinity', '-Infinity']);
 
-function elementWriter(datatype: Datatype, out: TensorData, field: string): ElementWriter {
-  const bad = (i: number, v: unknown, what: string): never => {
-    const shown = typeof v === 'string' ? `'${v.slice(0, 16)}'` : String(v).slice(0, 24);
-    throw new CodecError('INVALID_DATA', `${field}[${i}] is ${shown}, not ${what}`, field);
-  };
+/**
+ * Writes the first `n` of `src`, element values, to `out` from index `at`, checking each against the
+ * datatype. One loop per datatype, no closures: this runs for every element of every request.
+ */
+function writeLeaves(
+  src: readonly unknown[],
+  n: number,
+  datatype: Datatype,
+  out: TensorData,
+  at: number,
+  field: string,
+  name: string,
+  shape: readonly number[],
+  depth: number,
+): void {
+  let i = 0;
+  let what: string;
   switch (datatype) {
-    case 'BYTES': {
-      const arr = out as string[];
-      return (i, v) => {
-        if (typeof v !== 'string') bad(i, v, 'a string');
-        arr[i] = v as string;
-      };
-    }
-    case 'BOOL': {
-      const arr = out as Uint8Array;
-      return (i, v) => {
-        if (typeof v !== 'boolean') bad(i, v, 'a boolean');
-        arr[i] = v ? 1 : 0;
-      };
+    case 'INT32': {
+      const arr = out as Int32Array;
+      for (; i < n; i++) {
+        const v = src[i];
+        if (typeof v !== 'number' || (v | 0) !== v) break;
+        arr[at + i] = v;
+      }
+      what = 'a INT32 integer';
+      break;
     }
     case 'FP32':
     case 'FP64': {
       const arr = out as Float32Array | Float64Array;
-      return (i, v) => {
-        if (typeof v === 'number') arr[i] = v;
-        else if (typeof v === 'string' && NON_FINITE.has(v)) arr[i] = Number(v);
-        else bad(i, v, 'a number');
-      };
+      for (; i < n; i++) {
+        const v = src[i];
+        if (typeof v === 'number') arr[at + i] = v;
+        else if (typeof v === 'string' && NON_FINITE.has(v)) arr[at + i] = Number(v);
+        else break;
+      }
+      what = 'a number';
+      break;
+    }
+    case 'BYTES': {
+      const arr = out as string[];
+      for (; i < n; i++) {
+        const v = src[i];
+        if (typeof v !== 'string') break;
+        arr[at + i] = v;
+      }
+      what = 'a string';
+      break;
+    }
+    case 'BOOL': {
+      const arr = out as Uint8Array;
+      for (; i < n; i++) {
+        const v = src[i];
+        if (typeof v !== 'boolean') break;
+        arr[at + i] = v ? 1 : 0;
+      }
+      what = 'a boolean';
+      break;
     }
     case 'INT64':
     case 'UINT64': {
       const arr = out as BigInt64Array | BigUint64Array;
       const [lo, hi] = INT_RANGE[datatype]!;
-      return (i, v) => {
-        if (typeof v !== 'number' || !Number.isInteger(v) || v < lo || v > hi)
-          bad(i, v, `a ${datatype} integer`);
-        arr[i] = BigInt(v as number);
-      };
+      for (; i < n; i++) {
+        const v = src[i];
+        if (typeof v !== 'number' || !Number.isInteger(v) || v < lo || v > hi) break;
+        arr[at + i] = BigInt(v);
+      }
+      what = `a ${datatype} integer`;
+      break;
     }
     default: {
-      const arr = out as TypedArray as Int32Array;
+      const arr = out as Exclude<TypedArray, BigInt64Array | BigUint64Array>;
       const [lo, hi] = INT_RANGE[datatype]!;
-      return (i, v) => {
-        if (typeof v !== 'number' || !Number.isInteger(v) || v < lo || v > hi)
-          bad(i, v, `a ${datatype} integer`);
-        arr[i] = v as number;
-      };
+      for (; i < n; i++) {
+        const v = src[i];
+        if (typeof v !== 'number' || !Number.isInteger(v) || v < lo || v > hi) break;
+        arr[at + i] = v;
+      }
+      what = `a ${datatype} integer`;
     }
   }
+  if (i === n) return;
+  const v = src[i];
+  const dfield = `${field}.data`;
+  if (Array.isArray(v)) {
+    const message =
+      depth >= shape.length - 1
+        ? `${dfield} is nested deeper than the shape's rank ${shape.length}`
+        : `input '${name.slice(0, 64)}': ${dfield} mixes arrays and values at one level (ragged data)`;
+    throw new CodecError('INVALID_DATA', message, dfield);
+  }
+  const shown = typeof v === 'string' ? `'${v.slice(0, 16)}'` : String(v).slice(0, 24);
+  throw new CodecError('INVALID_DATA', `${dfield}[${at + i}] is ${shown}, not ${what}`, dfield);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -417,6 +417,71 @@ const CASES: Case[] = [
   },
 ];
 
+describe('regressions', () => {
+  const simpleRows = (a: unknown, b: unknown = [row16]) => ({
+    inputs: [simpleInput('INPUT0', [1, 16], a), simpleInput('INPUT1', [1, 16], b)],
+  });
+
+  test('an output named twice in outputs is a 400 naming outputs[1].name, not a duplicated output', async () => {
+    for (const outputs of [
+      [{ name: 'OUTPUT0' }, { name: 'OUTPUT0' }],
+      [{ name: 'OUTPUT0' }, { name: 'OUTPUT0', parameters: { binary_data: true } }],
+    ]) {
+      const err = assertErrorBody(
+        await post('simple', { ...simpleRows(row16), outputs })(),
+        400,
+        'BE_ERR_INVALID_REQUEST',
+      );
+      assert.equal(err.field, 'outputs[1].name');
+      assert.match(err.error, /OUTPUT0/);
+    }
+    // Each output once, in the asked order, still works.
+    const doc = okInfer(
+      await post('simple', { ...simpleRows(row16), outputs: [{ name: 'OUTPUT1' }, { name: 'OUTPUT0' }] })(),
+    );
+    assert.deepEqual(
+      doc.outputs.map((o) => o.name),
+      ['OUTPUT1', 'OUTPUT0'],
+    );
+    await stillServes();
+  });
+
+  test('ragged nested data is a 400 naming the input; flat and nested data keep working', async () => {
+    // 16 elements in all, as [1,16] needs, but the second input's rows are ragged.
+    const a = row16;
+    for (const ragged of [
+      [[...a.slice(0, 15)], [a[15]]],
+      [a.slice(0, 8), a.slice(8)],
+    ]) {
+      const err = assertErrorBody(
+        await post('simple', simpleRows([a], ragged))(),
+        400,
+        'BE_ERR_DATA_LENGTH_MISMATCH',
+      );
+      assert.equal(err.field, 'inputs[1].data');
+      assert.match(err.error, /'INPUT1'/);
+    }
+    const mlpRagged = [Array.from(X.subarray(0, 60)), Array.from(X.subarray(60))];
+    const err = assertErrorBody(
+      await post('mlp', { inputs: [{ name: 'x', shape: [2, 32], datatype: 'FP32', data: mlpRagged }] })(),
+      400,
+      'BE_ERR_DATA_LENGTH_MISMATCH',
+    );
+    assert.match(err.error, /input 'x'/);
+    assert.equal(err.field, 'inputs[0].data');
+
+    const sums = row16.map((v) => 2 * v);
+    for (const [label, doc] of [
+      ['flat', simpleRows(row16, row16)],
+      ['nested', simpleRows([row16], [row16])],
+    ] as const) {
+      const res = okInfer(await post('simple', doc)());
+      assert.deepEqual(output(res, 'OUTPUT0').data, sums, label);
+    }
+    await stillServes();
+  });
+});
+
 describe('bad requests', () => {
   for (const c of CASES) {
     test(c.name, async () => {

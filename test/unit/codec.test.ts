@@ -1677,3 +1677,156 @@ describe('encodeInferResponse / decodeInferResponse', () => {
     assert.deepEqual(values(dec.outputs[0]!.data), [Number.NaN, Number.POSITIVE_INFINITY, 1]);
   });
 });
+
+// ---------------------------------------------------------------------------------------------
+// Regressions
+
+describe('regression: an output named twice in outputs is a 400, not a duplicated output', () => {
+  const input = { name: 'x', datatype: 'FP32', shape: [1], data: [1] };
+  runRejections([
+    {
+      name: 'the second mention is named: outputs[1].name',
+      body: jsonBody({ inputs: [input], outputs: [{ name: 'y' }, { name: 'y' }] }),
+      reason: 'INVALID_REQUEST',
+      field: 'outputs[1].name',
+    },
+    {
+      name: 'a different binary_data flag does not make it another output',
+      body: jsonBody({
+        inputs: [input],
+        outputs: [{ name: 'a' }, { name: 'y' }, { name: 'y', parameters: { binary_data: true } }],
+      }),
+      reason: 'INVALID_REQUEST',
+      field: 'outputs[2].name',
+    },
+  ]);
+
+  test('the message names the output and both places', () => {
+    assert.throws(
+      () => decodeDoc({ inputs: [input], outputs: [{ name: 'y' }, { name: 'z' }, { name: 'y' }] }),
+      (e: unknown) =>
+        e instanceof CodecError && /'y'/.test(e.message) && /outputs\[0\] and outputs\[2\]/.test(e.message),
+    );
+  });
+
+  test('distinct outputs are still fine', () => {
+    const req = decodeDoc({ inputs: [input], outputs: [{ name: 'y' }, { name: 'Y' }] });
+    assert.deepEqual(
+      req.outputs?.map((o) => o.name),
+      ['y', 'Y'],
+    );
+  });
+});
+
+describe('regression: ragged nested data is a 400 naming the input', () => {
+  const withData = (datatype: string, shape: number[], data: unknown, name = 'x') =>
+    jsonBody({
+      inputs: [
+        { name: 'ok', datatype: 'INT32', shape: [1], data: [0] },
+        { name, datatype, shape, data },
+      ],
+    });
+
+  runRejections([
+    {
+      name: '[[1,2,3],[4]] for [2,2] (4 elements in all, but ragged)',
+      body: withData('INT32', [2, 2], [[1, 2, 3], [4]]),
+      reason: 'DATA_LENGTH_MISMATCH',
+      field: 'inputs[1].data',
+    },
+    {
+      name: '[[1],[2,3,4]] for [2,2]',
+      body: withData('FP32', [2, 2], [[1], [2, 3, 4]]),
+      reason: 'DATA_LENGTH_MISMATCH',
+      field: 'inputs[1].data',
+    },
+    {
+      name: 'ragged at depth 2: [[[1,2,3],[4]],[[5,6],[7,8]]] for [2,2,2]',
+      body: withData(
+        'INT32',
+        [2, 2, 2],
+        [
+          [[1, 2, 3], [4]],
+          [
+            [5, 6],
+            [7, 8],
+          ],
+        ],
+      ),
+      reason: 'DATA_LENGTH_MISMATCH',
+      field: 'inputs[1].data',
+    },
+    {
+      name: 'one row too many at depth 1: [[[1,2],[3,4],[5,6]],[[7,8]]] for [2,2,2]',
+      body: withData(
+        'INT32',
+        [2, 2, 2],
+        [
+          [
+            [1, 2],
+            [3, 4],
+            [5, 6],
+          ],
+          [[7, 8]],
+        ],
+      ),
+      reason: 'DATA_LENGTH_MISMATCH',
+      field: 'inputs[1].data',
+    },
+    {
+      name: 'a row that is a value: [[1,2],3] for [2,2]',
+      body: withData('INT32', [2, 2], [[1, 2], 3]),
+      reason: 'INVALID_DATA',
+      field: 'inputs[1].data',
+    },
+    {
+      name: 'values then an array: [1,2,[3],4] for [2,2]',
+      body: withData('INT32', [2, 2], [1, 2, [3], 4]),
+      reason: 'INVALID_DATA',
+      field: 'inputs[1].data',
+    },
+    {
+      name: 'BYTES ragged: [["a","b","c"],["d"]] for [2,2]',
+      body: withData('BYTES', [2, 2], [['a', 'b', 'c'], ['d']]),
+      reason: 'DATA_LENGTH_MISMATCH',
+      field: 'inputs[1].data',
+    },
+  ]);
+
+  test('the message names the input and the row at fault', () => {
+    assert.throws(
+      () => decodeInferRequest(withData('INT32', [2, 2], [[1, 2, 3], [4]], 'INPUT7')),
+      (e: unknown) =>
+        e instanceof CodecError && e.message.includes("'INPUT7'") && e.message.includes('inputs[1].data[0]'),
+    );
+  });
+
+  test('flat data, fully nested data and data nested over the leading dims all decode the same', () => {
+    const want = [1, 2, 3, 4, 5, 6, 7, 8];
+    for (const data of [
+      want,
+      [
+        [1, 2, 3, 4],
+        [5, 6, 7, 8],
+      ],
+      [
+        [
+          [1, 2],
+          [3, 4],
+        ],
+        [
+          [5, 6],
+          [7, 8],
+        ],
+      ],
+    ]) {
+      const req = decode(withData('INT32', [2, 2, 2], data));
+      assert.deepEqual(values(req.inputs[1]!.data), want, JSON.stringify(data));
+    }
+  });
+
+  test('zero-size dims nest: [[],[]] for [2,0], [] for [0,3]', () => {
+    assert.equal(decode(withData('FP32', [2, 0], [[], []])).inputs[1]!.data.length, 0);
+    assert.equal(decode(withData('FP32', [0, 3], [])).inputs[1]!.data.length, 0);
+  });
+});
