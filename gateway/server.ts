@@ -19,7 +19,7 @@ import { type Logger, silentLogger } from '../common/logging.js';
 import { PRODUCT_VERSION } from '../common/version.js';
 import { GW_ERRORS } from './errors.js';
 import { GatewayMetrics } from './metrics.js';
-import type { CompiledModel, CompiledPolicy, CompiledVariant } from './policy/compile.js';
+import type { CompiledModel, CompiledPolicy, CompiledVariant, PolicyIssue } from './policy/compile.js';
 import { PolicyRuntime } from './policy/runtime.js';
 import type { PolicySource } from './policy/source.js';
 import { type RandomSource, type RouteDecision, route } from './router.js';
@@ -39,7 +39,13 @@ export interface GatewayOptions {
   /** Default process metrics; off in tests that run several gateways in one process. */
   processMetrics?: boolean;
   pools?: EndpointPoolOptions;
+  /** Told of every policy applied or rejected (after the gateway's own handling). */
+  onPolicyEvent?: (event: PolicyEvent) => void;
 }
+
+export type PolicyEvent =
+  | { readonly type: 'applied'; readonly sha256: string; readonly origin: string }
+  | { readonly type: 'rejected'; readonly errors: readonly PolicyIssue[]; readonly origin: string };
 
 export interface Gateway {
   app: FastifyInstance;
@@ -114,6 +120,7 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
     metrics.policyApplied(policy.sha256, Date.now() / 1000);
     logger.info({ origin, sha256: policy.sha256, models: [...policy.models.keys()] }, 'policy applied');
     for (const w of policy.warnings) logger.warn({ origin, path: w.path }, `policy: ${w.path}: ${w.message}`);
+    opts.onPolicyEvent?.({ type: 'applied', sha256: policy.sha256, origin });
   };
   const policy = await PolicyRuntime.start(opts.policySource, {
     onApplied: apply,
@@ -123,6 +130,7 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
         { origin, errors: errors.map((e) => `${e.path}: ${e.message}`) },
         'policy rejected; the last good policy keeps serving',
       );
+      opts.onPolicyEvent?.({ type: 'rejected', errors, origin });
     },
     onSourceError: (err) => logger.error({ err }, 'policy source error'),
   });
@@ -373,7 +381,7 @@ function backendCode(body: Buffer): string {
   if (body.length > 4096) return '';
   try {
     const code = (JSON.parse(body.toString('utf8')) as { code?: unknown }).code;
-    return typeof code === 'string' && /^[A-Z_]{1,64}$/.test(code) ? ` (${code})` : '';
+    return typeof code === 'string' && /^[A-Z][A-Z0-9_]{0,63}$/.test(code) ? ` (${code})` : '';
   } catch {
     return '';
   }

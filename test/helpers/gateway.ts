@@ -1,0 +1,188 @@
+// Integration-test harness for the gateway: a real gateway on 127.0.0.1:0 with its policy in a
+// real file (hot reload through the file watcher), real backends from test/helpers/backend.ts, and
+// a fake replica steered by request headers for faults a real replica cannot produce on demand.
+import { writeFile } from 'node:fs/promises';
+import http from 'node:http';
+import net from 'node:net';
+import path from 'node:path';
+import type { Clock } from '../../common/clock.js';
+import type { RandomSource } from '../../gateway/router.js';
+import { FilePolicySource } from '../../gateway/policy/source.js';
+import { buildGateway, type Gateway, type PolicyEvent } from '../../gateway/server.js';
+import { tempDir } from './backend.js';
+
+export interface RunningGateway {
+  gateway: Gateway;
+  /** `http://127.0.0.1:PORT` of the ingress. */
+  url: string;
+  /** `http://127.0.0.1:PORT` of the admin app (metrics, policy, upstreams). */
+  adminUrl: string;
+  policyPath: string;
+  events: PolicyEvent[];
+  /** Writes the policy file and resolves with the gateway's verdict on it. */
+  writePolicy(text: string, timeoutMs?: number): Promise<PolicyEvent>;
+  close(): Promise<void>;
+}
+
+export interface StartGatewayOptions {
+  policy: string;
+  bodyLimit?: number;
+  random?: RandomSource;
+  clock?: Clock;
+}
+
+export async function startGateway(opts: StartGatewayOptions): Promise<RunningGateway> {
+  const dir = await tempDir('infergate-gw-');
+  const policyPath = path.join(dir, 'policy.yaml');
+  await writeFile(policyPath, opts.policy);
+  const events: PolicyEvent[] = [];
+  const waiters: ((e: PolicyEvent) => void)[] = [];
+  const gateway = await buildGateway({
+    policySource: new FilePolicySource(policyPath, { pollMs: 200 }),
+    processMetrics: false,
+    ...(opts.bodyLimit === undefined ? {} : { bodyLimit: opts.bodyLimit }),
+    ...(opts.random === undefined ? {} : { random: opts.random }),
+    ...(opts.clock === undefined ? {} : { clock: opts.clock }),
+    onPolicyEvent: (e) => {
+      events.push(e);
+      for (const w of waiters.splice(0)) w(e);
+    },
+  });
+  const url = await gateway.app.listen({ host: '127.0.0.1', port: 0 });
+  const adminUrl = await gateway.admin.listen({ host: '127.0.0.1', port: 0 });
+  let closed = false;
+  return {
+    gateway,
+    url,
+    adminUrl,
+    policyPath,
+    events,
+    async writePolicy(text, timeoutMs = 5000) {
+      const verdict = new Promise<PolicyEvent>((resolve, reject) => {
+        const timer = setTimeout(
+          () => reject(new Error(`no policy event within ${timeoutMs} ms`)),
+          timeoutMs,
+        );
+        waiters.push((e) => {
+          clearTimeout(timer);
+          resolve(e);
+        });
+      });
+      // Write to a temp file and rename, as editors do, so the watcher never reads half a file.
+      const tmp = `${policyPath}.tmp`;
+      await writeFile(tmp, text);
+      const { rename } = await import('node:fs/promises');
+      await rename(tmp, policyPath);
+      return verdict;
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      await gateway.shutdown();
+    },
+  };
+}
+
+/** A port on 127.0.0.1 where nothing listens (taken from the OS, then released). */
+export async function deadPort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+export interface FakeReplica {
+  url: string;
+  /** Requests received, in order: method, path and headers. */
+  received: { method: string; path: string; headers: http.IncomingHttpHeaders }[];
+  /** What it answers when the request does not say (`x-fake-status`, `x-fake-delay-ms`). */
+  mode: { status: number; delayMs: number; body: string; retryAfter?: string };
+  close(): Promise<void>;
+}
+
+/**
+ * A replica steered by its `mode` or by request headers: `x-fake-status` (the status),
+ * `x-fake-delay-ms` (answer after this long), `x-fake-hang: 1` (never answer).
+ */
+export async function startFakeReplica(mode: Partial<FakeReplica['mode']> = {}): Promise<FakeReplica> {
+  const received: FakeReplica['received'] = [];
+  const state: FakeReplica['mode'] = {
+    status: 200,
+    delayMs: 0,
+    body: '{"model_name":"fake","model_version":"1","outputs":[]}',
+    ...mode,
+  };
+  const sockets = new Set<net.Socket>();
+  const server = http.createServer((req, res) => {
+    received.push({ method: req.method ?? '', path: req.url ?? '', headers: req.headers });
+    req.resume();
+    req.on('end', () => {
+      if (req.headers['x-fake-hang'] === '1') return;
+      const status = Number(req.headers['x-fake-status'] ?? state.status);
+      const delay = Number(req.headers['x-fake-delay-ms'] ?? state.delayMs);
+      const answer = () => {
+        const body =
+          status >= 400
+            ? JSON.stringify({ error: `fake ${status}`, code: `BE_ERR_FAKE_${status}` })
+            : state.body;
+        const headers: Record<string, string> = { 'content-type': 'application/json' };
+        if (status === 503 && state.retryAfter !== undefined) headers['retry-after'] = state.retryAfter;
+        res.writeHead(status, headers).end(body);
+      };
+      if (delay > 0) setTimeout(answer, delay);
+      else answer();
+    });
+  });
+  server.on('connection', (s) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    received,
+    mode: state,
+    async close() {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+/** A policy with one model `m` whose variants each sit on their own backend. */
+export function policyYaml(spec: {
+  variants: Record<string, { endpoints: string[]; model?: string; version?: string }>;
+  split?: Record<string, number>;
+  sticky?: string;
+  routes?: { header: string; value: string; variant: string }[];
+  timeoutMs?: number;
+  retries?: { attempts?: number; budgetPercent?: number; backoffMs?: number };
+  model?: string;
+}): string {
+  const name = spec.model ?? 'm';
+  const lines = ['version: 1', 'defaults:', `  timeoutMs: ${spec.timeoutMs ?? 2000}`];
+  if (spec.retries !== undefined) lines.push(`  retries: ${JSON.stringify(spec.retries)}`);
+  lines.push('backends:');
+  for (const [v, def] of Object.entries(spec.variants)) {
+    lines.push(`  be-${v}: { endpoints: ${JSON.stringify(def.endpoints)} }`);
+  }
+  lines.push('models:', `  ${name}:`, '    variants:');
+  for (const [v, def] of Object.entries(spec.variants)) {
+    const version = def.version === undefined ? '' : `, version: "${def.version}"`;
+    lines.push(`      ${v}: { backend: be-${v}, model: ${def.model ?? 'mlp'}${version} }`);
+  }
+  if (spec.split !== undefined) lines.push(`    split: ${JSON.stringify(spec.split)}`);
+  if (spec.sticky !== undefined) lines.push(`    sticky: { header: ${spec.sticky} }`);
+  if (spec.routes !== undefined) {
+    lines.push('    routes:');
+    for (const r of spec.routes) {
+      lines.push(
+        `      - match: { headers: { ${r.header}: ${JSON.stringify(r.value)} } }`,
+        `        variant: ${r.variant}`,
+      );
+    }
+  }
+  return `${lines.join('\n')}\n`;
+}

@@ -1,0 +1,223 @@
+// Upstream behaviour through a real gateway: deadlines, retries on connect errors and 503s to
+// another endpoint, no retry after a 4xx or a 500, the retry budget, and endpoint spreading. Real
+// backends where they can show it; a fake replica (test/helpers/gateway.ts) for statuses and
+// delays a real replica does not produce on demand; a port with nothing on it for connect errors.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { mulberry32 } from '../../models/reference.js';
+import {
+  assertErrorBody,
+  randomFloats,
+  removeTempDirs,
+  request,
+  type RunningBackend,
+  sampleRepository,
+  sampleValue,
+  scrape,
+  startBackend,
+} from '../helpers/backend.js';
+import {
+  deadPort,
+  type FakeReplica,
+  policyYaml,
+  type RunningGateway,
+  startFakeReplica,
+  startGateway,
+} from '../helpers/gateway.js';
+
+let real: RunningBackend;
+let real2: RunningBackend;
+const body = JSON.stringify({
+  inputs: [{ name: 'x', shape: [1, 64], datatype: 'FP32', data: Array.from(randomFloats(5, 64)) }],
+});
+const gateways: RunningGateway[] = [];
+const fakes: FakeReplica[] = [];
+
+before(async () => {
+  const repo = await sampleRepository();
+  real = await startBackend({ modelRepository: repo, models: [{ name: 'mlp', version: '1' }] });
+  real2 = await startBackend({ modelRepository: repo, models: [{ name: 'mlp', version: '1' }] });
+});
+
+after(async () => {
+  await Promise.all(gateways.map((g) => g.close()));
+  await Promise.all(fakes.map((f) => f.close()));
+  await Promise.all([real?.close(), real2?.close()]);
+  await removeTempDirs();
+});
+
+async function gateway(
+  endpoints: string[],
+  opts: {
+    timeoutMs?: number;
+    retries?: { attempts?: number; budgetPercent?: number; backoffMs?: number };
+    bodyLimit?: number;
+  } = {},
+): Promise<RunningGateway> {
+  const g = await startGateway({
+    policy: policyYaml({
+      variants: { only: { endpoints, version: '1' } },
+      ...(opts.timeoutMs === undefined ? {} : { timeoutMs: opts.timeoutMs }),
+      ...(opts.retries === undefined ? {} : { retries: opts.retries }),
+    }),
+    random: mulberry32(7),
+    ...(opts.bodyLimit === undefined ? {} : { bodyLimit: opts.bodyLimit }),
+  });
+  gateways.push(g);
+  return g;
+}
+
+async function fake(mode: Partial<FakeReplica['mode']>): Promise<FakeReplica> {
+  const f = await startFakeReplica(mode);
+  fakes.push(f);
+  return f;
+}
+
+const send = (g: RunningGateway) =>
+  request(`${g.url}/v2/models/m/infer`, {
+    method: 'POST',
+    body,
+    headers: { 'content-type': 'application/json' },
+  });
+
+async function metrics(g: RunningGateway) {
+  return (await scrape(g.adminUrl)).samples;
+}
+
+describe('deadlines', () => {
+  test("a backend slower than the model's timeoutMs gets a 504 GW_ERR_UPSTREAM_TIMEOUT at the deadline", async () => {
+    const slow = await fake({ delayMs: 3000 });
+    const g = await gateway([slow.url], { timeoutMs: 150 });
+    const started = performance.now();
+    const res = await send(g);
+    const took = performance.now() - started;
+    assertErrorBody(res, 504, 'GW_ERR_UPSTREAM_TIMEOUT');
+    assert.ok(took >= 145 && took < 1500, `answered after ${took.toFixed(0)} ms`);
+    const samples = await metrics(g);
+    assert.equal(
+      sampleValue(samples, 'infergate_upstream_attempts_total', { endpoint: slow.url, outcome: 'timeout' }),
+      1,
+    );
+  });
+});
+
+describe('retries', () => {
+  test('connect errors are retried on another endpoint: no client sees them', async () => {
+    const dead = `http://127.0.0.1:${await deadPort()}`;
+    // Half the first attempts fail here, more than the default budget (20 %) allows for long.
+    const g = await gateway([dead, real.url], { retries: { budgetPercent: 100 } });
+    for (let i = 0; i < 60; i++) {
+      const res = await send(g);
+      assert.equal(res.status, 200, res.body.toString());
+    }
+    const samples = await metrics(g);
+    const failed = sampleValue(samples, 'infergate_upstream_attempts_total', {
+      endpoint: dead,
+      outcome: 'network_error',
+    });
+    assert.ok((failed ?? 0) > 0, 'some attempts went to the dead endpoint');
+    assert.equal(
+      sampleValue(samples, 'infergate_retries_total', { model: 'm', reason: 'network_error' }),
+      failed,
+    );
+  });
+
+  test('a 503 (replica overloaded or draining) is retried on another endpoint', async () => {
+    const busy = await fake({ status: 503, retryAfter: '1' });
+    const g = await gateway([busy.url, real.url]);
+    for (let i = 0; i < 40; i++) assert.equal((await send(g)).status, 200);
+    assert.ok(busy.received.length > 0);
+    const samples = await metrics(g);
+    assert.equal(
+      sampleValue(samples, 'infergate_retries_total', { model: 'm', reason: 'overloaded' }),
+      busy.received.length,
+    );
+  });
+
+  test('a 4xx is never retried and passes through with its code', async () => {
+    const a = await fake({ status: 400 });
+    const b = await fake({ status: 400 });
+    const g = await gateway([a.url, b.url], { retries: { attempts: 3 } });
+    for (let i = 0; i < 20; i++) assertErrorBody(await send(g), 400, 'BE_ERR_FAKE_400');
+    assert.equal(a.received.length + b.received.length, 20, 'one attempt per request');
+  });
+
+  test('a 500 is not retried and becomes a 502 GW_ERR_UPSTREAM_ERROR naming the backend code', async () => {
+    const broken = await fake({ status: 500 });
+    const g = await gateway([broken.url], { retries: { attempts: 3 } });
+    const res = await send(g);
+    const err = assertErrorBody(res, 502, 'GW_ERR_UPSTREAM_ERROR');
+    assert.match(err.error, /answered 500 \(BE_ERR_FAKE_500\)/);
+    assert.equal(broken.received.length, 1);
+  });
+
+  test('no endpoint reachable: 503 GW_ERR_UPSTREAM_UNAVAILABLE with Retry-After after 1 + attempts tries', async () => {
+    const g = await gateway(
+      [`http://127.0.0.1:${await deadPort()}`, `http://127.0.0.1:${await deadPort()}`],
+      {
+        retries: { attempts: 2, backoffMs: 1 },
+      },
+    );
+    const res = await send(g);
+    assertErrorBody(res, 503, 'GW_ERR_UPSTREAM_UNAVAILABLE');
+    assert.equal(res.headers.get('retry-after'), '1');
+    const samples = await metrics(g);
+    const attempts = samples
+      .filter((s) => s.name === 'infergate_upstream_attempts_total' && s.labels.outcome === 'network_error')
+      .reduce((a, s) => a + s.value, 0);
+    assert.equal(attempts, 3);
+  });
+
+  test("every replica overloaded: the backend's 503 and its Retry-After reach the client", async () => {
+    const a = await fake({ status: 503, retryAfter: '7' });
+    const g = await gateway([a.url], { retries: { attempts: 1, backoffMs: 1 } });
+    const res = await send(g);
+    assertErrorBody(res, 503, 'BE_ERR_FAKE_503');
+    assert.equal(res.headers.get('retry-after'), '7');
+    assert.equal(a.received.length, 2);
+  });
+
+  test('the retry budget caps retries at the floor plus budgetPercent of requests', async () => {
+    const dead = `http://127.0.0.1:${await deadPort()}`;
+    const g = await gateway([dead, real.url], { retries: { attempts: 1, budgetPercent: 0, backoffMs: 0 } });
+    const statuses: number[] = [];
+    for (let i = 0; i < 80; i++) statuses.push((await send(g)).status);
+    const samples = await metrics(g);
+    const retries = sampleValue(samples, 'infergate_retries_total', { model: 'm', reason: 'network_error' });
+    const denied = sampleValue(samples, 'infergate_retry_budget_exhausted_total', { model: 'm' }) ?? 0;
+    assert.equal(retries, 10, 'the floor of 10 retries per 10 s window');
+    assert.ok(denied > 0, 'later failures were not retried');
+    assert.equal(statuses.filter((s) => s === 503).length, denied);
+    assert.equal(statuses.filter((s) => s === 200).length, 80 - denied);
+  });
+});
+
+describe('endpoint picking and limits', () => {
+  test('P2C spreads requests over the endpoints of a backend', async () => {
+    const g = await gateway([real.url, real2.url]);
+    await Promise.all(
+      Array.from({ length: 8 }, async () => {
+        for (let i = 0; i < 25; i++) assert.equal((await send(g)).status, 200);
+      }),
+    );
+    const samples = await metrics(g);
+    const a =
+      sampleValue(samples, 'infergate_upstream_attempts_total', { endpoint: real.url, outcome: 'ok' }) ?? 0;
+    const b =
+      sampleValue(samples, 'infergate_upstream_attempts_total', { endpoint: real2.url, outcome: 'ok' }) ?? 0;
+    assert.equal(a + b, 200);
+    assert.ok(Math.min(a, b) >= 50, `spread ${a} / ${b}`);
+  });
+
+  test('a body over the limit is a 413 GW_ERR_BODY_TOO_LARGE and is never forwarded', async () => {
+    const f = await fake({});
+    const g = await gateway([f.url], { bodyLimit: 1024 });
+    const res = await request(`${g.url}/v2/models/m/infer`, {
+      method: 'POST',
+      body: 'x'.repeat(4096),
+      headers: { 'content-type': 'application/json' },
+    });
+    assertErrorBody(res, 413, 'GW_ERR_BODY_TOO_LARGE');
+    assert.equal(f.received.length, 0);
+  });
+});
