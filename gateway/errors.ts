@@ -13,7 +13,6 @@ export const GW_ERRORS = defineErrors({
     503,
     'No replica of the backend could be reached, or all were overloaded, within the retries allowed.',
   ],
-  GW_ERR_SHUTTING_DOWN: [503, 'The gateway is draining for shutdown; retry on another gateway.'],
   GW_ERR_UPSTREAM_TIMEOUT: [504, "The backend did not answer within the model's timeoutMs."],
 });
 
