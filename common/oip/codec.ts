@@ -654,10 +654,6 @@ export function jsonData(data: TensorData): unknown[] {
   return Array.from(data as Exclude<TypedArray, BigInt64Array | BigUint64Array>);
 }
 
-function boolJson(data: TensorData): boolean[] {
-  return Array.from(data as Uint8Array, (b) => b !== 0);
-}
-
 /** Raw little-endian bytes of a tensor, as the binary extension carries them. */
 export function tensorBytes(data: TensorData): Uint8Array {
   if (!Array.isArray(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
@@ -672,24 +668,65 @@ export function tensorBytes(data: TensorData): Uint8Array {
   return out;
 }
 
+/**
+ * The JSON text of tensor data: exactly `JSON.stringify` of `jsonData(data)` (of booleans for
+ * BOOL), written by hand. Answers are small and frequent; building arrays and objects only to
+ * stringify them cost more than the model run for small models.
+ */
+export function jsonDataText(datatype: Datatype, data: TensorData): string {
+  const n = data.length;
+  if (n === 0) return '[]';
+  let s = '[';
+  if (Array.isArray(data)) {
+    for (let i = 0; i < n; i++) s += (i === 0 ? '' : ',') + JSON.stringify(data[i]);
+  } else if (datatype === 'BOOL') {
+    const d = data as Uint8Array;
+    for (let i = 0; i < n; i++) s += (i === 0 ? '' : ',') + (d[i] !== 0 ? 'true' : 'false');
+  } else if (data instanceof BigInt64Array || data instanceof BigUint64Array) {
+    for (let i = 0; i < n; i++) s += (i === 0 ? '' : ',') + String(Number(data[i]!));
+  } else if (data instanceof Float32Array || data instanceof Float64Array) {
+    for (let i = 0; i < n; i++) {
+      const v = data[i]!;
+      // JSON.stringify writes a finite number as String(v) does; non-finite ones travel as strings.
+      s += (i === 0 ? '' : ',') + (Number.isFinite(v) ? String(v) : `"${v}"`);
+    }
+  } else {
+    const d = data as Exclude<TypedArray, BigInt64Array | BigUint64Array | Float32Array | Float64Array>;
+    s += d[0]!;
+    for (let i = 1; i < n; i++) s += `,${d[i]!}`;
+  }
+  return `${s}]`;
+}
+
+/**
+ * Encodes an answer: the JSON text written by hand (the same bytes as `JSON.stringify` of
+ * `{model_name, model_version?, id?, parameters?, outputs: [{name, datatype, shape, data |
+ * parameters: {binary_data_size}}]}`), then the binary outputs, if any, in order.
+ */
 export function encodeInferResponse(resp: InferResponse): EncodedResponse {
-  const blobs: Uint8Array[] = [];
-  const outputs = resp.outputs.map((o) => {
-    const head = { name: o.name, datatype: o.datatype, shape: o.shape };
+  let text = `{"model_name":${JSON.stringify(resp.model_name)}`;
+  if (resp.model_version !== undefined) text += `,"model_version":${JSON.stringify(resp.model_version)}`;
+  if (resp.id !== undefined) text += `,"id":${JSON.stringify(resp.id)}`;
+  if (resp.parameters !== undefined) text += `,"parameters":${JSON.stringify(resp.parameters)}`;
+  text += ',"outputs":[';
+  let blobs: Uint8Array[] | undefined;
+  const outputs = resp.outputs;
+  for (let i = 0; i < outputs.length; i++) {
+    const o = outputs[i]!;
+    if (i > 0) text += ',';
+    // Dims are integers, which join writes as JSON does; datatypes need no escaping.
+    text += `{"name":${JSON.stringify(o.name)},"datatype":"${o.datatype}","shape":[${o.shape.join(',')}]`;
     if (o.binary) {
       const bytes = tensorBytes(o.data);
-      blobs.push(bytes);
-      return { ...head, parameters: { binary_data_size: bytes.length } };
+      if (blobs === undefined) blobs = [bytes];
+      else blobs.push(bytes);
+      text += `,"parameters":{"binary_data_size":${bytes.length}}}`;
+    } else {
+      text += `,"data":${jsonDataText(o.datatype, o.data)}}`;
     }
-    return { ...head, data: o.datatype === 'BOOL' ? boolJson(o.data) : jsonData(o.data) };
-  });
-  const doc: Record<string, unknown> = { model_name: resp.model_name };
-  if (resp.model_version !== undefined) doc.model_version = resp.model_version;
-  if (resp.id !== undefined) doc.id = resp.id;
-  if (resp.parameters !== undefined) doc.parameters = resp.parameters;
-  doc.outputs = outputs;
-  const text = JSON.stringify(doc);
-  if (blobs.length === 0) return { body: text, headerLength: undefined };
+  }
+  text += ']}';
+  if (blobs === undefined) return { body: text, headerLength: undefined };
   const json = Buffer.from(text, 'utf8');
   return { body: Buffer.concat([json, ...blobs]), headerLength: json.length };
 }

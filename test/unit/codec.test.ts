@@ -10,6 +10,7 @@ import {
   decodeInferResponse,
   encodeInferResponse,
   type InferResponse,
+  jsonData,
   parseJson,
   tensorBytes,
 } from '../../common/oip/codec.js';
@@ -1828,5 +1829,154 @@ describe('regression: ragged nested data is a 400 naming the input', () => {
   test('zero-size dims nest: [[],[]] for [2,0], [] for [0,3]', () => {
     assert.equal(decode(withData('FP32', [2, 0], [[], []])).inputs[1]!.data.length, 0);
     assert.equal(decode(withData('FP32', [0, 3], [])).inputs[1]!.data.length, 0);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// The hand-written response encoder writes what JSON.stringify wrote before it
+
+describe('encodeInferResponse writes the same bytes as JSON.stringify of the answer document', () => {
+  /** The encoder as it was: build the document, JSON.stringify it. */
+  function reference(resp: InferResponse): { body: Buffer; headerLength: number | undefined } {
+    const blobs: Uint8Array[] = [];
+    const outputs = resp.outputs.map((o) => {
+      const head = { name: o.name, datatype: o.datatype, shape: o.shape };
+      if (o.binary) {
+        const bytes = tensorBytes(o.data);
+        blobs.push(bytes);
+        return { ...head, parameters: { binary_data_size: bytes.length } };
+      }
+      const data =
+        o.datatype === 'BOOL' ? Array.from(o.data as Uint8Array, (b) => b !== 0) : jsonData(o.data);
+      return { ...head, data };
+    });
+    const doc: Record<string, unknown> = { model_name: resp.model_name };
+    if (resp.model_version !== undefined) doc.model_version = resp.model_version;
+    if (resp.id !== undefined) doc.id = resp.id;
+    if (resp.parameters !== undefined) doc.parameters = resp.parameters;
+    doc.outputs = outputs;
+    const json = Buffer.from(JSON.stringify(doc), 'utf8');
+    return blobs.length === 0
+      ? { body: json, headerLength: undefined }
+      : { body: Buffer.concat([json, ...blobs]), headerLength: json.length };
+  }
+
+  const out = (datatype: Datatype, data: TensorData, shape = [data.length], binary = false) => ({
+    name: `out-${datatype}`,
+    datatype,
+    shape,
+    data,
+    binary,
+  });
+  const cases: [string, InferResponse][] = [
+    [
+      'every JSON datatype',
+      {
+        model_name: 'm',
+        model_version: '3',
+        id: 'req-1',
+        outputs: [
+          out('BOOL', Uint8Array.from([0, 1, 1])),
+          out('UINT8', Uint8Array.from([0, 255])),
+          out('UINT16', Uint16Array.from([0, 65535])),
+          out('UINT32', Uint32Array.from([0, 4294967295])),
+          out('UINT64', BigUint64Array.from([0n, 2n ** 53n, 2n ** 64n - 1n])),
+          out('INT8', Int8Array.from([-128, 127])),
+          out('INT16', Int16Array.from([-32768, 32767])),
+          out('INT32', Int32Array.from([-2147483648, 0, 2147483647])),
+          out('INT64', BigInt64Array.from([-(2n ** 63n), -1n, 2n ** 53n + 1n, 2n ** 63n - 1n])),
+          out('FP32', Float32Array.from([0.1, -0, 1e-45, 3.4e38, Number.NaN, Infinity, -Infinity, 1 / 3])),
+          out('FP64', Float64Array.from([0.1, -0, 5e-324, 1e21, 1e-7, 123456789.125, Number.NaN, -Infinity])),
+          out('BYTES', [
+            'plain',
+            'quote " and \\ backslash',
+            'tab\tnewline\n',
+            'é ü 漢字 😀',
+            '\u0001\u001f',
+            '',
+          ]),
+        ],
+      },
+    ],
+    [
+      'names, ids and parameters that need escaping',
+      {
+        model_name: 'we"ird\\name',
+        model_version: '1',
+        id: '</script>\u2028"',
+        parameters: { a: 1, nested: { b: [true, null, 'x"y'] }, skipped: undefined },
+        outputs: [{ ...out('INT32', Int32Array.from([1, 2])), name: 'o"ut\n' }],
+      },
+    ],
+    ['no version, id or parameters; no outputs', { model_name: 'm', outputs: [] }],
+    [
+      'empty and multi-dim tensors',
+      {
+        model_name: 'm',
+        outputs: [
+          out('FP32', new Float32Array(0), [0, 16]),
+          out('BYTES', [], [0]),
+          out('INT32', Int32Array.from([1, 2, 3, 4, 5, 6]), [2, 3]),
+          out('FP64', Float64Array.from([7]), []),
+        ],
+      },
+    ],
+    [
+      'binary and JSON outputs mixed',
+      {
+        model_name: 'm',
+        model_version: '2',
+        outputs: [
+          out('FP32', Float32Array.from([1.5, 2.5]), [1, 2], true),
+          out('INT64', BigInt64Array.from([5n]), [1], false),
+          out('BYTES', ['ab', 'c'], [2], true),
+          out('BOOL', Uint8Array.from([1, 0]), [2], true),
+          out('FP16', Uint16Array.from([0x3c00]), [1], true),
+        ],
+      },
+    ],
+    [
+      'a sub-view of a larger buffer',
+      {
+        model_name: 'm',
+        outputs: [
+          out('FP32', new Float32Array([9, 1, 2, 9]).subarray(1, 3)),
+          out('INT32', new Int32Array([9, 1, 2, 9]).subarray(1, 3), [2], true),
+        ],
+      },
+    ],
+  ];
+  for (const [label, resp] of cases) {
+    test(label, () => {
+      const want = reference(resp);
+      const got = encodeInferResponse(resp);
+      assert.equal(got.headerLength, want.headerLength);
+      const body = typeof got.body === 'string' ? Buffer.from(got.body, 'utf8') : got.body;
+      assert.equal(body.toString('latin1'), want.body.toString('latin1'));
+      if (want.headerLength === undefined) assert.equal(typeof got.body, 'string', 'pure JSON is a string');
+    });
+  }
+
+  test('random FP32, FP64 and INT32 data', () => {
+    let seed = 7;
+    const rnd = () => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed / 2 ** 31;
+    };
+    for (let k = 0; k < 50; k++) {
+      const f64 = Float64Array.from({ length: 64 }, () => (rnd() - 0.5) * 10 ** Math.floor(rnd() * 40 - 20));
+      const resp: InferResponse = {
+        model_name: 'm',
+        outputs: [
+          out('FP64', f64),
+          out('FP32', Float32Array.from(f64)),
+          out(
+            'INT32',
+            Int32Array.from(f64, (v) => Math.trunc(v) | 0),
+          ),
+        ],
+      };
+      assert.equal(encodeInferResponse(resp).body, reference(resp).body.toString('utf8'));
+    }
   });
 });
