@@ -105,6 +105,11 @@ export function dottedPath(pointer: string | readonly (string | number)[]): stri
   return out === '' ? '(root)' : out;
 }
 
+/** A dotted path from its parts: `at('models', 'mlp.v2', 'split')` → `models["mlp.v2"].split`. */
+function at(...parts: (string | number)[]): string {
+  return dottedPath(parts);
+}
+
 export function formatIssue(issue: PolicyIssue): string {
   return `${issue.path}: ${issue.message}`;
 }
@@ -152,9 +157,9 @@ export function compileDocument(value: unknown): CompileResult {
     def.endpoints.forEach((raw, i) => {
       const origin = normaliseEndpoint(raw);
       if (origin === undefined) {
-        errors.push({ path: `backends.${name}.endpoints[${i}]`, message: `'${raw}' is not a valid URL` });
+        errors.push({ path: at('backends', name, 'endpoints', i), message: `'${raw}' is not a valid URL` });
       } else if (endpoints.includes(origin)) {
-        errors.push({ path: `backends.${name}.endpoints[${i}]`, message: `'${raw}' is listed twice` });
+        errors.push({ path: at('backends', name, 'endpoints', i), message: `'${raw}' is listed twice` });
       } else {
         endpoints.push(origin);
       }
@@ -205,33 +210,36 @@ function compileModel(
   errors: PolicyIssue[],
   warnings: PolicyIssue[],
 ): CompiledModel | undefined {
-  const at = `models.${name}`;
+  const base = ['models', name] as const;
   const before = errors.length;
   const variants = new Map<string, CompiledVariant>();
   const byVersion = new Map<string, CompiledVariant>();
   for (const [vname, v] of Object.entries(def.variants)) {
     const backend = backends.get(v.backend);
     if (backend === undefined) {
-      errors.push({ path: `${at}.variants.${vname}.backend`, message: `unknown backend '${v.backend}'` });
+      errors.push({
+        path: at(...base, 'variants', vname, 'backend'),
+        message: `unknown backend '${v.backend}'`,
+      });
       continue;
     }
     const version = v.version === undefined ? undefined : String(v.version);
-    const base = `/v2/models/${encodeURIComponent(v.model)}${version === undefined ? '' : `/versions/${version}`}`;
+    const prefix = `/v2/models/${encodeURIComponent(v.model)}${version === undefined ? '' : `/versions/${version}`}`;
     const variant: CompiledVariant = Object.freeze({
       name: vname,
       backend,
       model: v.model,
       version,
-      inferPath: `${base}/infer`,
-      metadataPath: base,
-      readyPath: `${base}/ready`,
+      inferPath: `${prefix}/infer`,
+      metadataPath: prefix,
+      readyPath: `${prefix}/ready`,
     });
     variants.set(vname, variant);
     if (version !== undefined && !byVersion.has(version)) byVersion.set(version, variant);
   }
   const variantAt = (path: string, vname: string): CompiledVariant | undefined => {
     const v = variants.get(vname);
-    if (v === undefined && !(vname in def.variants)) {
+    if (v === undefined && !Object.hasOwn(def.variants, vname)) {
       errors.push({ path, message: `unknown variant '${vname}'` });
     }
     return v;
@@ -242,7 +250,7 @@ function compileModel(
   if (def.split === undefined) {
     const only = [...variants.values()];
     if (Object.keys(def.variants).length > 1) {
-      errors.push({ path: `${at}.split`, message: 'required when a model has more than one variant' });
+      errors.push({ path: at(...base, 'split'), message: 'required when a model has more than one variant' });
     } else if (only[0] !== undefined) {
       split = { variants: [only[0]], bounds: [100] };
     }
@@ -250,14 +258,14 @@ function compileModel(
     const weighted: [CompiledVariant, number][] = [];
     let total = 0;
     for (const [vname, weight] of Object.entries(def.split)) {
-      const v = variantAt(`${at}.split.${vname}`, vname);
+      const v = variantAt(at(...base, 'split', vname), vname);
       if (v !== undefined && weight > 0) {
         weighted.push([v, weight]);
         total += weight;
       }
     }
     if (total <= 0 && errors.length === before) {
-      errors.push({ path: `${at}.split`, message: 'the weights must have a positive sum' });
+      errors.push({ path: at(...base, 'split'), message: 'the weights must have a positive sum' });
     } else if (total > 0) {
       let cumulative = 0;
       const bounds = weighted.map(([, w], i) => {
@@ -270,12 +278,15 @@ function compileModel(
 
   const routes: CompiledRoute[] = [];
   (def.routes ?? []).forEach((r, i) => {
-    const v = variantAt(`${at}.routes[${i}].variant`, r.variant);
+    const v = variantAt(at(...base, 'routes', i, 'variant'), r.variant);
     const headers = Object.entries(r.match.headers).map(([h, value]) => [h.toLowerCase(), value] as const);
     const seen = new Set<string>();
     for (const [h] of headers) {
       if (seen.has(h)) {
-        errors.push({ path: `${at}.routes[${i}].match.headers`, message: `header '${h}' is listed twice` });
+        errors.push({
+          path: at(...base, 'routes', i, 'match', 'headers'),
+          message: `header '${h}' is listed twice`,
+        });
       }
       seen.add(h);
     }
@@ -283,22 +294,22 @@ function compileModel(
   });
 
   if (def.shadow !== undefined) {
-    variantAt(`${at}.shadow.variant`, def.shadow.variant);
+    variantAt(at(...base, 'shadow', 'variant'), def.shadow.variant);
     warnings.push({
-      path: `${at}.shadow`,
+      path: at(...base, 'shadow'),
       message: 'accepted, but shadow mirroring is not active in this version',
     });
   }
   if (def.canary !== undefined) {
-    variantAt(`${at}.canary.variant`, def.canary.variant);
+    variantAt(at(...base, 'canary', 'variant'), def.canary.variant);
     def.canary.steps.forEach((step, i) => {
       const prev = def.canary?.steps[i - 1];
       if (prev !== undefined && step <= prev) {
-        errors.push({ path: `${at}.canary.steps[${i}]`, message: 'steps must increase' });
+        errors.push({ path: at(...base, 'canary', 'steps', i), message: 'steps must increase' });
       }
     });
     warnings.push({
-      path: `${at}.canary`,
+      path: at(...base, 'canary'),
       message:
         'accepted, but automatic canary progression is not active in this version; the split stays as written',
     });
@@ -306,7 +317,7 @@ function compileModel(
   if (def.rateLimit !== undefined) {
     // Fail closed: a limit the operator relies on must not be silently ignored.
     errors.push({
-      path: `${at}.rateLimit`,
+      path: at(...base, 'rateLimit'),
       message: 'rate limiting is not supported by this version of infergate',
     });
   }
@@ -350,7 +361,8 @@ function schemaIssues(value: unknown): PolicyIssue[] {
     const path = dottedPath(e.path);
     if (byPath.has(path)) continue;
     const custom = (e.schema as { errorMessage?: unknown }).errorMessage;
-    byPath.set(path, typeof custom === 'string' ? custom : describe(e.message, e.schema));
+    const missing = e.message === 'Expected required property';
+    byPath.set(path, typeof custom === 'string' && !missing ? custom : describe(e.message, e.schema));
     if (byPath.size >= 100) break;
   }
   return [...byPath].map(([path, message]) => ({ path, message }));

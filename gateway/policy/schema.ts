@@ -139,7 +139,7 @@ const ModelSchema = Type.Object(
     }),
     split: Type.Optional(
       NamedMap(
-        Type.Number({ minimum: 0, description: 'Relative weight.' }),
+        Type.Number({ minimum: 0, maximum: 1_000_000, description: 'Relative weight.' }),
         'Weighted split between variants; may be left out when there is one variant.',
       ),
     ),

@@ -31,7 +31,8 @@ export class RetryBudget {
       requests += this.requests[i]!;
       retries += this.retries[i]!;
     }
-    if (retries >= MIN_RETRIES_PER_WINDOW + (requests * percent) / 100) return false;
+    // At most the allowance: the retry asked for must fit in it whole.
+    if (retries + 1 > MIN_RETRIES_PER_WINDOW + (requests * percent) / 100) return false;
     this.retries[b]! += 1;
     return true;
   }

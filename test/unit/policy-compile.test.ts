@@ -326,7 +326,7 @@ describe('compilePolicy: never throws, always locates the problem', () => {
       assert.deepEqual(errorsOf(compileDocument(v)), ['(root): expected object'], String(v));
     }
     assert.deepEqual(errorsOf(compileDocument({})), [
-      'version: must be 1',
+      'version: required',
       'backends: required',
       'models: required',
     ]);
@@ -398,7 +398,7 @@ describe('dottedPath', () => {
   }
 });
 
-describe('compilePolicy: known defects (todo)', () => {
+describe('compilePolicy: regressions found by review', () => {
   // Names such as 'toString' and 'constructor' match the name pattern. The compiler asks
   // `vname in def.variants`, which sees Object.prototype, so these names count as declared.
   const protoCases: [string, string, string][] = [
@@ -419,17 +419,13 @@ describe('compilePolicy: known defects (todo)', () => {
     ],
   ];
   for (const [what, line, expected] of protoCases) {
-    test(`${what} is rejected`, {
-      todo: "compileModel's variantAt uses `vname in def.variants`, true for Object.prototype names: the policy is accepted and the route/weight is silently dropped",
-    }, () => {
+    test(`${what} is rejected`, () => {
       const result = compilePolicy(oneModel(`variants: { x: { backend: a, model: m } }\n${line}`));
       assert.ok(errorsOf(result).includes(expected), JSON.stringify(result.ok ? 'accepted' : result.errors));
     });
   }
 
-  test('cross-reference paths quote dotted names the way schema paths do', {
-    todo: 'cross-reference errors build paths by string concatenation (`models.` + name + ...), not dottedPath: a model "mlp.v2" gives `models.mlp.v2.split.canary`, while its schema errors say `models["mlp.v2"]...`',
-  }, () => {
+  test('cross-reference paths quote dotted names the way schema paths do', () => {
     const text = `version: 1
 backends:
   a: { endpoints: [http://h:1] }
@@ -446,9 +442,7 @@ models:
     ]);
   });
 
-  test('huge weights keep their proportions (1e308 / 1e308 is 50/50)', {
-    todo: 'the weights are summed without a bound: 1e308 + 1e308 = Infinity, so the bounds are [0, 100] and the first variant gets no traffic; expected 50/50 or a schema maximum on weights',
-  }, () => {
+  test('huge weights keep their proportions (1e308 / 1e308 is 50/50)', () => {
     const result = compilePolicy(
       oneModel(
         'variants: { x: { backend: a, model: m }, y: { backend: b, model: m } }\nsplit: { x: 1e308, y: 1e308 }',
@@ -458,9 +452,7 @@ models:
     assert.deepEqual(result.policy.models.get('m')!.split.bounds, [50, 100]);
   });
 
-  test('a missing required name is reported as required', {
-    todo: "the schema's errorMessage hint replaces every error of the field, so a missing `backend` reads `must be a backend name (...)` instead of `required`",
-  }, () => {
+  test('a missing required name is reported as required', () => {
     const errors = errorsOf(
       compilePolicy(oneModel('variants: { x: { model: m }, y: { backend: a } }\nsplit: { x: 1, y: 1 }')),
     );
