@@ -47,6 +47,11 @@ export class Batcher<T, R> {
     return this.queue.length;
   }
 
+  /** Whether `submit` would reject with QueueFullError now. */
+  get full(): boolean {
+    return this.queue.length >= this.opts.maxQueueSize;
+  }
+
   get busy(): boolean {
     return this.running || this.queue.length > 0;
   }
@@ -137,30 +142,38 @@ export class Batcher<T, R> {
   private runBatch(batch: Item<T, R>[]): void {
     this.running = true;
     const now = this.opts.clock.now();
-    this.opts.onBatch?.(
-      batch.reduce((sum, item) => sum + item.rows, 0),
-      batch.map((item) => now - item.enqueuedAt),
-    );
+    if (this.opts.onBatch !== undefined) {
+      let rows = 0;
+      const waits: number[] = [];
+      for (const item of batch) {
+        rows += item.rows;
+        waits.push(now - item.enqueuedAt);
+      }
+      this.opts.onBatch(rows, waits);
+    }
+    const payloads: T[] = [];
+    for (const item of batch) payloads.push(item.payload);
     let done: Promise<R[]>;
     try {
-      done = this.opts.run(batch.map((item) => item.payload));
+      done = this.opts.run(payloads);
     } catch (e) {
       done = Promise.reject(e);
     }
-    done
-      .then(
-        (results) => {
-          batch.forEach((item, i) => {
-            item.resolve(results[i]!);
-          });
-        },
-        (e: unknown) => {
-          for (const item of batch) item.reject(e);
-        },
-      )
-      .finally(() => {
-        this.running = false;
-        this.pump();
-      });
+    // One reaction per batch (no .finally): settle the batch, then look at the queue again.
+    done.then(
+      (results) => {
+        for (let i = 0; i < batch.length; i++) batch[i]!.resolve(results[i]!);
+        this.batchDone();
+      },
+      (e: unknown) => {
+        for (const item of batch) item.reject(e);
+        this.batchDone();
+      },
+    );
+  }
+
+  private batchDone(): void {
+    this.running = false;
+    this.pump();
   }
 }

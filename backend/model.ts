@@ -2,7 +2,7 @@ import type * as ort from 'onnxruntime-node';
 import type { Clock } from '../common/clock.js';
 import type { Logger } from '../common/logging.js';
 import { ApiError } from '../common/errors.js';
-import type { DecodedInput, DecodedRequest, RequestedOutput, Tensor } from '../common/oip/codec.js';
+import type { DecodedRequest, RequestedOutput, Tensor } from '../common/oip/codec.js';
 import {
   allocTyped,
   DATATYPE_INFO,
@@ -174,24 +174,34 @@ export class LoadedModel {
    * dims, one batch size across inputs, and the requested outputs.
    */
   prepare(req: DecodedRequest): PreparedRequest {
-    const byName = new Map<string, { input: DecodedInput; index: number }>();
-    req.inputs.forEach((input, index) => {
-      byName.set(input.name, { input, index });
-    });
-    for (const [name, { index }] of byName) {
-      if (!this.inputs.some((s) => s.name === name)) {
+    const given = req.inputs;
+    // Unknown names first, in request order (the codec has already refused duplicates).
+    for (let i = 0; i < given.length; i++) {
+      const name = given[i]!.name;
+      if (this.specIndex(this.inputs, name) === -1) {
         throw new ApiError(
           BE_ERRORS.BE_ERR_UNKNOWN_INPUT,
           `model '${this.name}' has no input '${name}' (inputs: ${this.inputs.map((s) => s.name).join(', ')})`,
-          { field: `inputs[${index}].name` },
+          { field: `inputs[${i}].name` },
         );
       }
     }
     let rows = -1;
-    const keyParts: string[] = [];
-    const inputs = this.inputs.map((spec) => {
-      const found = byName.get(spec.name);
-      if (found === undefined) {
+    let key = '';
+    const inputs: Tensor[] = [];
+    for (let j = 0; j < this.inputs.length; j++) {
+      const spec = this.inputs[j]!;
+      // Clients usually send inputs in the model's order.
+      let index = given[j]?.name === spec.name ? j : -1;
+      if (index === -1) {
+        for (let i = 0; i < given.length; i++) {
+          if (given[i]!.name === spec.name) {
+            index = i;
+            break;
+          }
+        }
+      }
+      if (index === -1) {
         throw new ApiError(
           BE_ERRORS.BE_ERR_MISSING_INPUT,
           `model '${this.name}' needs input '${spec.name}'`,
@@ -200,7 +210,7 @@ export class LoadedModel {
           },
         );
       }
-      const { input, index } = found;
+      const input = given[index]!;
       const field = `inputs[${index}]`;
       if (spec.datatype === undefined || DATATYPE_INFO[spec.datatype].ort === undefined) {
         throw new ApiError(
@@ -216,7 +226,7 @@ export class LoadedModel {
           { field: `${field}.datatype` },
         );
       }
-      this.checkDims(spec, input.shape, `${field}.shape`);
+      this.checkDims(spec, input.shape, index);
       if (input.datatype === 'BYTES') checkBytesElements(input.data as string[], `${field}.data`);
       if (this.maxBatchSize > 0) {
         const n = input.shape[0]!;
@@ -228,10 +238,13 @@ export class LoadedModel {
           );
         }
         rows = n;
-        keyParts.push(input.shape.slice(1).join('x'));
+        // The batching key: every input's dims but the first, 'x'-joined, '|' between inputs.
+        if (j > 0) key += '|';
+        for (let d = 1; d < input.shape.length; d++)
+          key += d === 1 ? `${input.shape[d]}` : `x${input.shape[d]}`;
       }
-      return { name: spec.name, datatype: input.datatype, shape: input.shape, data: input.data };
-    });
+      inputs.push({ name: spec.name, datatype: input.datatype, shape: input.shape, data: input.data });
+    }
     if (this.maxBatchSize > 0 && rows > this.maxBatchSize) {
       throw new ApiError(
         BE_ERRORS.BE_ERR_BATCH_TOO_LARGE,
@@ -242,80 +255,93 @@ export class LoadedModel {
     this.checkOutputs(req.outputs, req.binaryOutput);
     // Without batching, rows only feed the batch-size histogram: dim 0 of the first input.
     if (rows === -1) rows = inputs[0]?.shape[0] ?? 1;
-    return { inputs, rows, key: keyParts.join('|') };
+    return { inputs, rows, key };
   }
 
-  private checkDims(spec: TensorSpec, shape: number[], field: string): void {
+  private specIndex(specs: readonly TensorSpec[], name: string): number {
+    for (let i = 0; i < specs.length; i++) if (specs[i]!.name === name) return i;
+    return -1;
+  }
+
+  private checkDims(spec: TensorSpec, shape: number[], index: number): void {
     if (spec.shape.length !== shape.length) {
       throw new ApiError(
         BE_ERRORS.BE_ERR_SHAPE_MISMATCH,
         `input '${spec.name}' has rank ${spec.shape.length} [${spec.shape.join(',')}], not ${shape.length} [${shape.join(',')}]`,
-        { field },
+        { field: `inputs[${index}].shape` },
       );
     }
-    spec.shape.forEach((want, d) => {
+    for (let d = 0; d < shape.length; d++) {
+      const want = spec.shape[d]!;
       if (want !== -1 && want !== shape[d]) {
         throw new ApiError(
           BE_ERRORS.BE_ERR_SHAPE_MISMATCH,
           `input '${spec.name}' dim ${d} must be ${want}, not ${shape[d]} (model shape [${spec.shape.join(',')}])`,
-          { field: `${field}[${d}]` },
+          { field: `inputs[${index}].shape[${d}]` },
         );
       }
-    });
+    }
   }
 
   private checkOutputs(requested: RequestedOutput[] | undefined, binaryDefault: boolean): void {
-    const wanted = requested ?? this.outputs.map((s) => ({ name: s.name, binary: binaryDefault }));
-    wanted.forEach((o, i) => {
-      const spec = this.outputs.find((s) => s.name === o.name);
-      if (spec === undefined) {
+    if (requested === undefined) {
+      // Every output, in the default form.
+      if (binaryDefault) return;
+      for (const spec of this.outputs) {
+        if (spec.datatype === undefined || !DATATYPE_INFO[spec.datatype].json) {
+          throw this.noJsonForm(spec, 'parameters.binary_data_output');
+        }
+      }
+      return;
+    }
+    for (let i = 0; i < requested.length; i++) {
+      const o = requested[i]!;
+      const index = this.specIndex(this.outputs, o.name);
+      if (index === -1) {
         throw new ApiError(
           BE_ERRORS.BE_ERR_UNKNOWN_OUTPUT,
           `model '${this.name}' has no output '${o.name}' (outputs: ${this.outputs.map((s) => s.name).join(', ')})`,
           { field: `outputs[${i}].name` },
         );
       }
+      const spec = this.outputs[index]!;
       if (!o.binary && (spec.datatype === undefined || !DATATYPE_INFO[spec.datatype].json)) {
-        throw new ApiError(
-          BE_ERRORS.BE_ERR_UNSUPPORTED_DATATYPE,
-          `output '${o.name}' is ${spec.datatype ?? spec.ortType}, which has no JSON form; ask for it with binary_data`,
-          {
-            field:
-              requested === undefined
-                ? 'parameters.binary_data_output'
-                : `outputs[${i}].parameters.binary_data`,
-          },
-        );
+        throw this.noJsonForm(spec, `outputs[${i}].parameters.binary_data`);
       }
-    });
+    }
+  }
+
+  private noJsonForm(spec: TensorSpec, field: string): ApiError {
+    return new ApiError(
+      BE_ERRORS.BE_ERR_UNSUPPORTED_DATATYPE,
+      `output '${spec.name}' is ${spec.datatype ?? spec.ortType}, which has no JSON form; ask for it with binary_data`,
+      { field },
+    );
   }
 
   /** Queues a prepared request and resolves with every output of the model, in model order. */
-  async infer(req: PreparedRequest): Promise<Tensor[]> {
-    try {
-      return await this.batcher.submit(req, req.rows, req.key);
-    } catch (e) {
-      if (e instanceof QueueFullError) {
-        throw new ApiError(
+  infer(req: PreparedRequest): Promise<Tensor[]> {
+    // Checked here rather than by catching the batcher's rejection: no extra promise per request.
+    if (this.batcher.full) {
+      return Promise.reject(
+        new ApiError(
           BE_ERRORS.BE_ERR_QUEUE_FULL,
-          `model '${this.name}' version ${this.version}: ${e.message}`,
-          {
-            retryAfterSeconds: 1,
-          },
-        );
-      }
-      throw e;
+          `model '${this.name}' version ${this.version}: ${new QueueFullError(this.config.max_queue_size).message}`,
+          { retryAfterSeconds: 1 },
+        ),
+      );
     }
+    return this.batcher.submit(req, req.rows, req.key);
   }
 
   private async runBatch(batch: readonly PreparedRequest[], observer: BatchObserver): Promise<Tensor[][]> {
     const merged = batch.length === 1 ? batch[0]!.inputs : this.concat(batch);
-    const feeds = merged.map((t) => ({
-      name: t.name,
-      type: this.inputs.find((s) => s.name === t.name)!.ortType,
-      dims: t.shape,
-      data: t.data,
-    }));
+    // Inputs are in the model's order (prepare puts them so).
+    const feeds: WireTensor[] = [];
+    for (let i = 0; i < merged.length; i++) {
+      const t = merged[i]!;
+      feeds.push({ name: t.name, type: this.inputs[i]!.ortType, dims: t.shape, data: t.data });
+    }
     let result: { outputs: WireTensor[]; computeMs: number };
     try {
       result = await this.session.run(feeds);
@@ -325,10 +351,22 @@ export class LoadedModel {
       });
     }
     observer.onCompute(result.computeMs / 1000);
-    const outputs = this.outputs.map((spec) => {
-      const t = result.outputs.find((o) => o.name === spec.name)!;
-      return { name: spec.name, datatype: spec.datatype!, shape: t.dims, data: t.data as TensorData };
-    });
+    const outputs: Tensor[] = [];
+    for (const spec of this.outputs) {
+      let t: WireTensor | undefined;
+      for (const o of result.outputs) {
+        if (o.name === spec.name) {
+          t = o;
+          break;
+        }
+      }
+      outputs.push({
+        name: spec.name,
+        datatype: spec.datatype!,
+        shape: t!.dims,
+        data: t!.data as TensorData,
+      });
+    }
     return batch.length === 1 ? [outputs] : this.split(batch, outputs);
   }
 

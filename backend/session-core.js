@@ -72,13 +72,15 @@ export async function runSession(session, feeds, forTransfer) {
   const computeMs = performance.now() - started;
   /** @type {ArrayBuffer[]} */
   const transfer = [];
-  const outputs = Object.entries(results).map(([name, t]) => {
+  const outputs = [];
+  for (const name in results) {
+    const t = /** @type {ort.Tensor} */ (results[name]);
     let data = t.data;
     if (forTransfer && ArrayBuffer.isView(data)) {
       if (!ownsBuffer(data)) data = data.slice();
       transfer.push(/** @type {ArrayBuffer} */ (data.buffer));
     }
-    return { name, type: t.type, dims: [...t.dims], data };
-  });
+    outputs.push({ name, type: t.type, dims: [...t.dims], data });
+  }
   return { outputs, computeMs, transfer };
 }
