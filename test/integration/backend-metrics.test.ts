@@ -2,6 +2,8 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
+import { Counter, Histogram, Registry } from 'prom-client';
+import { FastCounter, FastHistogram } from '../../backend/metrics.js';
 import { SAMPLE_MODELS } from '../../models/build.js';
 import {
   histogram,
@@ -240,5 +242,78 @@ describe('metrics', () => {
       child.stdin.end(text);
     });
     assert.equal(code, 0, out);
+  });
+});
+
+describe('FastCounter and FastHistogram render exactly as prom-client would', () => {
+  const BUCKETS = [0.0005, 0.001, 0.01, 0.5, 1, 10];
+  const labelSets = [
+    { model: 'mlp', version: '1' },
+    { model: 'we"ird\\name\n', version: '22' },
+    { model: '', version: '' },
+  ];
+  const values = [0, 0.0005, 0.00051, 0.0009, 0.3, 0.5, 1, 9.99, 10, 10.01, 1e6, 1 / 3, 0.1 + 0.2];
+
+  async function render(kind: 'prom-client' | 'fast'): Promise<{ text: string; json: unknown }> {
+    const registry = new Registry();
+    const counter =
+      kind === 'fast'
+        ? new FastCounter('t_requests_total', 'Requests.', ['model', 'version', 'code'], registry)
+        : new Counter({
+            name: 't_requests_total',
+            help: 'Requests.',
+            labelNames: ['model', 'version', 'code'],
+            registers: [registry],
+          });
+    const hist =
+      kind === 'fast'
+        ? new FastHistogram('t_seconds', 'Seconds.', ['model', 'version'], BUCKETS, registry)
+        : new Histogram({
+            name: 't_seconds',
+            help: 'Seconds.',
+            labelNames: ['model', 'version'],
+            buckets: BUCKETS,
+            registers: [registry],
+          });
+    // A handle made but never used leaves no series behind.
+    hist.labels({ model: 'unused', version: '9' });
+    labelSets.forEach((labels, i) => {
+      const h = hist.labels(labels);
+      for (const v of values.slice(i)) h.observe(v);
+      counter.labels({ ...labels, code: '200' }).inc();
+      counter.labels({ ...labels, code: String(400 + i) }).inc(i + 1);
+    });
+    // Two handles for one label set share a series.
+    hist.labels({ model: 'mlp', version: '1' }).observe(0.002);
+    counter.labels({ model: 'mlp', version: '1', code: '200' }).inc();
+    return { text: await registry.metrics(), json: await registry.getMetricsAsJSON() };
+  }
+
+  test('text exposition and JSON are the same', async () => {
+    const want = await render('prom-client');
+    const got = await render('fast');
+    assert.equal(got.text, want.text);
+    assert.deepEqual(got.json, want.json);
+  });
+
+  test('reset empties the series, as prom-client does', async () => {
+    const registry = new Registry();
+    const h = new FastHistogram('r_seconds', 'R.', ['model'], BUCKETS, registry);
+    const c = new FastCounter('r_total', 'R.', ['model'], registry);
+    h.labels({ model: 'a' }).observe(1);
+    c.labels({ model: 'a' }).inc();
+    registry.resetMetrics();
+    assert.equal(
+      await registry.metrics(),
+      '# HELP r_seconds R.\n# TYPE r_seconds histogram\n\n# HELP r_total R.\n# TYPE r_total counter\n',
+    );
+    h.labels({ model: 'a' }).observe(1);
+    assert.match(await registry.metrics(), /r_seconds_count\{model="a"\} 1/);
+  });
+
+  test('labels outside the label names are refused', () => {
+    const registry = new Registry();
+    const h = new FastHistogram('x_seconds', 'X.', ['model'], BUCKETS, registry);
+    assert.throws(() => h.labels({ model: 'a', other: 'b' } as { model: string }), /label 'other'/);
   });
 });
