@@ -240,14 +240,17 @@ export async function buildBackend(opts: BackendOptions): Promise<Backend> {
       throw e;
     }
   };
-  // Label children are looked up once per model version and code, not validated per request.
-  const series = new Map<
-    string,
-    { requests: { inc(): void }; duration: { observe(v: number): void } | undefined }
-  >();
+  // Label children are made once per model version and code, and found without building a key.
+  type Series = { requests: { inc(): void }; duration: { observe(v: number): void } | undefined };
+  const seriesOf = new WeakMap<LoadedModel, Map<number, Series>>();
+  const unknownModelSeries = new Map<number, Series>();
   const count = (model: LoadedModel | undefined, code: number, started: number) => {
-    const key = model === undefined ? `\0${code}` : `${model.name}\0${model.version}\0${code}`;
-    let s = series.get(key);
+    let byCode = model === undefined ? unknownModelSeries : seriesOf.get(model);
+    if (byCode === undefined) {
+      byCode = new Map();
+      seriesOf.set(model!, byCode);
+    }
+    let s = byCode.get(code);
     if (s === undefined) {
       // Unknown model names are not used as labels: a client could create series without bound.
       const labels = { model: model?.name ?? '', version: model?.version ?? '' };
@@ -255,7 +258,7 @@ export async function buildBackend(opts: BackendOptions): Promise<Backend> {
         requests: metrics.requests.labels({ ...labels, code: String(code) }),
         duration: model === undefined ? undefined : metrics.requestDuration.labels(labels),
       };
-      series.set(key, s);
+      byCode.set(code, s);
     }
     s.requests.inc();
     s.duration?.observe((performance.now() - started) / 1000);

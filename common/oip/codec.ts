@@ -155,15 +155,23 @@ function decodeDocument(doc: unknown, binary: Uint8Array | undefined, jsonLength
     throw new CodecError('INVALID_REQUEST', 'inputs must be a non-empty array', 'inputs');
   }
   const cursor = { offset: 0 };
-  const seen = new Set<string>();
-  const inputs = rawInputs.map((raw, i) => {
-    const input = decodeInput(raw, `inputs[${i}]`, binary, cursor, jsonLength);
-    if (seen.has(input.name)) {
+  // Names seen so far: compared one by one for the few inputs models have, a Set past that.
+  const seen = rawInputs.length > 8 ? new Set<string>() : undefined;
+  const inputs: DecodedInput[] = [];
+  for (let i = 0; i < rawInputs.length; i++) {
+    const input = decodeInput(rawInputs[i], `inputs[${i}]`, binary, cursor, jsonLength);
+    let twice = false;
+    if (seen === undefined) {
+      for (let j = 0; j < i; j++) if (inputs[j]!.name === input.name) twice = true;
+    } else {
+      twice = seen.has(input.name);
+      seen.add(input.name);
+    }
+    if (twice) {
       throw new CodecError('INVALID_REQUEST', `input '${input.name}' is given twice`, `inputs[${i}].name`);
     }
-    seen.add(input.name);
-    return input;
-  });
+    inputs.push(input);
+  }
   const binaryLength = binary?.length ?? 0;
   if (cursor.offset !== binaryLength) {
     throw new CodecError(
@@ -224,6 +232,24 @@ function decodeRequestedOutputs(v: unknown, binaryDefault: boolean): RequestedOu
 }
 
 /**
+ * The element count of a shape that checkShape would accept without a doubt: an array of at most
+ * MAX_RANK non-negative integers whose product stays a safe integer (so no byte size of any
+ * datatype can pass 2^63 either). Undefined otherwise: checkShape then decides, and names the
+ * fault. Plain numbers; checkShape's BigInt arithmetic cost more than the rest of a small request.
+ */
+function shapeElements(shape: unknown): number | undefined {
+  if (!Array.isArray(shape) || shape.length > MAX_RANK) return undefined;
+  let count = 1;
+  for (let d = 0; d < shape.length; d++) {
+    const dim: unknown = shape[d];
+    if (typeof dim !== 'number' || !Number.isInteger(dim) || dim < 0) return undefined;
+    count *= dim;
+    if (count > Number.MAX_SAFE_INTEGER) return undefined;
+  }
+  return count;
+}
+
+/**
  * Validates a shape and returns its element count. Rejects negative and non-integer dims, and
  * shapes whose element count or byte size does not fit in 64 bits, before anything is allocated.
  */
@@ -280,9 +306,10 @@ function decodeInput(
       `${field}.datatype`,
     );
   }
-  const count = checkShape(raw.shape, datatype, `${field}.shape`);
+  const count = shapeElements(raw.shape) ?? checkShape(raw.shape, datatype, `${field}.shape`);
   const shape = raw.shape as number[];
-  const parameters = optionalParameters(raw.parameters, `${field}.parameters`);
+  const parameters =
+    raw.parameters === undefined ? undefined : optionalParameters(raw.parameters, `${field}.parameters`);
   const binarySize = parameters?.binary_data_size;
   if (binarySize !== undefined) {
     if (raw.data !== undefined) {
@@ -703,10 +730,22 @@ export function jsonDataText(datatype: Datatype, data: TensorData): string {
  * `{model_name, model_version?, id?, parameters?, outputs: [{name, datatype, shape, data |
  * parameters: {binary_data_size}}]}`), then the binary outputs, if any, in order.
  */
+/**
+ * A JSON string literal: as JSON.stringify writes it, which only the plain printable ASCII of
+ * names and versions needs no call for.
+ */
+function jsonString(s: string): string {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x20 || c > 0x7e || c === 0x22 || c === 0x5c) return JSON.stringify(s);
+  }
+  return `"${s}"`;
+}
+
 export function encodeInferResponse(resp: InferResponse): EncodedResponse {
-  let text = `{"model_name":${JSON.stringify(resp.model_name)}`;
-  if (resp.model_version !== undefined) text += `,"model_version":${JSON.stringify(resp.model_version)}`;
-  if (resp.id !== undefined) text += `,"id":${JSON.stringify(resp.id)}`;
+  let text = `{"model_name":${jsonString(resp.model_name)}`;
+  if (resp.model_version !== undefined) text += `,"model_version":${jsonString(resp.model_version)}`;
+  if (resp.id !== undefined) text += `,"id":${jsonString(resp.id)}`;
   if (resp.parameters !== undefined) text += `,"parameters":${JSON.stringify(resp.parameters)}`;
   text += ',"outputs":[';
   let blobs: Uint8Array[] | undefined;
@@ -714,8 +753,11 @@ export function encodeInferResponse(resp: InferResponse): EncodedResponse {
   for (let i = 0; i < outputs.length; i++) {
     const o = outputs[i]!;
     if (i > 0) text += ',';
-    // Dims are integers, which join writes as JSON does; datatypes need no escaping.
-    text += `{"name":${JSON.stringify(o.name)},"datatype":"${o.datatype}","shape":[${o.shape.join(',')}]`;
+    // Dims are integers, written as JSON writes them; datatypes need no escaping.
+    text += `{"name":${jsonString(o.name)},"datatype":"${o.datatype}","shape":[`;
+    const shape = o.shape;
+    for (let d = 0; d < shape.length; d++) text += d === 0 ? `${shape[d]!}` : `,${shape[d]!}`;
+    text += ']';
     if (o.binary) {
       const bytes = tensorBytes(o.data);
       if (blobs === undefined) blobs = [bytes];
