@@ -13,6 +13,14 @@ export const GW_ERRORS = defineErrors({
     503,
     'No replica of the backend could be reached, or all were overloaded, within the retries allowed.',
   ],
+  GW_ERR_NO_HEALTHY_ENDPOINT: [
+    503,
+    'Every endpoint of the backend is out (failing health checks, ejected, breaker open); answered at once, with Retry-After.',
+  ],
+  GW_ERR_OVERLOADED: [
+    503,
+    "The model's or the gateway's concurrency limit is reached and the wait for a slot ran out or was full; with Retry-After.",
+  ],
   GW_ERR_UPSTREAM_TIMEOUT: [504, "The backend did not answer within the model's timeoutMs."],
 });
 

@@ -8,6 +8,9 @@ export interface UpstreamSample {
   backend: string;
   endpoint: string;
   outstanding: number;
+  /** Takes traffic now (healthy, not ejected, breaker not open, not backing off). */
+  available: boolean;
+  breaker: 'closed' | 'open' | 'half_open';
 }
 
 /** The gateway's Prometheus metrics, served on the admin port; a registry per gateway instance. */
@@ -22,6 +25,9 @@ export class GatewayMetrics {
   readonly reloads: Counter<'result'>;
   readonly policyInfo: Gauge<'sha256'>;
   readonly policyLoaded: Gauge;
+  readonly ejections: Counter<'endpoint'>;
+  readonly healthChecks: Counter<'endpoint' | 'result'>;
+  readonly shed: Counter<'model' | 'scope' | 'reason'>;
   /** Children by joined label values: prom-client's label lookup costs more than the work it counts. */
   private readonly requestChildren = new Map<string, { inc(): void }>();
   private readonly durationChildren = new Map<string, { observe(v: number): void }>();
@@ -85,7 +91,50 @@ export class GatewayMetrics {
       help: 'Unix time when the policy in force was applied.',
       registers,
     });
+    this.ejections = new Counter({
+      name: 'infergate_upstream_ejections_total',
+      help: 'Passive ejections of an endpoint after consecutive failures.',
+      labelNames: ['endpoint'],
+      registers,
+    });
+    this.healthChecks = new Counter({
+      name: 'infergate_upstream_health_checks_total',
+      help: 'Active health checks of an endpoint by result (pass, fail).',
+      labelNames: ['endpoint', 'result'],
+      registers,
+    });
+    this.shed = new Counter({
+      name: 'infergate_shed_total',
+      help: 'Requests refused by load shedding, by model, scope (gateway, model) and reason (queue_full, queue_timeout).',
+      labelNames: ['model', 'scope', 'reason'],
+      registers,
+    });
     const sample = opts.sample;
+    new Gauge({
+      name: 'infergate_upstream_available',
+      help: 'Whether an endpoint takes traffic now (1) or is out: unhealthy, ejected, breaker open, backing off (0).',
+      labelNames: ['backend', 'endpoint'],
+      registers,
+      collect() {
+        this.reset();
+        for (const s of sample()) this.set({ backend: s.backend, endpoint: s.endpoint }, s.available ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: 'infergate_circuit_open',
+      help: "Whether an endpoint's circuit breaker is open (1), half-open (0.5) or closed (0).",
+      labelNames: ['backend', 'endpoint'],
+      registers,
+      collect() {
+        this.reset();
+        for (const s of sample()) {
+          this.set(
+            { backend: s.backend, endpoint: s.endpoint },
+            s.breaker === 'open' ? 1 : s.breaker === 'half_open' ? 0.5 : 0,
+          );
+        }
+      },
+    });
     new Gauge({
       name: 'infergate_upstream_outstanding_requests',
       help: 'Requests sent to a backend endpoint and not yet answered.',

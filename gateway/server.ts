@@ -25,6 +25,7 @@ import type { PolicySource } from './policy/source.js';
 import { type RandomSource, type RouteDecision, route } from './router.js';
 import { type Endpoint, type EndpointPoolOptions, EndpointRegistry } from './upstream/endpoint.js';
 import { type ForwardContext, type ForwardResult, forward } from './upstream/forward.js';
+import { ConcurrencyLimiter, type Refusal } from './upstream/limiter.js';
 import { RetryBudget } from './upstream/retry-budget.js';
 
 export const DEFAULT_BODY_LIMIT = 64 * 1024 * 1024;
@@ -92,7 +93,26 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
   const clock = opts.clock ?? systemClock;
   const random = opts.random ?? Math.random;
   const bodyLimit = opts.bodyLimit ?? DEFAULT_BODY_LIMIT;
-  const registry = new EndpointRegistry(opts.pools);
+  // Filled in below, once the metrics exist; endpoint events only fire after the first policy.
+  let metricsRef: GatewayMetrics | undefined;
+  const registry = new EndpointRegistry(
+    clock,
+    {
+      onEjected: (e, forMs) => {
+        metricsRef?.ejections.inc({ endpoint: e.origin });
+        logger.warn({ endpoint: e.origin, forMs }, 'endpoint ejected after consecutive failures');
+      },
+      onHealthChange: (e, healthy, reason) =>
+        logger.warn(
+          { endpoint: e.origin, healthy, reason },
+          healthy ? 'endpoint healthy' : 'endpoint unhealthy',
+        ),
+      onBreaker: (e, state) => logger.warn({ endpoint: e.origin, state }, `circuit ${state}`),
+      onHealthCheck: (e, ok) =>
+        metricsRef?.healthChecks.inc({ endpoint: e.origin, result: ok ? 'pass' : 'fail' }),
+    },
+    opts.pools,
+  );
   let draining = false;
   let snapshot: Snapshot | undefined;
 
@@ -100,18 +120,36 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
     processMetrics: opts.processMetrics ?? true,
     sample: () => {
       if (snapshot === undefined) return [];
+      const now = clock.now();
       const out = [];
       for (const [backend, endpoints] of snapshot.endpoints) {
-        for (const e of endpoints) out.push({ backend, endpoint: e.origin, outstanding: e.outstanding });
+        for (const e of endpoints) {
+          out.push({
+            backend,
+            endpoint: e.origin,
+            outstanding: e.outstanding,
+            available: e.available(now),
+            breaker: e.breakerState,
+          });
+        }
       }
       return out;
     },
   });
+  metricsRef = metrics;
+  // Load shedding: gateway-wide and per logical model, kept across reloads (limits updated).
+  let gatewayLimiter: ConcurrencyLimiter | undefined;
+  const modelLimiters = new Map<string, ConcurrencyLimiter>();
 
   const apply = (policy: CompiledPolicy, origin: string) => {
-    const origins = new Set<string>();
-    for (const b of policy.backends.values()) for (const e of b.endpoints) origins.add(e);
-    registry.sync(origins);
+    registry.sync(policy.backends.values());
+    if (gatewayLimiter === undefined) gatewayLimiter = new ConcurrencyLimiter(policy.limits, clock);
+    else gatewayLimiter.update(policy.limits);
+    for (const m of policy.models.values()) {
+      const l = modelLimiters.get(m.name);
+      if (l === undefined) modelLimiters.set(m.name, new ConcurrencyLimiter(m.concurrency, clock));
+      else l.update(m.concurrency);
+    }
     const endpoints = new Map<string, readonly Endpoint[]>();
     for (const b of policy.backends.values()) {
       endpoints.set(b.name, Object.freeze(b.endpoints.map((e) => registry.get(e))));
@@ -244,7 +282,56 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
       return sendError(reply, err);
     }
     const { model, variant } = decision;
-    const result = await forward(
+    // Load shedding: a slot at the gateway, then one for the model, each with a bounded wait.
+    const global = gatewayLimiter as ConcurrencyLimiter;
+    const local = modelLimiters.get(model.name) as ConcurrencyLimiter;
+    const refusal = global.tryAcquire() ? undefined : await global.acquire();
+    if (refusal !== undefined) return shed(reply, model, 'gateway', refusal, started);
+    const localRefusal = local.tryAcquire() ? undefined : await local.acquire();
+    if (localRefusal !== undefined) {
+      global.release();
+      return shed(reply, model, 'model', localRefusal, started);
+    }
+    let result: ForwardResult;
+    try {
+      result = await forwardOne(req, kind, model, variant, snap);
+    } finally {
+      local.release();
+      global.release();
+    }
+    reply.header('x-infergate-variant', variant.name);
+    const status = answer(reply, result, model, variant, req.id);
+    metrics.request(model.name, variant.name, status, (clock.now() - started) / 1000);
+    return reply;
+  };
+
+  const shed = (
+    reply: FastifyReply,
+    model: CompiledModel,
+    scope: 'gateway' | 'model',
+    reason: Refusal,
+    started: number,
+  ) => {
+    metrics.shed.inc({ model: model.name, scope, reason });
+    const err = new ApiError(
+      GW_ERRORS.GW_ERR_OVERLOADED,
+      scope === 'gateway'
+        ? 'the gateway is at its concurrency limit; retry later'
+        : `model '${model.name}' is at its concurrency limit; retry later`,
+      { retryAfterSeconds: 1 },
+    );
+    metrics.request(model.name, '', err.statusCode, (clock.now() - started) / 1000);
+    return sendError(reply, err);
+  };
+
+  const forwardOne = (
+    req: FastifyRequest<{ Params: ModelParams; Body: Buffer | undefined }>,
+    kind: 'infer' | 'metadata' | 'ready',
+    model: CompiledModel,
+    variant: CompiledVariant,
+    snap: Snapshot,
+  ): Promise<ForwardResult> => {
+    return forward(
       {
         method: kind === 'infer' ? 'POST' : 'GET',
         path:
@@ -262,10 +349,6 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
       },
       contextFor(model, variant),
     );
-    reply.header('x-infergate-variant', variant.name);
-    const status = answer(reply, result, model, variant, req.id);
-    metrics.request(model.name, variant.name, status, (clock.now() - started) / 1000);
-    return reply;
   };
 
   const answer = (
@@ -303,6 +386,15 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
         reply.header('retry-after', '1');
       reply.send(result.body);
       return result.status;
+    }
+    if (result.kind === 'no_endpoint') {
+      const err = new ApiError(
+        GW_ERRORS.GW_ERR_NO_HEALTHY_ENDPOINT,
+        `no endpoint of backend '${variant.backend.name}' can take traffic now`,
+        { retryAfterSeconds: result.retryAfterSeconds },
+      );
+      sendError(reply, err);
+      return err.statusCode;
     }
     if (result.kind === 'timeout') {
       const err = new ApiError(
@@ -342,7 +434,7 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
   app.get('/v2/models/:model/ready', modelReady);
   app.get('/v2/models/:model/versions/:version/ready', modelReady);
 
-  const admin = buildAdmin({ metrics, logger, current: () => snapshot as Snapshot });
+  const admin = buildAdmin({ metrics, logger, clock, current: () => snapshot as Snapshot });
 
   return {
     app,
@@ -410,6 +502,7 @@ function toApiError(err: Error, bodyLimit: number): ApiError {
 function buildAdmin(deps: {
   metrics: GatewayMetrics;
   logger: Logger;
+  clock: Clock;
   current: () => Snapshot;
 }): FastifyInstance {
   const admin = Fastify({
@@ -431,10 +524,23 @@ function buildAdmin(deps: {
   });
   admin.get('/admin/upstreams', async () => {
     const s = deps.current();
+    const now = deps.clock.now();
     return {
       backends: [...s.endpoints].map(([name, endpoints]) => ({
         name,
-        endpoints: endpoints.map((e) => ({ url: e.origin, outstanding: e.outstanding })),
+        endpoints: endpoints.map((e) => {
+          const recent = e.recent;
+          return {
+            url: e.origin,
+            state: e.state(now),
+            healthy: e.healthy,
+            breaker: e.breakerState,
+            ejectedForMs: Math.max(0, Math.round(e.ejectedUntil - now)),
+            outstanding: e.outstanding,
+            recentRequests: recent.requests,
+            recentErrorRate: recent.requests === 0 ? 0 : recent.failures / recent.requests,
+          };
+        }),
       })),
     };
   });

@@ -7,7 +7,16 @@
 import { createHash } from 'node:crypto';
 import { Value } from '@sinclair/typebox/value';
 import { isMap, isSeq, LineCounter, parseDocument } from 'yaml';
-import { type ModelDocument, type PolicyDocument, PolicySchema, type RetriesDocument } from './schema.js';
+import {
+  type CircuitBreakerDocument,
+  type ConcurrencyDocument,
+  type HealthCheckDocument,
+  type ModelDocument,
+  type OutlierDetectionDocument,
+  type PolicyDocument,
+  PolicySchema,
+  type RetriesDocument,
+} from './schema.js';
 
 /** One problem in a policy, with the dotted path of the field (`models.mlp.split.canary`). */
 export interface PolicyIssue {
@@ -24,6 +33,60 @@ export const DEFAULT_RETRIES: CompiledRetries = Object.freeze({
 /** Policies larger than this are refused before parsing. */
 export const MAX_POLICY_BYTES = 1 << 20;
 
+export interface CompiledCircuitBreaker {
+  readonly errorThresholdPercentage: number;
+  readonly volumeThreshold: number;
+  readonly resetTimeoutMs: number;
+  readonly windowMs: number;
+}
+export interface CompiledHealthCheck {
+  /** 0: active checks off. */
+  readonly intervalMs: number;
+  readonly timeoutMs: number;
+  readonly unhealthyThreshold: number;
+  readonly healthyThreshold: number;
+}
+export interface CompiledOutlierDetection {
+  readonly consecutiveFailures: number;
+  readonly baseEjectionMs: number;
+  readonly maxEjectionMs: number;
+  readonly maxEjectionPercent: number;
+}
+export interface CompiledConcurrency {
+  readonly maxInFlight: number;
+  readonly maxQueue: number;
+  readonly queueTimeoutMs: number;
+}
+
+export const DEFAULT_CIRCUIT_BREAKER: CompiledCircuitBreaker = Object.freeze({
+  errorThresholdPercentage: 50,
+  volumeThreshold: 10,
+  resetTimeoutMs: 5000,
+  windowMs: 10_000,
+});
+export const DEFAULT_HEALTH_CHECK: CompiledHealthCheck = Object.freeze({
+  intervalMs: 1000,
+  timeoutMs: 500,
+  unhealthyThreshold: 2,
+  healthyThreshold: 1,
+});
+export const DEFAULT_OUTLIER_DETECTION: CompiledOutlierDetection = Object.freeze({
+  consecutiveFailures: 5,
+  baseEjectionMs: 5000,
+  maxEjectionMs: 60_000,
+  maxEjectionPercent: 50,
+});
+export const DEFAULT_MODEL_CONCURRENCY: CompiledConcurrency = Object.freeze({
+  maxInFlight: 512,
+  maxQueue: 512,
+  queueTimeoutMs: 250,
+});
+export const DEFAULT_LIMITS: CompiledConcurrency = Object.freeze({
+  maxInFlight: 2048,
+  maxQueue: 2048,
+  queueTimeoutMs: 250,
+});
+
 export interface CompiledRetries {
   readonly attempts: number;
   readonly budgetPercent: number;
@@ -34,6 +97,9 @@ export interface CompiledBackend {
   readonly name: string;
   /** Normalised origins (`http://127.0.0.1:8001`), in policy order. */
   readonly endpoints: readonly string[];
+  readonly circuitBreaker: CompiledCircuitBreaker;
+  readonly healthCheck: CompiledHealthCheck;
+  readonly outlierDetection: CompiledOutlierDetection;
 }
 
 export interface CompiledVariant {
@@ -71,12 +137,15 @@ export interface CompiledModel {
   readonly routes: readonly CompiledRoute[];
   readonly timeoutMs: number;
   readonly retries: CompiledRetries;
+  readonly concurrency: CompiledConcurrency;
 }
 
 export interface CompiledPolicy {
   readonly sha256: string;
   readonly backends: ReadonlyMap<string, CompiledBackend>;
   readonly models: ReadonlyMap<string, CompiledModel>;
+  /** Gateway-wide load shedding. */
+  readonly limits: CompiledConcurrency;
   /** Features the policy sets that this gateway version accepts but does not act on yet. */
   readonly warnings: readonly PolicyIssue[];
   /** The validated document, for display (`infergate policy get`, the admin view). */
@@ -151,6 +220,14 @@ export function compileDocument(value: unknown): CompileResult {
   const errors: PolicyIssue[] = [];
   const warnings: PolicyIssue[] = [];
 
+  const defaults = document.defaults ?? {};
+  const defaultTimeout = defaults.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  const defaultRetries = retries(defaults.retries, DEFAULT_RETRIES);
+  const defaultBreaker = merge(DEFAULT_CIRCUIT_BREAKER, defaults.circuitBreaker);
+  const defaultHealth = merge(DEFAULT_HEALTH_CHECK, defaults.healthCheck);
+  const defaultOutlier = merge(DEFAULT_OUTLIER_DETECTION, defaults.outlierDetection);
+  const defaultConcurrency = merge(DEFAULT_MODEL_CONCURRENCY, defaults.concurrency);
+
   const backends = new Map<string, CompiledBackend>();
   for (const [name, def] of Object.entries(document.backends)) {
     const endpoints: string[] = [];
@@ -164,22 +241,42 @@ export function compileDocument(value: unknown): CompileResult {
         endpoints.push(origin);
       }
     });
-    backends.set(name, Object.freeze({ name, endpoints: Object.freeze(endpoints) }));
-  }
-
-  const defaults = document.defaults ?? {};
-  const defaultTimeout = defaults.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-  const defaultRetries = retries(defaults.retries, DEFAULT_RETRIES);
-  if (defaults.circuitBreaker !== undefined) {
-    warnings.push({
-      path: 'defaults.circuitBreaker',
-      message: 'accepted, but circuit breaking is not active in this version of infergate',
-    });
+    const outlierDetection = merge(defaultOutlier, def.outlierDetection);
+    if (outlierDetection.maxEjectionMs < outlierDetection.baseEjectionMs) {
+      errors.push({
+        path: at('backends', name, 'outlierDetection', 'maxEjectionMs'),
+        message: `must be at least baseEjectionMs (${outlierDetection.baseEjectionMs})`,
+      });
+    }
+    const healthCheck = merge(defaultHealth, def.healthCheck);
+    if (healthCheck.intervalMs > 0 && healthCheck.timeoutMs > healthCheck.intervalMs) {
+      errors.push({
+        path: at('backends', name, 'healthCheck', 'timeoutMs'),
+        message: `must not exceed intervalMs (${healthCheck.intervalMs})`,
+      });
+    }
+    backends.set(
+      name,
+      Object.freeze({
+        name,
+        endpoints: Object.freeze(endpoints),
+        circuitBreaker: merge(defaultBreaker, def.circuitBreaker),
+        healthCheck,
+        outlierDetection,
+      }),
+    );
   }
 
   const models = new Map<string, CompiledModel>();
   for (const [name, def] of Object.entries(document.models)) {
-    const model = compileModel(name, def, backends, defaultTimeout, defaultRetries, errors, warnings);
+    const model = compileModel(
+      name,
+      def,
+      backends,
+      { timeoutMs: defaultTimeout, retries: defaultRetries, concurrency: defaultConcurrency },
+      errors,
+      warnings,
+    );
     if (model !== undefined) models.set(name, model);
   }
 
@@ -195,6 +292,7 @@ export function compileDocument(value: unknown): CompileResult {
       sha256: createHash('sha256').update(JSON.stringify(document)).digest('hex'),
       backends,
       models,
+      limits: merge(DEFAULT_LIMITS, document.limits),
       warnings: Object.freeze(warnings),
       document,
     }),
@@ -205,8 +303,7 @@ function compileModel(
   name: string,
   def: ModelDocument,
   backends: ReadonlyMap<string, CompiledBackend>,
-  defaultTimeout: number,
-  defaultRetries: CompiledRetries,
+  defaults: { timeoutMs: number; retries: CompiledRetries; concurrency: CompiledConcurrency },
   errors: PolicyIssue[],
   warnings: PolicyIssue[],
 ): CompiledModel | undefined {
@@ -330,9 +427,25 @@ function compileModel(
     split: Object.freeze(split),
     stickyHeader: def.sticky?.header.toLowerCase(),
     routes: Object.freeze(routes),
-    timeoutMs: def.timeoutMs ?? defaultTimeout,
-    retries: retries(def.retries, defaultRetries),
+    timeoutMs: def.timeoutMs ?? defaults.timeoutMs,
+    retries: retries(def.retries, defaults.retries),
+    concurrency: merge(defaults.concurrency, def.concurrency),
   });
+}
+
+/** `base` with the keys `doc` sets, frozen. */
+function merge<T extends object>(
+  base: T,
+  doc:
+    | CircuitBreakerDocument
+    | HealthCheckDocument
+    | OutlierDetectionDocument
+    | ConcurrencyDocument
+    | undefined,
+): T {
+  const out: Record<string, unknown> = { ...(base as Record<string, unknown>) };
+  if (doc !== undefined) for (const [k, v] of Object.entries(doc)) if (v !== undefined) out[k] = v;
+  return Object.freeze(out) as T;
 }
 
 function retries(doc: RetriesDocument | undefined, base: CompiledRetries): CompiledRetries {

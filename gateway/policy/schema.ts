@@ -67,8 +67,94 @@ export const CircuitBreakerSchema = Type.Object(
         description: 'How long an open breaker waits before letting a probe through.',
       }),
     ),
+    windowMs: Type.Optional(
+      Type.Integer({
+        minimum: 100,
+        maximum: 600_000,
+        description: 'Rolling window the error percentage is taken over.',
+      }),
+    ),
   },
   { additionalProperties: false, description: 'Per-endpoint circuit breaker.' },
+);
+
+export const HealthCheckSchema = Type.Object(
+  {
+    intervalMs: Type.Optional(
+      Type.Integer({
+        minimum: 0,
+        maximum: 3_600_000,
+        description: "How often each endpoint's /v2/health/ready is asked; 0 turns active checks off.",
+      }),
+    ),
+    timeoutMs: Type.Optional(
+      Type.Integer({ minimum: 1, maximum: 60_000, description: 'A check slower than this fails.' }),
+    ),
+    unhealthyThreshold: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: 100,
+        description: 'Consecutive failed checks that take an endpoint out.',
+      }),
+    ),
+    healthyThreshold: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: 100,
+        description: 'Consecutive passed checks that bring it back.',
+      }),
+    ),
+  },
+  { additionalProperties: false, description: 'Active health checks of every endpoint.' },
+);
+
+export const OutlierDetectionSchema = Type.Object(
+  {
+    consecutiveFailures: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: 1000,
+        description: 'Consecutive failed attempts (connect errors, 5xx, timeouts) that eject an endpoint.',
+      }),
+    ),
+    baseEjectionMs: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: 3_600_000,
+        description: 'First ejection; doubles with each repeat.',
+      }),
+    ),
+    maxEjectionMs: Type.Optional(
+      Type.Integer({ minimum: 1, maximum: 3_600_000, description: 'Longest ejection.' }),
+    ),
+    maxEjectionPercent: Type.Optional(
+      Percent("Most of a backend's endpoints that may be ejected at once (at least one)."),
+    ),
+  },
+  { additionalProperties: false, description: 'Passive ejection of endpoints that keep failing.' },
+);
+
+export const ConcurrencySchema = Type.Object(
+  {
+    maxInFlight: Type.Optional(
+      Type.Integer({ minimum: 1, maximum: 1_000_000, description: 'Requests served at once.' }),
+    ),
+    maxQueue: Type.Optional(
+      Type.Integer({
+        minimum: 0,
+        maximum: 1_000_000,
+        description: 'Requests that may wait for a slot; beyond, 503.',
+      }),
+    ),
+    queueTimeoutMs: Type.Optional(
+      Type.Integer({
+        minimum: 0,
+        maximum: 60_000,
+        description: 'How long a request may wait for a slot; then 503.',
+      }),
+    ),
+  },
+  { additionalProperties: false, description: 'Load shedding: a concurrency limit with a bounded wait.' },
 );
 
 const TimeoutMs = Type.Integer({
@@ -177,6 +263,7 @@ const ModelSchema = Type.Object(
       ),
     ),
     rateLimit: Type.Optional(RateLimitSchema),
+    concurrency: Type.Optional(ConcurrencySchema),
     timeoutMs: Type.Optional(TimeoutMs),
     retries: Type.Optional(RetriesSchema),
   },
@@ -192,6 +279,9 @@ const BackendSchema = Type.Object(
       ),
       { minItems: 1, maxItems: 1024, uniqueItems: true },
     ),
+    circuitBreaker: Type.Optional(CircuitBreakerSchema),
+    healthCheck: Type.Optional(HealthCheckSchema),
+    outlierDetection: Type.Optional(OutlierDetectionSchema),
   },
   { additionalProperties: false, description: 'A pool of replicas that serve the same models.' },
 );
@@ -225,6 +315,9 @@ export const PolicySchema = Type.Object(
           timeoutMs: Type.Optional(TimeoutMs),
           retries: Type.Optional(RetriesSchema),
           circuitBreaker: Type.Optional(CircuitBreakerSchema),
+          healthCheck: Type.Optional(HealthCheckSchema),
+          outlierDetection: Type.Optional(OutlierDetectionSchema),
+          concurrency: Type.Optional(ConcurrencySchema),
         },
         { additionalProperties: false },
       ),
@@ -237,6 +330,10 @@ export const PolicySchema = Type.Object(
       additionalProperties: false,
       minProperties: 1,
     }),
+    limits: Type.Optional({
+      ...ConcurrencySchema,
+      description: 'Gateway-wide load shedding, on top of the per-model limits.',
+    }),
     auth: Type.Optional(AuthSchema),
   },
   {
@@ -248,6 +345,10 @@ export const PolicySchema = Type.Object(
 export type PolicyDocument = Static<typeof PolicySchema>;
 export type ModelDocument = Static<typeof ModelSchema>;
 export type RetriesDocument = Static<typeof RetriesSchema>;
+export type CircuitBreakerDocument = Static<typeof CircuitBreakerSchema>;
+export type HealthCheckDocument = Static<typeof HealthCheckSchema>;
+export type OutlierDetectionDocument = Static<typeof OutlierDetectionSchema>;
+export type ConcurrencyDocument = Static<typeof ConcurrencySchema>;
 
 /** The JSON Schema document written to `policies/policy.schema.json`. */
 export function policyJsonSchema(): Record<string, unknown> {

@@ -1,17 +1,281 @@
+import CircuitBreaker from 'opossum';
 import { Pool } from 'undici';
+import type { Clock } from '../../common/clock.js';
+import type {
+  CompiledBackend,
+  CompiledCircuitBreaker,
+  CompiledHealthCheck,
+  CompiledOutlierDetection,
+} from '../policy/compile.js';
 
-/** One replica of a backend: its connection pool and what the picker needs to know. */
+/** Why an endpoint takes no traffic now, or `available`. */
+export type EndpointState = 'available' | 'unhealthy' | 'ejected' | 'circuit_open' | 'backing_off';
+export type BreakerState = 'closed' | 'open' | 'half_open';
+
+/** Told of what changes an endpoint's standing, for logs and metrics. */
+export interface EndpointEvents {
+  onEjected?(endpoint: Endpoint, forMs: number): void;
+  onHealthChange?(endpoint: Endpoint, healthy: boolean, reason: string): void;
+  onBreaker?(endpoint: Endpoint, state: BreakerState): void;
+  onHealthCheck?(endpoint: Endpoint, ok: boolean): void;
+}
+
+/** Rejection used to tell opossum that an attempt failed (its result travels with it). */
+class AttemptFailed extends Error {
+  constructor(readonly result: unknown) {
+    super('attempt failed');
+  }
+}
+
+/**
+ * One replica: its connection pool, its load (outstanding requests), and its standing: the active
+ * health check's verdict, a passive ejection after consecutive failures, a circuit breaker
+ * (opossum) over the recent error rate, and a backend's `Retry-After`.
+ */
 export class Endpoint {
   /** Requests sent and not finished (the picker's load signal). */
   outstanding = 0;
   readonly pool: Pool;
+  /** The active health check's verdict; true until checks say otherwise. */
+  healthy = true;
+  /** Until when (clock ms) a passive ejection keeps it out. */
+  ejectedUntil = 0;
+  /** Until when a backend's `Retry-After` keeps it out. */
+  notBefore = 0;
+  ejections = 0;
+  consecutiveFailures = 0;
+  private checkFailures = 0;
+  private checkSuccesses = 0;
+  private checkTimer: unknown;
+  private checking = false;
+  private breaker: CircuitBreaker<[() => Promise<unknown>], unknown>;
+  private closed = false;
 
   constructor(
     readonly origin: string,
     poolOptions: Pool.Options,
+    private settings: EndpointSettings,
+    private readonly clock: Clock,
+    private readonly events: EndpointEvents,
   ) {
     this.pool = new Pool(origin, poolOptions);
+    this.breaker = makeBreaker(settings.circuitBreaker);
+    this.watchBreaker();
   }
+
+  /** The breaker's state, as the picker sees it. */
+  get breakerState(): BreakerState {
+    if (this.breaker.opened) return 'open';
+    if (this.breaker.halfOpen) return 'half_open';
+    return 'closed';
+  }
+
+  /** Calls and failures over the breaker's rolling window. */
+  get recent(): { requests: number; failures: number } {
+    const s = this.breaker.stats;
+    return { requests: s.fires, failures: s.failures };
+  }
+
+  /** Whether the picker may send it a request now, and if not, why. */
+  state(now: number): EndpointState {
+    if (!this.healthy) return 'unhealthy';
+    if (now < this.ejectedUntil) return 'ejected';
+    if (now < this.notBefore) return 'backing_off';
+    // A half-open breaker lets one probe through at a time (opossum's pendingClose).
+    if (!this.breaker.closed && !this.breaker.pendingClose) return 'circuit_open';
+    return 'available';
+  }
+
+  available(now: number): boolean {
+    return this.state(now) === 'available';
+  }
+
+  /** Earliest clock time at which it may be available again (for Retry-After). */
+  returnsAt(now: number): number {
+    if (!this.healthy) return now + Math.max(this.settings.healthCheck.intervalMs, 1000);
+    let t = now;
+    if (this.ejectedUntil > t) t = this.ejectedUntil;
+    if (this.notBefore > t) t = this.notBefore;
+    if (!this.breaker.closed && !this.breaker.pendingClose) {
+      t = Math.max(t, now + this.settings.circuitBreaker.resetTimeoutMs);
+    }
+    return t;
+  }
+
+  /**
+   * Runs one attempt through the breaker. `attempt` resolves with the result; `failed` says
+   * whether that result counts as a failure (connect error, 5xx, timeout). Resolves with the
+   * result, or with `undefined` when the breaker refused (it opened since the pick).
+   */
+  async run<R>(attempt: () => Promise<R>, failed: (r: R) => boolean): Promise<R | undefined> {
+    try {
+      return (await this.breaker.fire(async () => {
+        const r = await attempt();
+        if (failed(r)) throw new AttemptFailed(r);
+        return r;
+      })) as R;
+    } catch (e) {
+      if (e instanceof AttemptFailed) return e.result as R;
+      return undefined; // EOPENBREAKER: opened between the pick and the call
+    }
+  }
+
+  /** Passive outlier detection: count a failed attempt; eject when the run is long enough. */
+  recordFailure(peers: readonly Endpoint[]): void {
+    this.consecutiveFailures += 1;
+    const o = this.settings.outlierDetection;
+    if (this.consecutiveFailures < o.consecutiveFailures) return;
+    const now = this.clock.now();
+    if (now < this.ejectedUntil) return;
+    const ejected = peers.reduce((n, p) => n + (p !== this && now < p.ejectedUntil ? 1 : 0), 0);
+    const allowed = Math.max(1, Math.floor((peers.length * o.maxEjectionPercent) / 100));
+    if (ejected >= allowed) return;
+    const forMs = Math.min(o.baseEjectionMs * 2 ** this.ejections, o.maxEjectionMs);
+    this.ejections += 1;
+    this.ejectedUntil = now + forMs;
+    this.consecutiveFailures = 0;
+    this.events.onEjected?.(this, forMs);
+  }
+
+  recordSuccess(): void {
+    this.consecutiveFailures = 0;
+    // A clean answer after an ejection ended: the next ejection starts short again.
+    if (this.ejections > 0 && this.clock.now() >= this.ejectedUntil) this.ejections = 0;
+  }
+
+  /** A backend's 503 with `Retry-After`: send it nothing until then (at most 30 s). */
+  backOff(seconds: number): void {
+    if (!(seconds > 0)) return;
+    this.notBefore = this.clock.now() + Math.min(seconds, 30) * 1000;
+  }
+
+  /** New settings from a policy reload; counts and state are kept. */
+  update(settings: EndpointSettings): void {
+    const cb = settings.circuitBreaker;
+    const old = this.settings.circuitBreaker;
+    this.settings = settings;
+    if (
+      cb.errorThresholdPercentage !== old.errorThresholdPercentage ||
+      cb.volumeThreshold !== old.volumeThreshold ||
+      cb.resetTimeoutMs !== old.resetTimeoutMs ||
+      cb.windowMs !== old.windowMs
+    ) {
+      // opossum's thresholds are fixed at construction: a new breaker, starting closed.
+      this.breaker.shutdown();
+      this.breaker = makeBreaker(cb);
+      this.watchBreaker();
+    }
+    this.scheduleCheck(true);
+  }
+
+  /** Starts active health checks (when the interval is not 0). */
+  startChecks(): void {
+    this.scheduleCheck(false);
+  }
+
+  private scheduleCheck(restart: boolean): void {
+    if (this.closed) return;
+    if (restart && this.checkTimer !== undefined) {
+      this.clock.clearTimer(this.checkTimer);
+      this.checkTimer = undefined;
+    }
+    const { intervalMs } = this.settings.healthCheck;
+    if (intervalMs <= 0) {
+      if (!this.healthy) this.setHealthy(true, 'active checks turned off');
+      return;
+    }
+    if (this.checkTimer !== undefined) return;
+    const timer = this.clock.setTimer(() => {
+      this.checkTimer = undefined;
+      void this.check().finally(() => this.scheduleCheck(false));
+    }, intervalMs);
+    (timer as { unref?: () => void }).unref?.();
+    this.checkTimer = timer;
+  }
+
+  /** One active check of `/v2/health/ready`. */
+  async check(): Promise<boolean> {
+    if (this.checking || this.closed) return this.healthy;
+    this.checking = true;
+    const { timeoutMs, unhealthyThreshold, healthyThreshold } = this.settings.healthCheck;
+    let ok = false;
+    try {
+      const res = await this.pool.request({
+        method: 'GET',
+        path: '/v2/health/ready',
+        headersTimeout: timeoutMs,
+        bodyTimeout: timeoutMs,
+        signal: AbortSignal.timeout(timeoutMs),
+      });
+      await res.body.dump();
+      ok = res.statusCode === 200;
+    } catch {
+      ok = false;
+    } finally {
+      this.checking = false;
+    }
+    if (this.closed) return ok;
+    this.events.onHealthCheck?.(this, ok);
+    if (ok) {
+      this.checkFailures = 0;
+      this.checkSuccesses += 1;
+      const out = !this.healthy || this.clock.now() < this.ejectedUntil || this.breakerState === 'open';
+      if (out && this.checkSuccesses >= healthyThreshold) {
+        // The replica answers ready again: the check vouches for it, so it returns at once
+        // instead of waiting out an ejection or the breaker's reset timeout.
+        this.ejectedUntil = 0;
+        this.notBefore = 0;
+        this.consecutiveFailures = 0;
+        if (this.breakerState !== 'closed') this.breaker.close();
+        if (!this.healthy) this.setHealthy(true, 'health check passed');
+      }
+    } else {
+      this.checkSuccesses = 0;
+      this.checkFailures += 1;
+      if (this.healthy && this.checkFailures >= unhealthyThreshold)
+        this.setHealthy(false, 'health check failed');
+    }
+    return ok;
+  }
+
+  private setHealthy(healthy: boolean, reason: string): void {
+    this.healthy = healthy;
+    this.events.onHealthChange?.(this, healthy, reason);
+  }
+
+  private watchBreaker(): void {
+    this.breaker.on('open', () => this.events.onBreaker?.(this, 'open'));
+    this.breaker.on('halfOpen', () => this.events.onBreaker?.(this, 'half_open'));
+    this.breaker.on('close', () => this.events.onBreaker?.(this, 'closed'));
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.checkTimer !== undefined) this.clock.clearTimer(this.checkTimer);
+    this.breaker.shutdown();
+    await this.pool.close().catch(() => {});
+  }
+}
+
+export interface EndpointSettings {
+  readonly circuitBreaker: CompiledCircuitBreaker;
+  readonly healthCheck: CompiledHealthCheck;
+  readonly outlierDetection: CompiledOutlierDetection;
+}
+
+function makeBreaker(cb: CompiledCircuitBreaker): CircuitBreaker<[() => Promise<unknown>], unknown> {
+  const breaker = new CircuitBreaker((fn: () => Promise<unknown>) => fn(), {
+    errorThresholdPercentage: cb.errorThresholdPercentage,
+    volumeThreshold: cb.volumeThreshold,
+    resetTimeout: cb.resetTimeoutMs,
+    rollingCountTimeout: cb.windowMs,
+    rollingCountBuckets: 10,
+    // The gateway's deadline (timeoutMs) ends attempts; opossum's own timer would only add cost.
+    timeout: false,
+    rollingPercentilesEnabled: false,
+    enableSnapshots: false,
+  });
+  return breaker;
 }
 
 export interface EndpointPoolOptions {
@@ -23,16 +287,21 @@ export interface EndpointPoolOptions {
 }
 
 /**
- * Endpoints by origin, shared by every policy snapshot so that a reload keeps connections and
- * outstanding counts. An origin that a new policy drops is closed gracefully: requests already on
- * it finish, and a retry that still picks it from an old snapshot fails over like a refused
- * connection.
+ * Endpoints by origin, shared by every policy snapshot so that a reload keeps connections,
+ * outstanding counts and health. An origin in several backends takes the resilience settings of
+ * the first backend (in policy order) that lists it. An origin that a new policy drops is closed
+ * gracefully: requests already on it finish, and a retry that still picks it from an old snapshot
+ * fails over like a refused connection.
  */
 export class EndpointRegistry {
   private readonly byOrigin = new Map<string, Endpoint>();
   private readonly poolOptions: Pool.Options;
 
-  constructor(opts: EndpointPoolOptions = {}) {
+  constructor(
+    private readonly clock: Clock,
+    private readonly events: EndpointEvents = {},
+    opts: EndpointPoolOptions = {},
+  ) {
     this.poolOptions = {
       connections: opts.connections ?? 128,
       keepAliveTimeout: opts.keepAliveTimeoutMs ?? 30_000,
@@ -43,16 +312,28 @@ export class EndpointRegistry {
     };
   }
 
-  /** The endpoints for these origins, creating the missing ones and closing the ones no longer used. */
-  sync(origins: Iterable<string>): void {
-    const keep = new Set(origins);
-    for (const origin of keep) {
-      if (!this.byOrigin.has(origin)) this.byOrigin.set(origin, new Endpoint(origin, this.poolOptions));
+  /** The endpoints of these backends: creates the missing, updates the kept, closes the dropped. */
+  sync(backends: Iterable<CompiledBackend>): void {
+    const settings = new Map<string, EndpointSettings>();
+    for (const b of backends) {
+      for (const origin of b.endpoints) {
+        if (!settings.has(origin)) settings.set(origin, b);
+      }
+    }
+    for (const [origin, s] of settings) {
+      const existing = this.byOrigin.get(origin);
+      if (existing === undefined) {
+        const e = new Endpoint(origin, this.poolOptions, s, this.clock, this.events);
+        this.byOrigin.set(origin, e);
+        e.startChecks();
+      } else {
+        existing.update(s);
+      }
     }
     for (const [origin, endpoint] of this.byOrigin) {
-      if (!keep.has(origin)) {
+      if (!settings.has(origin)) {
         this.byOrigin.delete(origin);
-        endpoint.pool.close().catch(() => {});
+        void endpoint.close();
       }
     }
   }
@@ -68,8 +349,8 @@ export class EndpointRegistry {
   }
 
   async close(): Promise<void> {
-    const pools = [...this.byOrigin.values()].map((e) => e.pool.close().catch(() => {}));
+    const all = [...this.byOrigin.values()];
     this.byOrigin.clear();
-    await Promise.all(pools);
+    await Promise.all(all.map((e) => e.close()));
   }
 }

@@ -37,7 +37,8 @@ export type AttemptOutcome =
   | 'server_error'
   | 'overloaded'
   | 'network_error'
-  | 'timeout';
+  | 'timeout'
+  | 'circuit_open';
 
 export interface ForwardRequest {
   readonly method: 'GET' | 'POST';
@@ -69,6 +70,8 @@ export type ForwardResult =
       readonly attempts: number;
     }
   | { readonly kind: 'timeout'; readonly attempts: number; readonly endpoint: Endpoint | undefined }
+  /** No endpoint of the backend can take traffic (unhealthy, ejected, breaker open, backing off). */
+  | { readonly kind: 'no_endpoint'; readonly retryAfterSeconds: number }
   | { readonly kind: 'unavailable'; readonly attempts: number; readonly error: Error | undefined };
 
 class TimeoutError extends Error {
@@ -124,6 +127,28 @@ class Attempt implements Dispatcher.DispatchHandler {
   }
 }
 
+type AttemptResult = { status: number; headers: IncomingHttpHeaders; body: Buffer } | { error: Error };
+
+/** What counts against an endpoint (breaker, ejection): no answer, a timeout, or a 5xx. */
+function isFailure(r: AttemptResult): boolean {
+  return 'error' in r || r.status >= 500;
+}
+
+/** The endpoints that may take traffic now; the same array when all may (no allocation). */
+function availableEndpoints(endpoints: readonly Endpoint[], now: number): readonly Endpoint[] {
+  for (let i = 0; i < endpoints.length; i++) {
+    if (!(endpoints[i] as Endpoint).available(now)) return endpoints.filter((e) => e.available(now));
+  }
+  return endpoints;
+}
+
+/** Seconds until the first endpoint may take traffic again (at least 1). */
+function retryAfter(endpoints: readonly Endpoint[], now: number): number {
+  let soonest = Number.POSITIVE_INFINITY;
+  for (const e of endpoints) soonest = Math.min(soonest, e.returnsAt(now));
+  return Number.isFinite(soonest) ? Math.max(1, Math.ceil((soonest - now) / 1000)) : 1;
+}
+
 function isRetryableError(err: Error): boolean {
   const code = (err as { code?: unknown }).code;
   return typeof code === 'string' && RETRYABLE_ERROR_CODES.has(code);
@@ -147,41 +172,58 @@ export async function forward(req: ForwardRequest, ctx: ForwardContext): Promise
   let attempts = 0;
   let lastEndpoint: Endpoint | undefined;
   let lastError: Error | undefined;
-  let lastOverloaded: ForwardResult | undefined;
+  let lastOverloaded: (ForwardResult & { kind: 'response' }) | undefined;
   try {
     for (;;) {
-      const endpoint = pickEndpoint(req.endpoints, random, tried);
-      if (endpoint === undefined) return { kind: 'unavailable', attempts, error: undefined };
+      const now = clock.now();
+      const candidates = availableEndpoints(req.endpoints, now);
+      const endpoint = pickEndpoint(candidates, random, tried);
+      if (endpoint === undefined) {
+        if (attempts === 0) return { kind: 'no_endpoint', retryAfterSeconds: retryAfter(req.endpoints, now) };
+        break;
+      }
       tried.add(endpoint);
       lastEndpoint = endpoint;
       attempts += 1;
       const started = clock.now();
       endpoint.outstanding += 1;
-      const result = await new Promise<
-        { status: number; headers: IncomingHttpHeaders; body: Buffer } | { error: Error }
-      >((resolve) => {
-        const attempt = new Attempt(resolve);
-        current = attempt;
-        try {
-          endpoint.pool.dispatch(
-            {
-              origin: endpoint.origin,
-              method: req.method,
-              path: req.path,
-              headers: req.headers,
-              body: req.body,
-            },
-            attempt,
-          );
-        } catch (e) {
-          resolve({ error: e as Error });
-        }
-      });
+      const sent = endpoint.run(
+        () =>
+          new Promise<AttemptResult>((resolve) => {
+            const attempt = new Attempt(resolve);
+            current = attempt;
+            try {
+              endpoint.pool.dispatch(
+                {
+                  origin: endpoint.origin,
+                  method: req.method,
+                  path: req.path,
+                  headers: req.headers,
+                  body: req.body,
+                },
+                attempt,
+              );
+            } catch (e) {
+              resolve({ error: e as Error });
+            }
+          }),
+        isFailure,
+      );
+      const result = await sent;
       endpoint.outstanding -= 1;
       current = undefined;
       const seconds = (clock.now() - started) / 1000;
 
       let retryReason: 'network_error' | 'overloaded';
+      if (result === undefined) {
+        // The breaker opened between the pick and the call: nothing was sent; pick again.
+        ctx.onAttempt?.(endpoint, 'circuit_open', seconds);
+        attempts -= 1;
+        if (timedOut) return { kind: 'timeout', attempts, endpoint: lastEndpoint };
+        continue;
+      }
+      if (isFailure(result)) endpoint.recordFailure(req.endpoints);
+      else endpoint.recordSuccess();
       if ('error' in result) {
         if (timedOut) {
           ctx.onAttempt?.(endpoint, 'timeout', seconds);
@@ -203,6 +245,7 @@ export async function forward(req: ForwardRequest, ctx: ForwardContext): Promise
           return { kind: 'response', ...result, endpoint, attempts };
         }
         ctx.onAttempt?.(endpoint, 'overloaded', seconds);
+        endpoint.backOff(Number(result.headers['retry-after']));
         lastOverloaded = { kind: 'response', ...result, endpoint, attempts };
         retryReason = 'overloaded';
       }
@@ -228,7 +271,7 @@ export async function forward(req: ForwardRequest, ctx: ForwardContext): Promise
   }
   if (timedOut) return { kind: 'timeout', attempts, endpoint: lastEndpoint };
   if (lastOverloaded !== undefined && (lastError === undefined || lastOverloaded.attempts === attempts)) {
-    return lastOverloaded.kind === 'response' ? { ...lastOverloaded, attempts } : lastOverloaded;
+    return { ...lastOverloaded, attempts };
   }
   return { kind: 'unavailable', attempts, error: lastError };
 }

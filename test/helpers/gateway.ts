@@ -160,10 +160,18 @@ export function policyYaml(spec: {
   timeoutMs?: number;
   retries?: { attempts?: number; budgetPercent?: number; backoffMs?: number };
   model?: string;
+  /** More keys of `defaults`, e.g. `{ healthCheck: { intervalMs: 0 } }`. */
+  defaults?: Record<string, unknown>;
+  /** More keys of the model, e.g. `{ concurrency: { maxInFlight: 2 } }`. */
+  modelKeys?: Record<string, unknown>;
+  /** Top-level `limits`. */
+  limits?: Record<string, unknown>;
 }): string {
   const name = spec.model ?? 'm';
   const lines = ['version: 1', 'defaults:', `  timeoutMs: ${spec.timeoutMs ?? 2000}`];
   if (spec.retries !== undefined) lines.push(`  retries: ${JSON.stringify(spec.retries)}`);
+  for (const [k, v] of Object.entries(spec.defaults ?? {})) lines.push(`  ${k}: ${JSON.stringify(v)}`);
+  if (spec.limits !== undefined) lines.push(`limits: ${JSON.stringify(spec.limits)}`);
   lines.push('backends:');
   for (const [v, def] of Object.entries(spec.variants)) {
     lines.push(`  be-${v}: { endpoints: ${JSON.stringify(def.endpoints)} }`);
@@ -175,6 +183,7 @@ export function policyYaml(spec: {
   }
   if (spec.split !== undefined) lines.push(`    split: ${JSON.stringify(spec.split)}`);
   if (spec.sticky !== undefined) lines.push(`    sticky: { header: ${spec.sticky} }`);
+  for (const [k, v] of Object.entries(spec.modelKeys ?? {})) lines.push(`    ${k}: ${JSON.stringify(v)}`);
   if (spec.routes !== undefined) {
     lines.push('    routes:');
     for (const r of spec.routes) {

@@ -49,6 +49,7 @@ after(async () => {
 async function gateway(
   endpoints: string[],
   opts: {
+    defaults?: Record<string, unknown>;
     timeoutMs?: number;
     retries?: { attempts?: number; budgetPercent?: number; backoffMs?: number };
     bodyLimit?: number;
@@ -59,6 +60,7 @@ async function gateway(
       variants: { only: { endpoints, version: '1' } },
       ...(opts.timeoutMs === undefined ? {} : { timeoutMs: opts.timeoutMs }),
       ...(opts.retries === undefined ? {} : { retries: opts.retries }),
+      ...(opts.defaults === undefined ? {} : { defaults: opts.defaults }),
     }),
     random: mulberry32(7),
     ...(opts.bodyLimit === undefined ? {} : { bodyLimit: opts.bodyLimit }),
@@ -168,18 +170,32 @@ describe('retries', () => {
     assert.equal(attempts, 3);
   });
 
-  test("every replica overloaded: the backend's 503 and its Retry-After reach the client", async () => {
+  test("every replica overloaded: the backend's 503 and its Retry-After reach the client, and are honoured", async () => {
     const a = await fake({ status: 503, retryAfter: '7' });
     const g = await gateway([a.url], { retries: { attempts: 1, backoffMs: 1 } });
     const res = await send(g);
     assertErrorBody(res, 503, 'BE_ERR_FAKE_503');
     assert.equal(res.headers.get('retry-after'), '7');
-    assert.equal(a.received.length, 2);
+    assert.equal(a.received.length, 1, 'not asked again before its Retry-After');
+    // Until then the gateway answers for it, at once, without sending anything.
+    const next = await send(g);
+    assertErrorBody(next, 503, 'GW_ERR_NO_HEALTHY_ENDPOINT');
+    const wait = Number(next.headers.get('retry-after'));
+    assert.ok(wait >= 6 && wait <= 7, `Retry-After ${wait}`);
+    assert.equal(a.received.length, 1);
   });
 
   test('the retry budget caps retries at the floor plus budgetPercent of requests', async () => {
     const dead = `http://127.0.0.1:${await deadPort()}`;
-    const g = await gateway([dead, real.url], { retries: { attempts: 1, budgetPercent: 0, backoffMs: 0 } });
+    // Ejection and health checks off, so that only the budget limits the retries.
+    const g = await gateway([dead, real.url], {
+      retries: { attempts: 1, budgetPercent: 0, backoffMs: 0 },
+      defaults: {
+        outlierDetection: { consecutiveFailures: 1000 },
+        healthCheck: { intervalMs: 0 },
+        circuitBreaker: { errorThresholdPercentage: 100 },
+      },
+    });
     const statuses: number[] = [];
     for (let i = 0; i < 80; i++) statuses.push((await send(g)).status);
     const samples = await metrics(g);

@@ -243,7 +243,7 @@ split: { old: 1, free: 1, also-one: 1 }`),
     const p = compile(read('test', 'fixtures', 'policies', 'valid', 'full.yaml'));
     assert.deepEqual(
       p.warnings.map((w) => w.path),
-      ['defaults.circuitBreaker', 'models.mlp.shadow', 'models.mlp.canary'],
+      ['models.mlp.shadow', 'models.mlp.canary'],
     );
   });
 });
