@@ -120,6 +120,15 @@ export class Endpoint {
     }
   }
 
+  /**
+   * Nothing listens there (connection refused, unreachable): open the breaker at once instead of
+   * waiting for the error rate, as Finagle's fail-fast does. A health check that passes, or the
+   * breaker's half-open probe after its reset timeout, brings the endpoint back.
+   */
+  failFast(): void {
+    if (this.breaker.closed || this.breaker.halfOpen) this.breaker.open();
+  }
+
   /** Passive outlier detection: count a failed attempt; eject when the run is long enough. */
   recordFailure(peers: readonly Endpoint[]): void {
     this.consecutiveFailures += 1;

@@ -29,6 +29,13 @@ export const RETRYABLE_ERROR_CODES: ReadonlySet<string> = new Set([
   'UND_ERR_DESTROYED',
 ]);
 /** Statuses after which the request is sent again: the replica is overloaded or draining. */
+/** Errors that mean nothing listens at the endpoint: its breaker opens at once. */
+export const CONNECT_ERROR_CODES: ReadonlySet<string> = new Set([
+  'ECONNREFUSED',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'UND_ERR_CONNECT_TIMEOUT',
+]);
 export const RETRYABLE_STATUSES: ReadonlySet<number> = new Set([503]);
 
 export type AttemptOutcome =
@@ -222,8 +229,14 @@ export async function forward(req: ForwardRequest, ctx: ForwardContext): Promise
         if (timedOut) return { kind: 'timeout', attempts, endpoint: lastEndpoint };
         continue;
       }
-      if (isFailure(result)) endpoint.recordFailure(req.endpoints);
-      else endpoint.recordSuccess();
+      if (isFailure(result)) {
+        endpoint.recordFailure(req.endpoints);
+        if ('error' in result && CONNECT_ERROR_CODES.has((result.error as { code?: string }).code ?? '')) {
+          endpoint.failFast();
+        }
+      } else {
+        endpoint.recordSuccess();
+      }
       if ('error' in result) {
         if (timedOut) {
           ctx.onAttempt?.(endpoint, 'timeout', seconds);

@@ -153,7 +153,7 @@ describe('retries', () => {
     assert.equal(broken.received.length, 1);
   });
 
-  test('no endpoint reachable: 503 GW_ERR_UPSTREAM_UNAVAILABLE with Retry-After after 1 + attempts tries', async () => {
+  test('no endpoint reachable: 503 GW_ERR_UPSTREAM_UNAVAILABLE after trying each, then GW_ERR_NO_HEALTHY_ENDPOINT at once', async () => {
     const g = await gateway(
       [`http://127.0.0.1:${await deadPort()}`, `http://127.0.0.1:${await deadPort()}`],
       {
@@ -167,7 +167,17 @@ describe('retries', () => {
     const attempts = samples
       .filter((s) => s.name === 'infergate_upstream_attempts_total' && s.labels.outcome === 'network_error')
       .reduce((a, s) => a + s.value, 0);
-    assert.equal(attempts, 3);
+    assert.equal(attempts, 2, 'each endpoint once: a refused connection opens its breaker at once');
+    const next = await send(g);
+    assertErrorBody(next, 503, 'GW_ERR_NO_HEALTHY_ENDPOINT');
+    assert.ok(Number(next.headers.get('retry-after')) >= 1);
+    const upstreams = (await (await fetch(`${g.adminUrl}/admin/upstreams`)).json()) as {
+      backends: { endpoints: { breaker: string }[] }[];
+    };
+    assert.deepEqual(
+      upstreams.backends.flatMap((b) => b.endpoints.map((e) => e.breaker)),
+      ['open', 'open'],
+    );
   });
 
   test("every replica overloaded: the backend's 503 and its Retry-After reach the client, and are honoured", async () => {
@@ -186,9 +196,10 @@ describe('retries', () => {
   });
 
   test('the retry budget caps retries at the floor plus budgetPercent of requests', async () => {
-    const dead = `http://127.0.0.1:${await deadPort()}`;
-    // Ejection and health checks off, so that only the budget limits the retries.
-    const g = await gateway([dead, real.url], {
+    // A replica that always answers 503 (no Retry-After); ejection and breakers off, so that only
+    // the budget limits the retries.
+    const busy = await fake({ status: 503 });
+    const g = await gateway([busy.url, real.url], {
       retries: { attempts: 1, budgetPercent: 0, backoffMs: 0 },
       defaults: {
         outlierDetection: { consecutiveFailures: 1000 },
@@ -199,7 +210,7 @@ describe('retries', () => {
     const statuses: number[] = [];
     for (let i = 0; i < 80; i++) statuses.push((await send(g)).status);
     const samples = await metrics(g);
-    const retries = sampleValue(samples, 'infergate_retries_total', { model: 'm', reason: 'network_error' });
+    const retries = sampleValue(samples, 'infergate_retries_total', { model: 'm', reason: 'overloaded' });
     const denied = sampleValue(samples, 'infergate_retry_budget_exhausted_total', { model: 'm' }) ?? 0;
     assert.equal(retries, 10, 'the floor of 10 retries per 10 s window');
     assert.ok(denied > 0, 'later failures were not retried');
