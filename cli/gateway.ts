@@ -7,13 +7,16 @@ import { parse, port, positiveInt, setting, UsageError } from './args.js';
 import { onShutdownSignal } from './signals.js';
 
 export const GATEWAY_HELP = `infergate gateway --policy FILE [--host H] [--port P] [--admin-port A]
-                  [--body-limit BYTES] [--drain-timeout-ms MS]
+                  [--body-limit BYTES] [--drain-delay-ms MS] [--drain-timeout-ms MS]
 
 One gateway: every model of the policy at one URL (Open Inference Protocol v2). The policy file
 is watched: a valid edit takes effect within a second, an invalid one is logged and ignored.
 Admin port: /metrics, /admin/policy, /admin/upstreams.
+On SIGTERM: readiness false, answers carry Connection: close for --drain-delay-ms (1000), then the
+listener closes and in-flight requests finish (at most --drain-timeout-ms, 30000).
 Environment: INFERGATE_POLICY, INFERGATE_HOST (127.0.0.1), INFERGATE_PORT (8080),
 INFERGATE_ADMIN_HOST (127.0.0.1), INFERGATE_ADMIN_PORT (9901), INFERGATE_BODY_LIMIT (67108864),
+INFERGATE_DRAIN_DELAY_MS (1000), INFERGATE_DRAIN_TIMEOUT_MS (30000),
 INFERGATE_LOG_LEVEL (info).`;
 
 export async function gatewayCommand(argv: string[]): Promise<void> {
@@ -26,6 +29,7 @@ export async function gatewayCommand(argv: string[]): Promise<void> {
     'admin-port': { type: 'string' },
     'body-limit': { type: 'string' },
     'drain-timeout-ms': { type: 'string' },
+    'drain-delay-ms': { type: 'string' },
   });
   if (setting(values.redis, 'INFERGATE_REDIS_URL') !== undefined) {
     throw new UsageError('--redis (fleet mode) is not supported by this version yet; use --policy FILE');
@@ -44,6 +48,10 @@ export async function gatewayCommand(argv: string[]): Promise<void> {
     setting(values['drain-timeout-ms'], 'INFERGATE_DRAIN_TIMEOUT_MS', '30000'),
     '--drain-timeout-ms',
   );
+  const drainDelayMs = nonNegativeInt(
+    setting(values['drain-delay-ms'], 'INFERGATE_DRAIN_DELAY_MS', '1000'),
+    '--drain-delay-ms',
+  );
   const logger = createLogger({
     name: 'infergate-gateway',
     level: setting(undefined, 'INFERGATE_LOG_LEVEL', 'info'),
@@ -51,7 +59,12 @@ export async function gatewayCommand(argv: string[]): Promise<void> {
 
   let gateway: Awaited<ReturnType<typeof buildGateway>>;
   try {
-    gateway = await buildGateway({ policySource: new FilePolicySource(policyPath), bodyLimit, logger });
+    gateway = await buildGateway({
+      policySource: new FilePolicySource(policyPath),
+      bodyLimit,
+      drainDelayMs,
+      logger,
+    });
   } catch (e) {
     if (e instanceof PolicyRejectedError) {
       throw new Error(
@@ -67,4 +80,11 @@ export async function gatewayCommand(argv: string[]): Promise<void> {
     `gateway listening on ${address}`,
   );
   onShutdownSignal(logger, drainTimeoutMs, () => gateway.shutdown());
+}
+
+function nonNegativeInt(value: string, name: string): number {
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n < 0)
+    throw new UsageError(`${name} must be a whole number of ms, not '${value}'`);
+  return n;
 }

@@ -40,6 +40,11 @@ export interface GatewayOptions {
   /** Default process metrics; off in tests that run several gateways in one process. */
   processMetrics?: boolean;
   pools?: EndpointPoolOptions;
+  /**
+   * On shutdown, how long to keep serving (readiness false, every answer with Connection: close)
+   * before the listener closes, so that load balancers and clients move away first.
+   */
+  drainDelayMs?: number;
   /** Told of every policy applied or rejected (after the gateway's own handling). */
   onPolicyEvent?: (event: PolicyEvent) => void;
 }
@@ -450,6 +455,8 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
     async shutdown() {
       draining = true;
       await opts.policySource.close();
+      const delay = opts.drainDelayMs ?? 0;
+      if (delay > 0) await new Promise<void>((resolve) => clock.setTimer(resolve, delay));
       await app.close();
       await admin.close();
       await registry.close();

@@ -97,7 +97,7 @@ export interface FakeReplica {
   /** Requests received, in order: method, path and headers. */
   received: { method: string; path: string; headers: http.IncomingHttpHeaders }[];
   /** What it answers when the request does not say (`x-fake-status`, `x-fake-delay-ms`). */
-  mode: { status: number; delayMs: number; body: string; retryAfter?: string };
+  mode: { status: number; delayMs: number; body: string; retryAfter?: string; hang?: boolean };
   close(): Promise<void>;
 }
 
@@ -118,7 +118,7 @@ export async function startFakeReplica(mode: Partial<FakeReplica['mode']> = {}):
     received.push({ method: req.method ?? '', path: req.url ?? '', headers: req.headers });
     req.resume();
     req.on('end', () => {
-      if (req.headers['x-fake-hang'] === '1') return;
+      if (req.headers['x-fake-hang'] === '1' || state.hang === true) return;
       const status = Number(req.headers['x-fake-status'] ?? state.status);
       const delay = Number(req.headers['x-fake-delay-ms'] ?? state.delayMs);
       const answer = () => {

@@ -1,0 +1,369 @@
+// Fault tests: a replica killed under load, a replica that hangs, one that answers 500, a gateway
+// stopped under load, and overload past the concurrency limit. Real processes where the fault is
+// a process's (kill, restart, SIGTERM); a fake replica for hangs and 500s. Each test is bounded.
+import assert from 'node:assert/strict';
+import { readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import {
+  randomFloats,
+  removeTempDirs,
+  request,
+  type RunningBackend,
+  sampleRepository,
+  startBackend,
+  tempDir,
+  waitFor,
+} from '../helpers/backend.js';
+import { type CliProcess, runCli } from '../helpers/cli.js';
+import {
+  deadPort,
+  type FakeReplica,
+  policyYaml,
+  type RunningGateway,
+  startFakeReplica,
+  startGateway,
+} from '../helpers/gateway.js';
+
+let repo: string;
+let real: RunningBackend;
+const procs: CliProcess[] = [];
+const gateways: RunningGateway[] = [];
+const fakes: FakeReplica[] = [];
+const body = JSON.stringify({
+  inputs: [{ name: 'x', shape: [1, 64], datatype: 'FP32', data: Array.from(randomFloats(11, 64)) }],
+});
+
+before(async () => {
+  repo = await sampleRepository();
+  real = await startBackend({ modelRepository: repo, models: [{ name: 'mlp', version: '1' }] });
+});
+
+after(async () => {
+  await Promise.all(gateways.map((g) => g.close()));
+  await Promise.all(procs.map((p) => p.stop()));
+  await Promise.all(fakes.map((f) => f.close()));
+  await real?.close();
+  await removeTempDirs();
+});
+
+interface Upstream {
+  url: string;
+  state: string;
+  breaker: string;
+  healthy: boolean;
+}
+
+async function upstreams(adminUrl: string): Promise<Upstream[]> {
+  const doc = (await (await fetch(`${adminUrl}/admin/upstreams`)).json()) as {
+    backends: { endpoints: Upstream[] }[];
+  };
+  return doc.backends.flatMap((b) => b.endpoints);
+}
+
+async function upstream(adminUrl: string, url: string): Promise<Upstream> {
+  const found = (await upstreams(adminUrl)).find((e) => e.url === url);
+  assert.ok(found, `${url} in /admin/upstreams`);
+  return found;
+}
+
+/** Sends requests from `concurrency` loops until `stop()`; records every outcome. */
+function steadyLoad(url: string, concurrency: number) {
+  const outcomes: { status: number; error?: string; at: number }[] = [];
+  let stopped = false;
+  const loops = Array.from({ length: concurrency }, async () => {
+    while (!stopped) {
+      try {
+        const res = await request(url, {
+          method: 'POST',
+          body,
+          headers: { 'content-type': 'application/json' },
+        });
+        outcomes.push({
+          status: res.status,
+          at: performance.now(),
+          ...(res.status === 200 ? {} : { error: res.body.toString() }),
+        });
+      } catch (e) {
+        const cause = (e as { cause?: { code?: string } }).cause;
+        outcomes.push({ status: 0, error: cause?.code ?? (e as Error).message, at: performance.now() });
+        if (cause?.code === 'ECONNREFUSED') await new Promise((r) => setTimeout(r, 5));
+      }
+    }
+  });
+  return {
+    outcomes,
+    async until(n: number) {
+      const target = outcomes.length + n;
+      while (outcomes.length < target) await new Promise((r) => setImmediate(r));
+    },
+    async stop() {
+      stopped = true;
+      await Promise.all(loops);
+    },
+  };
+}
+
+async function cliBackend(port: number): Promise<CliProcess> {
+  const p = runCli(['backend', '--model-repository', repo, '--port', String(port), '--models', 'mlp:1']);
+  procs.push(p);
+  await p.waitForLog('backend listening', (r) => r.msg.startsWith('backend listening on http://'));
+  return p;
+}
+
+describe('fault tests', () => {
+  test('a) a replica SIGKILLed under load: no client error, its breaker opens, it returns within the check interval', async (t) => {
+    const port = await deadPort();
+    const doomedUrl = `http://127.0.0.1:${port}`;
+    let doomed = await cliBackend(port);
+    const intervalMs = 200;
+    const g = await startGateway({
+      policy: policyYaml({
+        variants: { only: { endpoints: [real.url, doomedUrl], version: '1' } },
+        defaults: { healthCheck: { intervalMs, timeoutMs: 150, unhealthyThreshold: 1, healthyThreshold: 1 } },
+      }),
+    });
+    gateways.push(g);
+    const load = steadyLoad(`${g.url}/v2/models/m/infer`, 8);
+    await load.until(200);
+
+    doomed.child.kill('SIGKILL');
+    const killedAt = performance.now();
+    await doomed.exited;
+    const out = await waitFor('the killed replica taken out', async () => {
+      const e = await upstream(g.adminUrl, doomedUrl);
+      return e.state === 'available' ? undefined : e;
+    });
+    const ejectionMs = performance.now() - killedAt;
+    assert.equal(out.breaker, 'open', 'a refused connection opens the breaker');
+    await load.until(300);
+
+    doomed = await cliBackend(port);
+    const restartedAt = performance.now();
+    await waitFor('the restarted replica back in rotation', async () =>
+      (await upstream(g.adminUrl, doomedUrl)).state === 'available' ? true : undefined,
+    );
+    const returnMs = performance.now() - restartedAt;
+    const before = load.outcomes.length;
+    await load.until(300);
+    await load.stop();
+
+    const failures = load.outcomes.filter((o) => o.status !== 200);
+    assert.deepEqual(failures, [], 'retries absorb the dead replica: no client sees an error');
+    assert.ok(returnMs <= intervalMs * 2 + 150, `back in rotation ${returnMs.toFixed(0)} ms after restart`);
+    // It takes traffic again.
+    const metrics = await (await fetch(`${doomedUrl}/metrics`)).text();
+    const served = metrics.match(/infergate_backend_requests_total\{[^}]*code="200"[^}]*\} (\d+)/);
+    assert.ok(served !== null && Number(served[1]) > 0, 'the restarted replica serves requests');
+    t.diagnostic(
+      `failover: out of rotation ${ejectionMs.toFixed(0)} ms after SIGKILL, ${failures.length} client errors in ${load.outcomes.length} requests, back ${returnMs.toFixed(0)} ms after restart (check interval ${intervalMs} ms); ${load.outcomes.length - before} requests after return`,
+    );
+  });
+
+  test('b) a replica that accepts and never answers: requests end at the timeout, it is ejected, later requests go to the healthy one', async () => {
+    const hung = await startFakeReplica({ hang: true });
+    fakes.push(hung);
+    const g = await startGateway({
+      policy: policyYaml({
+        variants: { only: { endpoints: [real.url, hung.url], version: '1' } },
+        timeoutMs: 250,
+        defaults: {
+          healthCheck: { intervalMs: 0 },
+          outlierDetection: { consecutiveFailures: 2, baseEjectionMs: 60_000 },
+        },
+      }),
+    });
+    gateways.push(g);
+    const results: { status: number; ms: number; code?: string }[] = [];
+    await waitFor(
+      'the hung endpoint ejected',
+      async () => {
+        const started = performance.now();
+        const res = await request(`${g.url}/v2/models/m/infer`, {
+          method: 'POST',
+          body,
+          headers: { 'content-type': 'application/json' },
+        });
+        results.push({
+          status: res.status,
+          ms: performance.now() - started,
+          code: (res.json as { code?: string } | undefined)?.code,
+        });
+        return (await upstream(g.adminUrl, hung.url)).state === 'ejected' ? true : undefined;
+      },
+      20_000,
+    );
+    const timedOut = results.filter((r) => r.status === 504);
+    assert.ok(
+      timedOut.length >= 1 && timedOut.length <= 2,
+      `${timedOut.length} requests hit the hung replica`,
+    );
+    for (const r of timedOut) {
+      assert.equal(r.code, 'GW_ERR_UPSTREAM_TIMEOUT');
+      assert.ok(r.ms >= 245 && r.ms < 1500, `ended after ${r.ms.toFixed(0)} ms (timeout 250)`);
+    }
+    const seen = hung.received.length;
+    for (let i = 0; i < 40; i++) {
+      const res = await request(`${g.url}/v2/models/m/infer`, {
+        method: 'POST',
+        body,
+        headers: { 'content-type': 'application/json' },
+      });
+      assert.equal(res.status, 200);
+    }
+    assert.equal(hung.received.length, seen, 'no request reaches the ejected replica');
+  });
+
+  test('c) a replica that answers 500 is ejected, and returns once it heals', async () => {
+    const sick = await startFakeReplica({ status: 500 });
+    fakes.push(sick);
+    const g = await startGateway({
+      policy: policyYaml({
+        variants: { only: { endpoints: [real.url, sick.url], version: '1' } },
+        defaults: {
+          healthCheck: { intervalMs: 0 },
+          outlierDetection: { consecutiveFailures: 3, baseEjectionMs: 400 },
+        },
+      }),
+    });
+    gateways.push(g);
+    const send = () =>
+      request(`${g.url}/v2/models/m/infer`, {
+        method: 'POST',
+        body,
+        headers: { 'content-type': 'application/json' },
+      });
+    const statuses: number[] = [];
+    await waitFor('the sick endpoint ejected', async () => {
+      statuses.push((await send()).status);
+      return (await upstream(g.adminUrl, sick.url)).state === 'ejected' ? true : undefined;
+    });
+    assert.equal(statuses.filter((s) => s === 502).length, 3, 'three 500s (as 502) before the ejection');
+    const atEjection = sick.received.length;
+    for (let i = 0; i < 20; i++) assert.equal((await send()).status, 200);
+    assert.equal(sick.received.length, atEjection, 'ejected: no traffic');
+
+    sick.mode.status = 200; // it heals
+    await waitFor(
+      'the healed endpoint back',
+      async () => ((await upstream(g.adminUrl, sick.url)).state === 'available' ? true : undefined),
+      5000,
+    );
+    await waitFor('traffic on the healed endpoint', async () => {
+      assert.equal((await send()).status, 200);
+      return sick.received.length > atEjection ? true : undefined;
+    });
+  });
+
+  test('d) SIGTERM to the gateway under load: every accepted request completes', async () => {
+    const dir = await tempDir();
+    const file = path.join(dir, 'policy.yaml');
+    await writeFile(file, policyYaml({ variants: { only: { endpoints: [real.url], version: '1' } } }));
+    const p = runCli([
+      'gateway',
+      '--policy',
+      file,
+      '--port',
+      '0',
+      '--admin-port',
+      '0',
+      '--drain-delay-ms',
+      '300',
+    ]);
+    procs.push(p);
+    const line = await p.waitForLog('gateway listening', (r) =>
+      r.msg.startsWith('gateway listening on http://'),
+    );
+    const url = line.address as string;
+    const servedByBackend = async () => {
+      const text = await (await fetch(`${real.url}/metrics`)).text();
+      const m = /infergate_backend_requests_total\{model="mlp",version="1",code="200"\} (\d+)/.exec(text);
+      return Number(m?.[1] ?? 0);
+    };
+    const backendBefore = await servedByBackend();
+    const load = steadyLoad(`${url}/v2/models/m/infer`, 8);
+    await load.until(200);
+    const atSignal = load.outcomes.length;
+    p.child.kill('SIGTERM');
+    const exit = await p.exited;
+    // Keep the clients going until they see the listener gone.
+    await waitFor('clients refused by the closed listener', async () =>
+      load.outcomes.slice(atSignal).some((o) => o.error === 'ECONNREFUSED') ? true : undefined,
+    );
+    await load.stop();
+    assert.deepEqual(exit, { code: 0, signal: null });
+    const after = load.outcomes.slice(atSignal);
+    assert.ok(after.filter((o) => o.status === 200).length > 0, 'requests kept being served while draining');
+    // No HTTP error at all: what failed, failed to connect (refused, or reset in the kernel's
+    // accept queue when the listener closed), never inside the gateway.
+    const httpErrors = load.outcomes.filter((o) => o.status !== 200 && o.status !== 0);
+    assert.deepEqual(httpErrors, []);
+    const connectErrors = load.outcomes.filter((o) => o.status === 0);
+    assert.ok(
+      connectErrors.every((o) => o.error === 'ECONNREFUSED' || o.error === 'ECONNRESET'),
+      JSON.stringify(connectErrors.slice(0, 5)),
+    );
+    // Every request the gateway accepted and forwarded came back to its client as a 200.
+    const clientOk = load.outcomes.filter((o) => o.status === 200).length;
+    assert.equal((await servedByBackend()) - backendBefore, clientOk);
+  });
+
+  test('e) overload past the concurrency limit: fast 503s, and the memory stays bounded', async (t) => {
+    const slow = await startFakeReplica({ delayMs: 300 });
+    fakes.push(slow);
+    const dir = await tempDir();
+    const file = path.join(dir, 'policy.yaml');
+    await writeFile(
+      file,
+      policyYaml({
+        variants: { only: { endpoints: [slow.url] } },
+        modelKeys: { concurrency: { maxInFlight: 4, maxQueue: 4, queueTimeoutMs: 50 } },
+        defaults: { healthCheck: { intervalMs: 0 } },
+      }),
+    );
+    const p = runCli(['gateway', '--policy', file, '--port', '0', '--admin-port', '0']);
+    procs.push(p);
+    const line = await p.waitForLog('gateway listening', (r) =>
+      r.msg.startsWith('gateway listening on http://'),
+    );
+    const url = `${line.address as string}/v2/models/m/infer`;
+    const big = 'x'.repeat(64 * 1024); // the fake replica does not parse it
+    const burst = async (n: number) =>
+      Promise.all(
+        Array.from({ length: n }, async () => {
+          const started = performance.now();
+          const res = await request(url, {
+            method: 'POST',
+            body: big,
+            headers: { 'content-type': 'application/json' },
+          });
+          return { status: res.status, ms: performance.now() - started, res };
+        }),
+      );
+    const rss = async () => {
+      const status = await readFile(`/proc/${p.child.pid}/status`, 'utf8');
+      return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1]) * 1024;
+    };
+
+    const first = await burst(100);
+    const ok = first.filter((r) => r.status === 200);
+    const shed = first.filter((r) => r.status === 503);
+    assert.equal(ok.length, 4, 'four in flight, served');
+    assert.equal(shed.length, 96);
+    for (const r of shed) {
+      assert.equal((r.res.json as { code: string }).code, 'GW_ERR_OVERLOADED');
+      assert.equal(r.res.headers.get('retry-after'), '1');
+      assert.ok(r.ms < 300, `shed after ${r.ms.toFixed(0)} ms, before any backend answer`);
+    }
+    const baseline = await rss();
+    for (let round = 0; round < 10; round++) await burst(200);
+    const grown = (await rss()) - baseline;
+    // 2,000 bodies of 64 KiB went in (125 MiB); a gateway that queued them would hold them.
+    assert.ok(grown < 48 * 1024 * 1024, `RSS grew by ${(grown / 1048576).toFixed(1)} MiB`);
+    assert.ok(slow.received.length <= 4 + 10 * 8, `${slow.received.length} reached the replica`);
+    const slowest = Math.max(...shed.map((r) => r.ms));
+    t.diagnostic(
+      `overload: 96 of 100 shed with 503 in at most ${slowest.toFixed(0)} ms; RSS grew ${(grown / 1048576).toFixed(1)} MiB over 2,000 more requests of 64 KiB`,
+    );
+  });
+});
