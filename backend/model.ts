@@ -371,29 +371,39 @@ export class LoadedModel {
   }
 
   private concat(batch: readonly PreparedRequest[]): Tensor[] {
-    const rows = batch.reduce((sum, r) => sum + r.rows, 0);
-    return batch[0]!.inputs.map((first, i) => {
-      const shape = [rows, ...first.shape.slice(1)];
-      const parts = batch.map((r) => r.inputs[i]!.data);
+    let rows = 0;
+    for (const r of batch) rows += r.rows;
+    const first = batch[0]!.inputs;
+    const merged: Tensor[] = [];
+    for (let i = 0; i < first.length; i++) {
+      const t = first[i]!;
+      const shape = t.shape.slice();
+      shape[0] = rows;
       let data: TensorData;
-      if (first.datatype === 'BYTES') {
-        data = (parts as string[][]).flat();
+      if (t.datatype === 'BYTES') {
+        const out: string[] = [];
+        for (const r of batch) for (const e of r.inputs[i]!.data as string[]) out.push(e);
+        data = out;
       } else {
-        const total = parts.reduce((sum, p) => sum + p.length, 0);
-        const out = allocTyped(first.datatype, total);
+        let total = 0;
+        for (const r of batch) total += r.inputs[i]!.data.length;
+        const out = allocTyped(t.datatype, total);
         let offset = 0;
-        for (const p of parts as TypedArray[]) {
-          (out as Uint8Array).set(p as Uint8Array, offset);
-          offset += p.length;
+        for (const r of batch) {
+          const part = r.inputs[i]!.data as TypedArray;
+          (out as Uint8Array).set(part as Uint8Array, offset);
+          offset += part.length;
         }
         data = out;
       }
-      return { name: first.name, datatype: first.datatype, shape, data };
-    });
+      merged.push({ name: t.name, datatype: t.datatype, shape, data });
+    }
+    return merged;
   }
 
   private split(batch: readonly PreparedRequest[], outputs: Tensor[]): Tensor[][] {
-    const rows = batch.reduce((sum, r) => sum + r.rows, 0);
+    let rows = 0;
+    for (const r of batch) rows += r.rows;
     for (const o of outputs) {
       if (o.shape[0] !== rows) {
         throw new ApiError(
@@ -402,20 +412,31 @@ export class LoadedModel {
         );
       }
     }
+    const rowSizes: number[] = [];
+    for (const o of outputs) {
+      let size = 1;
+      for (let d = 1; d < o.shape.length; d++) size *= o.shape[d]!;
+      rowSizes.push(size);
+    }
+    const answers: Tensor[][] = [];
     let offset = 0;
-    return batch.map((r) => {
-      const mine = outputs.map((o) => {
-        const rowSize = o.shape.slice(1).reduce((a, b) => a * b, 1);
-        const start = offset * rowSize;
-        const end = (offset + r.rows) * rowSize;
+    for (const r of batch) {
+      const mine: Tensor[] = [];
+      for (let k = 0; k < outputs.length; k++) {
+        const o = outputs[k]!;
+        const start = offset * rowSizes[k]!;
+        const end = (offset + r.rows) * rowSizes[k]!;
         const data = Array.isArray(o.data)
           ? o.data.slice(start, end)
           : (o.data as TypedArray).subarray(start, end);
-        return { name: o.name, datatype: o.datatype, shape: [r.rows, ...o.shape.slice(1)], data };
-      });
+        const shape = o.shape.slice();
+        shape[0] = r.rows;
+        mine.push({ name: o.name, datatype: o.datatype, shape, data });
+      }
       offset += r.rows;
-      return mine;
-    });
+      answers.push(mine);
+    }
+    return answers;
   }
 
   /** Waits for queued work to finish, then frees the session. */

@@ -30,6 +30,8 @@ import { ModelRepository, type ModelSelector } from './repository.js';
 
 export const DEFAULT_BODY_LIMIT = 64 * 1024 * 1024;
 
+const NO_DECODE_OPTIONS = Object.freeze({});
+
 export interface BackendOptions {
   modelRepository: string;
   device?: Device;
@@ -201,12 +203,16 @@ export async function buildBackend(opts: BackendOptions): Promise<Backend> {
   app.get('/v2/models/:model/ready', ready);
   app.get('/v2/models/:model/versions/:version/ready', ready);
 
-  const infer = async (
+  // Not an async function: fastify then has no promise of ours to follow (and the reply, a
+  // thenable, is not resolved through it); the answer or the error is sent from here.
+  const infer = (
     req: FastifyRequest<{ Params: InferParams; Body: Buffer | undefined }>,
     reply: FastifyReply,
-  ) => {
+  ): void => {
     const started = performance.now();
     let model: LoadedModel | undefined;
+    let request: DecodedRequest;
+    let pending: Promise<Tensor[]>;
     try {
       model = repo.resolve(req.params.model, req.params.version);
       if (draining) {
@@ -216,29 +222,57 @@ export async function buildBackend(opts: BackendOptions): Promise<Backend> {
       }
       const body = req.body ?? Buffer.alloc(0);
       const headerLength = req.headers['inference-header-content-length'];
-      const decoded = decodeInferRequest(body, {
-        headerLength: Array.isArray(headerLength) ? headerLength[0] : headerLength,
-      });
-      const request = 'raw' in decoded ? rawRequest(model, decoded) : decoded;
-      const outputs = await model.infer(model.prepare(request));
-      const encoded = encodeInferResponse({
+      const decoded = decodeInferRequest(
+        body,
+        headerLength === undefined
+          ? NO_DECODE_OPTIONS
+          : { headerLength: Array.isArray(headerLength) ? headerLength[0] : headerLength },
+      );
+      request = 'raw' in decoded ? rawRequest(model, decoded) : decoded;
+      pending = model.infer(model.prepare(request));
+    } catch (e) {
+      fail(reply, model, e as Error, started);
+      return;
+    }
+    const served = model;
+    pending.then(
+      (outputs) => answer(reply, served, request, outputs, started),
+      (e: Error) => fail(reply, served, e, started),
+    );
+  };
+  const answer = (
+    reply: FastifyReply,
+    model: LoadedModel,
+    request: DecodedRequest,
+    outputs: Tensor[],
+    started: number,
+  ): void => {
+    let encoded: ReturnType<typeof encodeInferResponse>;
+    try {
+      encoded = encodeInferResponse({
         model_name: model.name,
         model_version: model.version,
         id: request.id,
         outputs: selectOutputs(outputs, request),
       });
-      if (encoded.headerLength !== undefined) {
-        reply.header('inference-header-content-length', encoded.headerLength);
-        reply.type('application/octet-stream');
-      } else {
-        reply.type('application/json');
-      }
-      count(model, 200, started);
-      return reply.send(encoded.body);
     } catch (e) {
-      count(model, toApiError(e as Error, bodyLimit).statusCode, started);
-      throw e;
+      fail(reply, model, e as Error, started);
+      return;
     }
+    if (encoded.headerLength !== undefined) {
+      reply.header('inference-header-content-length', encoded.headerLength);
+      reply.type('application/octet-stream');
+    } else {
+      // With the charset fastify would add: the header is then taken as it is.
+      reply.type('application/json; charset=utf-8');
+    }
+    count(model, 200, started);
+    reply.send(encoded.body);
+  };
+  const fail = (reply: FastifyReply, model: LoadedModel | undefined, e: Error, started: number): void => {
+    count(model, toApiError(e, bodyLimit).statusCode, started);
+    // An Error sent goes to the error handler, as a thrown one would.
+    reply.send(e);
   };
   // Label children are made once per model version and code, and found without building a key.
   type Series = { requests: { inc(): void }; duration: { observe(v: number): void } | undefined };
