@@ -11,7 +11,8 @@
  * Options: --quick (fewer requests), --threads N (onnxruntime intra-op threads, default 2),
  * --delay-ms N (mlp-large max_queue_delay_ms, default 1), --only overhead (part 2 alone),
  * --runs N (part 2 measured N times, backend and bare fastify taking turns; the median ratio is
- * the verdict), --compiled (the backend runs from `npm run build` output in dist/, not tsx).
+ * the verdict), --compiled (the backend runs from `npm run build` output in dist/, not tsx),
+ * --warmup N (requests before part 2 measures, default 5000).
  * Writes a table to stdout and JSON to load/results/backend-<threads>t.json
  * (backend-overhead.json with --only overhead).
  */
@@ -33,6 +34,7 @@ const { values } = parseArgs({
     only: { type: 'string' },
     runs: { type: 'string', default: '1' },
     compiled: { type: 'boolean', default: false },
+    warmup: { type: 'string', default: '5000' },
   },
 });
 if (values.only !== undefined && values.only !== 'overhead') {
@@ -41,6 +43,8 @@ if (values.only !== undefined && values.only !== 'overhead') {
 const overheadOnly = values.only === 'overhead';
 const runs = Number(values.runs);
 if (!Number.isSafeInteger(runs) || runs < 1) throw new Error(`--runs must be a positive integer`);
+const warmup = Number(values.warmup);
+if (!Number.isSafeInteger(warmup) || warmup < 0) throw new Error(`--warmup must be a whole number`);
 const threads = Number(values.threads);
 const delayMs = Number(values['delay-ms']);
 const scale = values.quick ? 0.25 : 1;
@@ -186,7 +190,7 @@ async function overhead(repo: string): Promise<{ backend: LoadResult; bare: Load
   let backendResult: LoadResult;
   try {
     const url = `${backend.url}/v2/models/simple/infer`;
-    await load({ url, connections: 8, amount: 5000, body: simpleBody }); // warm-up: JIT and pools
+    if (warmup > 0) await load({ url, connections: 8, amount: warmup, body: simpleBody }); // JIT, pools
     backendResult = await load({ url, connections: 8, amount, body: simpleBody, pid: backend.pid });
   } finally {
     await backend.stop();
@@ -195,7 +199,7 @@ async function overhead(repo: string): Promise<{ backend: LoadResult; bare: Load
   let bareResult: LoadResult;
   try {
     const url = `${bare.url}/v2/models/simple/infer`;
-    await load({ url, connections: 8, amount: 5000, body: simpleBody });
+    if (warmup > 0) await load({ url, connections: 8, amount: warmup, body: simpleBody });
     bareResult = await load({ url, connections: 8, amount, body: simpleBody, pid: bare.pid });
   } finally {
     await bare.stop();
@@ -319,7 +323,7 @@ try {
   const report = {
     date: new Date().toISOString(),
     machine: { cpu: cpus()[0]?.model, cores: availableParallelism(), node: process.version },
-    settings: { threads, delayMs, compiled: values.compiled, runs },
+    settings: { threads, delayMs, compiled: values.compiled, runs, warmup },
     quick: values.quick,
     ...(part1 === undefined ? {} : { inProcess: part1.limit, served: part1.rows }),
     overhead: { backend: last.backend, bare: last.bare },
