@@ -23,7 +23,13 @@ import {
   startBackend,
   leBytes,
 } from '../helpers/backend.js';
-import { policyYaml, type RunningGateway, startGateway } from '../helpers/gateway.js';
+import {
+  PROMTOOL,
+  policyYaml,
+  promtoolCheck,
+  type RunningGateway,
+  startGateway,
+} from '../helpers/gateway.js';
 import { mulberry32 } from '../../models/reference.js';
 
 let v1: RunningBackend;
@@ -243,5 +249,17 @@ describe('the protocol through the gateway', () => {
     });
     assertErrorBody(res, 400, 'BE_ERR_MALFORMED_JSON');
     assert.ok(res.headers.get('x-infergate-variant'));
+  });
+});
+
+describe('metrics', () => {
+  test('promtool check metrics passes on the gateway exposition', {
+    skip: PROMTOOL === '' ? 'promtool is not installed (Debian package prometheus)' : false,
+  }, async () => {
+    const { text } = await scrape(gw.adminUrl);
+    assert.match(text, /infergate_requests_total\{/);
+    assert.match(text, /infergate_circuit_open\{/);
+    const { code, output } = await promtoolCheck(text);
+    assert.equal(code, 0, output);
   });
 });
