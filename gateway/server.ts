@@ -193,8 +193,12 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
     loggerInstance: logger as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit,
-    requestIdHeader: 'x-request-id',
-    genReqId: () => randomUUID(),
+    // The client's x-request-id is kept when it is a sane token (it lands in logs and headers).
+    requestIdHeader: false,
+    genReqId: (req) => {
+      const id = req.headers['x-request-id'];
+      return typeof id === 'string' && REQUEST_ID.test(id) ? id : randomUUID();
+    },
     // While draining, requests on open connections are still served (with Connection: close).
     return503OnClosing: false,
     routerOptions: { maxParamLength: 256 },
@@ -465,6 +469,8 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
 }
 
 const EMPTY = Buffer.alloc(0);
+/** What a client's request id may be: up to 128 visible ASCII characters. */
+const REQUEST_ID = /^[\x21-\x7e]{1,128}$/;
 
 function forwardHeaders(headers: IncomingHttpHeaders, requestId: string): Record<string, string> {
   const out: Record<string, string> = { 'x-request-id': requestId };

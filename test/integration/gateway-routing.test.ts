@@ -209,6 +209,18 @@ describe('the protocol through the gateway', () => {
     assertClose(got, mlpReference('1', x, 1), 1e-5, 'binary y');
   });
 
+  test('an oversized or odd x-request-id is replaced by a fresh one', async () => {
+    for (const bad of ['x'.repeat(129), 'has space', '']) {
+      const res = await request(`${gw.url}/v2/models/mlp/infer`, {
+        method: 'POST',
+        body,
+        headers: { 'content-type': 'application/json', 'x-request-id': bad },
+      });
+      assert.equal(res.status, 200);
+      assert.match(res.headers.get('x-request-id') ?? '', /^[0-9a-f-]{36}$/, JSON.stringify(bad));
+    }
+  });
+
   test('x-request-id is kept from the client and passed to the backend', async () => {
     const res = await request(`${gw.url}/v2/models/mlp/infer`, {
       method: 'POST',
