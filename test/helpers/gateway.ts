@@ -6,11 +6,21 @@ import { writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
+import { after, before } from 'node:test';
+import type { ModelSelector } from '../../backend/repository.js';
 import type { Clock } from '../../common/clock.js';
 import type { RandomSource } from '../../gateway/router.js';
 import { FilePolicySource } from '../../gateway/policy/source.js';
 import { buildGateway, type Gateway, type PolicyEvent } from '../../gateway/server.js';
-import { tempDir } from './backend.js';
+import {
+  randomFloats,
+  removeTempDirs,
+  type RunningBackend,
+  sampleRepository,
+  startBackend,
+  tempDir,
+} from './backend.js';
+import { type CliProcess, runCli } from './cli.js';
 
 export interface RunningGateway {
   gateway: Gateway;
@@ -215,4 +225,70 @@ export async function promtoolCheck(text: string): Promise<{ code: number | null
     child.stdin.end(text);
   });
   return { code, output };
+}
+
+/** A JSON inference body for `mlp` (x: FP32 [1,64]) from a seed. */
+export function mlpBody(seed: number): string {
+  return JSON.stringify({
+    inputs: [{ name: 'x', shape: [1, 64], datatype: 'FP32', data: Array.from(randomFloats(seed, 64)) }],
+  });
+}
+
+export interface Testbed {
+  /** The sample model repository the replicas serve. */
+  readonly repo: string;
+  /** A replica started in `before`, by the name given to `gatewayTestbed`. */
+  replica(name: string): RunningBackend;
+  /** Starts a gateway, closed in `after`. */
+  gateway(opts: StartGatewayOptions): Promise<RunningGateway>;
+  /** Starts a fake replica, closed in `after`. */
+  fake(mode?: Partial<FakeReplica['mode']>): Promise<FakeReplica>;
+  /** Runs `infergate ARGS`, killed in `after` if still running. */
+  cli(args: string[], env?: Record<string, string | undefined>): CliProcess;
+}
+
+/**
+ * Registers `before` and `after` hooks for a test file: the sample repository, real replicas
+ * serving the listed models, and cleanup of every gateway, fake replica and CLI process made.
+ */
+export function gatewayTestbed(replicas: Record<string, readonly ModelSelector[]>): Testbed {
+  let repo = '';
+  const running = new Map<string, RunningBackend>();
+  const closers: (() => Promise<unknown>)[] = [];
+  before(async () => {
+    repo = await sampleRepository();
+    for (const [name, models] of Object.entries(replicas)) {
+      running.set(name, await startBackend({ modelRepository: repo, models }));
+    }
+  });
+  after(async () => {
+    await Promise.all(closers.splice(0).map((c) => c()));
+    await Promise.all([...running.values()].map((r) => r.close()));
+    await removeTempDirs();
+  });
+  return {
+    get repo() {
+      return repo;
+    },
+    replica(name) {
+      const r = running.get(name);
+      if (r === undefined) throw new Error(`no replica '${name}'`);
+      return r;
+    },
+    async gateway(opts) {
+      const g = await startGateway(opts);
+      closers.push(() => g.close());
+      return g;
+    },
+    async fake(mode) {
+      const f = await startFakeReplica(mode);
+      closers.push(() => f.close());
+      return f;
+    },
+    cli(args, env) {
+      const p = runCli(args, env);
+      closers.push(() => p.stop());
+      return p;
+    },
+  };
 }

@@ -4,48 +4,18 @@
 import assert from 'node:assert/strict';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { after, before, describe, test } from 'node:test';
-import {
-  randomFloats,
-  removeTempDirs,
-  request,
-  type RunningBackend,
-  sampleRepository,
-  startBackend,
-  tempDir,
-  waitFor,
-} from '../helpers/backend.js';
-import { type CliProcess, runCli } from '../helpers/cli.js';
-import {
-  deadPort,
-  type FakeReplica,
-  policyYaml,
-  type RunningGateway,
-  startFakeReplica,
-  startGateway,
-} from '../helpers/gateway.js';
+import { describe, test } from 'node:test';
+import { request, tempDir, waitFor } from '../helpers/backend.js';
+import type { CliProcess } from '../helpers/cli.js';
+import { deadPort, gatewayTestbed, mlpBody, policyYaml } from '../helpers/gateway.js';
 
-let repo: string;
-let real: RunningBackend;
-const procs: CliProcess[] = [];
-const gateways: RunningGateway[] = [];
-const fakes: FakeReplica[] = [];
-const body = JSON.stringify({
-  inputs: [{ name: 'x', shape: [1, 64], datatype: 'FP32', data: Array.from(randomFloats(11, 64)) }],
-});
-
-before(async () => {
-  repo = await sampleRepository();
-  real = await startBackend({ modelRepository: repo, models: [{ name: 'mlp', version: '1' }] });
-});
-
-after(async () => {
-  await Promise.all(gateways.map((g) => g.close()));
-  await Promise.all(procs.map((p) => p.stop()));
-  await Promise.all(fakes.map((f) => f.close()));
-  await real?.close();
-  await removeTempDirs();
-});
+const bed = gatewayTestbed({ real: [{ name: 'mlp', version: '1' }] });
+const real = {
+  get url() {
+    return bed.replica('real').url;
+  },
+};
+const body = mlpBody(11);
 
 interface Upstream {
   url: string;
@@ -105,8 +75,7 @@ function steadyLoad(url: string, concurrency: number) {
 }
 
 async function cliBackend(port: number): Promise<CliProcess> {
-  const p = runCli(['backend', '--model-repository', repo, '--port', String(port), '--models', 'mlp:1']);
-  procs.push(p);
+  const p = bed.cli(['backend', '--model-repository', bed.repo, '--port', String(port), '--models', 'mlp:1']);
   await p.waitForLog('backend listening', (r) => r.msg.startsWith('backend listening on http://'));
   return p;
 }
@@ -117,13 +86,12 @@ describe('fault tests', () => {
     const doomedUrl = `http://127.0.0.1:${port}`;
     let doomed = await cliBackend(port);
     const intervalMs = 200;
-    const g = await startGateway({
+    const g = await bed.gateway({
       policy: policyYaml({
         variants: { only: { endpoints: [real.url, doomedUrl], version: '1' } },
         defaults: { healthCheck: { intervalMs, timeoutMs: 150, unhealthyThreshold: 1, healthyThreshold: 1 } },
       }),
     });
-    gateways.push(g);
     const load = steadyLoad(`${g.url}/v2/models/m/infer`, 8);
     await load.until(200);
 
@@ -161,9 +129,8 @@ describe('fault tests', () => {
   });
 
   test('b) a replica that accepts and never answers: requests end at the timeout, it is ejected, later requests go to the healthy one', async () => {
-    const hung = await startFakeReplica({ hang: true });
-    fakes.push(hung);
-    const g = await startGateway({
+    const hung = await bed.fake({ hang: true });
+    const g = await bed.gateway({
       policy: policyYaml({
         variants: { only: { endpoints: [real.url, hung.url], version: '1' } },
         timeoutMs: 250,
@@ -173,7 +140,6 @@ describe('fault tests', () => {
         },
       }),
     });
-    gateways.push(g);
     const results: { status: number; ms: number; code?: string }[] = [];
     await waitFor(
       'the hung endpoint ejected',
@@ -215,9 +181,8 @@ describe('fault tests', () => {
   });
 
   test('c) a replica that answers 500 is ejected, and returns once it heals', async () => {
-    const sick = await startFakeReplica({ status: 500 });
-    fakes.push(sick);
-    const g = await startGateway({
+    const sick = await bed.fake({ status: 500 });
+    const g = await bed.gateway({
       policy: policyYaml({
         variants: { only: { endpoints: [real.url, sick.url], version: '1' } },
         defaults: {
@@ -226,7 +191,6 @@ describe('fault tests', () => {
         },
       }),
     });
-    gateways.push(g);
     const send = () =>
       request(`${g.url}/v2/models/m/infer`, {
         method: 'POST',
@@ -259,7 +223,7 @@ describe('fault tests', () => {
     const dir = await tempDir();
     const file = path.join(dir, 'policy.yaml');
     await writeFile(file, policyYaml({ variants: { only: { endpoints: [real.url], version: '1' } } }));
-    const p = runCli([
+    const p = bed.cli([
       'gateway',
       '--policy',
       file,
@@ -270,7 +234,6 @@ describe('fault tests', () => {
       '--drain-delay-ms',
       '300',
     ]);
-    procs.push(p);
     const line = await p.waitForLog('gateway listening', (r) =>
       r.msg.startsWith('gateway listening on http://'),
     );
@@ -309,8 +272,7 @@ describe('fault tests', () => {
   });
 
   test('e) overload past the concurrency limit: fast 503s, and the memory stays bounded', async (t) => {
-    const slow = await startFakeReplica({ delayMs: 300 });
-    fakes.push(slow);
+    const slow = await bed.fake({ delayMs: 300 });
     const dir = await tempDir();
     const file = path.join(dir, 'policy.yaml');
     await writeFile(
@@ -321,8 +283,7 @@ describe('fault tests', () => {
         defaults: { healthCheck: { intervalMs: 0 } },
       }),
     );
-    const p = runCli(['gateway', '--policy', file, '--port', '0', '--admin-port', '0']);
-    procs.push(p);
+    const p = bed.cli(['gateway', '--policy', file, '--port', '0', '--admin-port', '0']);
     const line = await p.waitForLog('gateway listening', (r) =>
       r.msg.startsWith('gateway listening on http://'),
     );

@@ -2,42 +2,18 @@
 import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { after, before, describe, test } from 'node:test';
-import {
-  randomFloats,
-  removeTempDirs,
-  request,
-  type RunningBackend,
-  sampleRepository,
-  startBackend,
-  tempDir,
-} from '../helpers/backend.js';
-import { type CliProcess, runCli } from '../helpers/cli.js';
-import { policyYaml } from '../helpers/gateway.js';
+import { describe, test } from 'node:test';
+import { request, tempDir } from '../helpers/backend.js';
+import { gatewayTestbed, mlpBody, policyYaml } from '../helpers/gateway.js';
 
-let repo: string;
-let backend: RunningBackend;
-const procs: CliProcess[] = [];
-const body = JSON.stringify({
-  inputs: [{ name: 'x', shape: [1, 64], datatype: 'FP32', data: Array.from(randomFloats(9, 64)) }],
-});
-
-before(async () => {
-  repo = await sampleRepository();
-  backend = await startBackend({ modelRepository: repo, models: [{ name: 'mlp', version: '1' }] });
-});
-
-after(async () => {
-  await Promise.all(procs.map((p) => p.stop()));
-  await backend?.close();
-  await removeTempDirs();
-});
-
-function cli(args: string[], env: Record<string, string | undefined> = {}): CliProcess {
-  const p = runCli(args, env);
-  procs.push(p);
-  return p;
-}
+const bed = gatewayTestbed({ backend: [{ name: 'mlp', version: '1' }] });
+const backend = {
+  get url() {
+    return bed.replica('backend').url;
+  },
+};
+const body = mlpBody(9);
+const cli = bed.cli;
 
 async function policyFile(text: string): Promise<string> {
   const file = path.join(await tempDir(), 'policy.yaml');

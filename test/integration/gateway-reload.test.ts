@@ -2,46 +2,22 @@
 // request, requests finish on the snapshot they started with, and a bad edit never replaces the
 // good policy.
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
-import {
-  assertErrorBody,
-  randomFloats,
-  removeTempDirs,
-  request,
-  type RunningBackend,
-  sampleRepository,
-  sampleValue,
-  scrape,
-  startBackend,
-} from '../helpers/backend.js';
-import {
-  type FakeReplica,
-  policyYaml,
-  type RunningGateway,
-  startFakeReplica,
-  startGateway,
-} from '../helpers/gateway.js';
+import { describe, test } from 'node:test';
+import { assertErrorBody, request, sampleValue, scrape } from '../helpers/backend.js';
+import { gatewayTestbed, mlpBody, policyYaml, type RunningGateway } from '../helpers/gateway.js';
 
-let v1: RunningBackend;
-let v2: RunningBackend;
-const body = JSON.stringify({
-  inputs: [{ name: 'x', shape: [1, 64], datatype: 'FP32', data: Array.from(randomFloats(3, 64)) }],
-});
-const gateways: RunningGateway[] = [];
-const fakes: FakeReplica[] = [];
-
-before(async () => {
-  const repo = await sampleRepository();
-  v1 = await startBackend({ modelRepository: repo, models: [{ name: 'mlp', version: '1' }] });
-  v2 = await startBackend({ modelRepository: repo, models: [{ name: 'mlp', version: '2' }] });
-});
-
-after(async () => {
-  await Promise.all(gateways.map((g) => g.close()));
-  await Promise.all(fakes.map((f) => f.close()));
-  await Promise.all([v1?.close(), v2?.close()]);
-  await removeTempDirs();
-});
+const bed = gatewayTestbed({ v1: [{ name: 'mlp', version: '1' }], v2: [{ name: 'mlp', version: '2' }] });
+const v1 = {
+  get url() {
+    return bed.replica('v1').url;
+  },
+};
+const v2 = {
+  get url() {
+    return bed.replica('v2').url;
+  },
+};
+const body = mlpBody(3);
 
 const split = (stable: number, candidate: number) =>
   policyYaml({
@@ -53,9 +29,7 @@ const split = (stable: number, candidate: number) =>
   });
 
 async function gateway(policy: string): Promise<RunningGateway> {
-  const g = await startGateway({ policy });
-  gateways.push(g);
-  return g;
+  return bed.gateway({ policy });
 }
 
 async function send(g: RunningGateway): Promise<{ status: number; variant: string | null; text: string }> {
@@ -149,8 +123,7 @@ describe('hot reload', () => {
   });
 
   test('a request in flight finishes on the snapshot it started with, even when its backend is removed', async () => {
-    const slow = await startFakeReplica({ delayMs: 400 });
-    fakes.push(slow);
+    const slow = await bed.fake({ delayMs: 400 });
     const onlySlow = policyYaml({ variants: { slow: { endpoints: [slow.url] } } });
     const g = await gateway(onlySlow);
     const inFlight = send(g);

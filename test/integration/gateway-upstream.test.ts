@@ -3,48 +3,30 @@
 // backends where they can show it; a fake replica (test/helpers/gateway.ts) for statuses and
 // delays a real replica does not produce on demand; a port with nothing on it for connect errors.
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { mulberry32 } from '../../models/reference.js';
-import {
-  assertErrorBody,
-  randomFloats,
-  removeTempDirs,
-  request,
-  type RunningBackend,
-  sampleRepository,
-  sampleValue,
-  scrape,
-  startBackend,
-} from '../helpers/backend.js';
+import { assertErrorBody, request, sampleValue, scrape } from '../helpers/backend.js';
 import {
   deadPort,
   type FakeReplica,
+  gatewayTestbed,
+  mlpBody,
   policyYaml,
   type RunningGateway,
-  startFakeReplica,
-  startGateway,
 } from '../helpers/gateway.js';
 
-let real: RunningBackend;
-let real2: RunningBackend;
-const body = JSON.stringify({
-  inputs: [{ name: 'x', shape: [1, 64], datatype: 'FP32', data: Array.from(randomFloats(5, 64)) }],
-});
-const gateways: RunningGateway[] = [];
-const fakes: FakeReplica[] = [];
-
-before(async () => {
-  const repo = await sampleRepository();
-  real = await startBackend({ modelRepository: repo, models: [{ name: 'mlp', version: '1' }] });
-  real2 = await startBackend({ modelRepository: repo, models: [{ name: 'mlp', version: '1' }] });
-});
-
-after(async () => {
-  await Promise.all(gateways.map((g) => g.close()));
-  await Promise.all(fakes.map((f) => f.close()));
-  await Promise.all([real?.close(), real2?.close()]);
-  await removeTempDirs();
-});
+const bed = gatewayTestbed({ a: [{ name: 'mlp', version: '1' }], b: [{ name: 'mlp', version: '1' }] });
+const body = mlpBody(5);
+const real = {
+  get url() {
+    return bed.replica('a').url;
+  },
+};
+const real2 = {
+  get url() {
+    return bed.replica('b').url;
+  },
+};
 
 async function gateway(
   endpoints: string[],
@@ -55,7 +37,7 @@ async function gateway(
     bodyLimit?: number;
   } = {},
 ): Promise<RunningGateway> {
-  const g = await startGateway({
+  return bed.gateway({
     policy: policyYaml({
       variants: { only: { endpoints, version: '1' } },
       ...(opts.timeoutMs === undefined ? {} : { timeoutMs: opts.timeoutMs }),
@@ -65,15 +47,9 @@ async function gateway(
     random: mulberry32(7),
     ...(opts.bodyLimit === undefined ? {} : { bodyLimit: opts.bodyLimit }),
   });
-  gateways.push(g);
-  return g;
 }
 
-async function fake(mode: Partial<FakeReplica['mode']>): Promise<FakeReplica> {
-  const f = await startFakeReplica(mode);
-  fakes.push(f);
-  return f;
-}
+const fake = (mode: Partial<FakeReplica['mode']>) => bed.fake(mode);
 
 const send = (g: RunningGateway) =>
   request(`${g.url}/v2/models/m/infer`, {
