@@ -85,6 +85,78 @@ class TimeoutError extends Error {
   readonly code = 'INFERGATE_TIMEOUT';
 }
 
+interface Deadline {
+  readonly at: number;
+  /** Cleared when the request ends first. */
+  fire: (() => void) | undefined;
+}
+
+/**
+ * Deadlines of one timeout value expire in the order they were set, so one timer per value
+ * serves them all (a timer per request cost more than the rest of the deadline logic).
+ */
+class DeadlineQueue {
+  private readonly entries: Deadline[] = [];
+  private head = 0;
+  private timer: unknown;
+
+  constructor(
+    private readonly clock: Clock,
+    private readonly timeoutMs: number,
+  ) {}
+
+  add(fire: () => void): Deadline {
+    const d: Deadline = { at: this.clock.now() + this.timeoutMs, fire };
+    this.entries.push(d);
+    if (this.timer === undefined) this.arm(this.timeoutMs);
+    return d;
+  }
+
+  private arm(ms: number): void {
+    this.timer = this.clock.setTimer(() => this.expire(), Math.max(1, ms));
+  }
+
+  private expire(): void {
+    this.timer = undefined;
+    const now = this.clock.now();
+    while (this.head < this.entries.length) {
+      const d = this.entries[this.head] as Deadline;
+      if (d.fire !== undefined && d.at > now) break;
+      this.head += 1;
+      const fire = d.fire;
+      d.fire = undefined;
+      fire?.();
+    }
+    if (this.head === this.entries.length) {
+      this.entries.length = 0;
+      this.head = 0;
+      return;
+    }
+    if (this.head > 1024) {
+      this.entries.splice(0, this.head);
+      this.head = 0;
+    }
+    this.arm((this.entries[this.head] as Deadline).at - now);
+  }
+}
+
+/** Deadline queues by clock and timeout value. */
+const deadlineQueues = new WeakMap<Clock, Map<number, DeadlineQueue>>();
+
+function deadlineQueue(clock: Clock, timeoutMs: number): DeadlineQueue {
+  let byTimeout = deadlineQueues.get(clock);
+  if (byTimeout === undefined) {
+    byTimeout = new Map();
+    deadlineQueues.set(clock, byTimeout);
+  }
+  let q = byTimeout.get(timeoutMs);
+  if (q === undefined) {
+    q = new DeadlineQueue(clock, timeoutMs);
+    byTimeout.set(timeoutMs, q);
+  }
+  return q;
+}
+
 /** Collects one upstream answer; resolves once, with the response or the error. */
 class Attempt implements Dispatcher.DispatchHandler {
   private controller: Dispatcher.DispatchController | undefined;
@@ -168,20 +240,25 @@ export async function forward(req: ForwardRequest, ctx: ForwardContext): Promise
   let current: Attempt | undefined;
   let timedOut = false;
   let wakeBackoff: (() => void) | undefined;
-  const timer = clock.setTimer(() => {
+  const timer = deadlineQueue(clock, req.timeoutMs).add(() => {
     timedOut = true;
     current?.abort(new TimeoutError('deadline passed'));
     wakeBackoff?.();
-  }, req.timeoutMs);
+  });
 
   req.budget.recordRequest();
-  const tried = new Set<Endpoint>();
+  // Endpoints already tried, for retries; made on the first retry only.
+  let tried: Set<Endpoint> | undefined;
   let attempts = 0;
   let lastEndpoint: Endpoint | undefined;
   let lastError: Error | undefined;
   let lastOverloaded: (ForwardResult & { kind: 'response' }) | undefined;
   try {
     for (;;) {
+      if (lastEndpoint !== undefined) {
+        tried ??= new Set();
+        tried.add(lastEndpoint);
+      }
       const now = clock.now();
       const candidates = availableEndpoints(req.endpoints, now);
       const endpoint = pickEndpoint(candidates, random, tried);
@@ -189,7 +266,6 @@ export async function forward(req: ForwardRequest, ctx: ForwardContext): Promise
         if (attempts === 0) return { kind: 'no_endpoint', retryAfterSeconds: retryAfter(req.endpoints, now) };
         break;
       }
-      tried.add(endpoint);
       lastEndpoint = endpoint;
       attempts += 1;
       const started = clock.now();
@@ -280,7 +356,7 @@ export async function forward(req: ForwardRequest, ctx: ForwardContext): Promise
       }
     }
   } finally {
-    clock.clearTimer(timer);
+    timer.fire = undefined;
   }
   if (timedOut) return { kind: 'timeout', attempts, endpoint: lastEndpoint };
   if (lastOverloaded !== undefined && (lastError === undefined || lastOverloaded.attempts === attempts)) {
