@@ -82,7 +82,12 @@ export class ConcurrencyLimiter {
 
   release(): void {
     this.inFlight -= 1;
-    this.drain();
+    if (this.pending > 0) this.drain();
+    else if (this.queue.length > 0) {
+      // Only timed-out waiters are left.
+      this.queue.length = 0;
+      this.head = 0;
+    }
   }
 
   private drain(): void {
