@@ -145,13 +145,14 @@ export async function buildBackend(opts: BackendOptions): Promise<Backend> {
     app.addContentTypeParser(type, { parseAs: 'buffer', bodyLimit }, keepBody);
   }
 
-  // A callback hook, not an async one: no promise per answer.
-  app.addHook('onSend', (req, reply, payload, done) => {
-    reply.header('x-request-id', req.id);
-    // While draining, close each connection after its answer so clients reconnect elsewhere.
+  // Headers every answer carries: the request id, and while draining, Connection: close so that
+  // clients reconnect elsewhere. Inference answers and errors set them where they are sent; the
+  // other routes share an onSend hook in a context of their own (see below). An onSend hook on
+  // the inference routes cost more per request than a small model's inference.
+  const stamp = (reply: FastifyReply): void => {
+    reply.header('x-request-id', reply.request.id);
     if (draining) reply.header('connection', 'close');
-    done(null, payload);
-  });
+  };
 
   app.setErrorHandler((err: FastifyError | ApiError | CodecError, req, reply) => {
     const api = toApiError(err, bodyLimit);
@@ -169,39 +170,15 @@ export async function buildBackend(opts: BackendOptions): Promise<Backend> {
     if (api.statusCode >= 500 && api.code === BE_ERRORS.BE_ERR_INTERNAL.code) {
       req.log.error({ err, reqId: req.id }, 'unexpected error');
     }
-    return sendError(reply, api);
+    return sendError(reply, api, stamp);
   });
   app.setNotFoundHandler((req, reply) =>
     sendError(
       reply,
       new ApiError(BE_ERRORS.BE_ERR_NOT_FOUND, `no route ${req.method} ${req.url.slice(0, 256)}`),
+      stamp,
     ),
   );
-
-  app.get('/v2/health/live', async () => ({ live: true }));
-  app.get('/v2/health/ready', async (_req, reply) => {
-    const ready = !draining;
-    return reply.code(ready ? 200 : 503).send({ ready });
-  });
-  app.get('/v2', async () => ({
-    name: 'infergate',
-    version: PRODUCT_VERSION,
-    extensions: ['binary_tensor_data', 'model_repository', 'dynamic_batching'],
-  }));
-
-  const metadata = async (req: FastifyRequest<{ Params: InferParams }>) => {
-    const { model, version } = req.params;
-    return repo.resolve(model, version).metadata(repo.versionsOf(model));
-  };
-  app.get('/v2/models/:model', metadata);
-  app.get('/v2/models/:model/versions/:version', metadata);
-
-  const ready = async (req: FastifyRequest<{ Params: InferParams }>) => {
-    const m = repo.resolve(req.params.model, req.params.version);
-    return { name: m.name, version: m.version, ready: true };
-  };
-  app.get('/v2/models/:model/ready', ready);
-  app.get('/v2/models/:model/versions/:version/ready', ready);
 
   // Not an async function: fastify then has no promise of ours to follow (and the reply, a
   // thenable, is not resolved through it); the answer or the error is sent from here.
@@ -267,6 +244,7 @@ export async function buildBackend(opts: BackendOptions): Promise<Backend> {
       reply.type('application/json; charset=utf-8');
     }
     count(model, 200, started);
+    stamp(reply);
     reply.send(encoded.body);
   };
   const fail = (reply: FastifyReply, model: LoadedModel | undefined, e: Error, started: number): void => {
@@ -300,33 +278,64 @@ export async function buildBackend(opts: BackendOptions): Promise<Backend> {
   app.post('/v2/models/:model/infer', infer);
   app.post('/v2/models/:model/versions/:version/infer', infer);
 
-  app.post('/v2/repository/index', async (req: FastifyRequest<{ Body: Buffer | undefined }>) => {
-    let readyOnly = false;
-    if (req.body !== undefined && req.body.length > 0) {
-      const doc = parseJson(req.body);
-      if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) {
-        throw new ApiError(BE_ERRORS.BE_ERR_INVALID_REQUEST, 'index request must be a JSON object');
-      }
-      const flag = (doc as { ready?: unknown }).ready;
-      if (flag !== undefined && typeof flag !== 'boolean') {
-        throw new ApiError(BE_ERRORS.BE_ERR_INVALID_REQUEST, 'ready must be a boolean', { field: 'ready' });
-      }
-      readyOnly = flag === true;
-    }
-    return repo.index(readyOnly);
-  });
-  app.post('/v2/repository/models/:model/load', async (req: FastifyRequest<{ Params: InferParams }>) => {
-    await repo.load(req.params.model);
-    return {};
-  });
-  app.post('/v2/repository/models/:model/unload', async (req: FastifyRequest<{ Params: InferParams }>) => {
-    await repo.unload(req.params.model);
-    return {};
-  });
+  app.register(async (api) => {
+    api.addHook('onSend', (_req, reply, payload, done) => {
+      stamp(reply);
+      done(null, payload);
+    });
+    api.get('/v2/health/live', async () => ({ live: true }));
+    api.get('/v2/health/ready', async (_req, reply) => {
+      const ready = !draining;
+      return reply.code(ready ? 200 : 503).send({ ready });
+    });
+    api.get('/v2', async () => ({
+      name: 'infergate',
+      version: PRODUCT_VERSION,
+      extensions: ['binary_tensor_data', 'model_repository', 'dynamic_batching'],
+    }));
 
-  app.get('/metrics', async (_req, reply) => {
-    reply.type(metrics.registry.contentType);
-    return metrics.registry.metrics();
+    const metadata = async (req: FastifyRequest<{ Params: InferParams }>) => {
+      const { model, version } = req.params;
+      return repo.resolve(model, version).metadata(repo.versionsOf(model));
+    };
+    api.get('/v2/models/:model', metadata);
+    api.get('/v2/models/:model/versions/:version', metadata);
+
+    const ready = async (req: FastifyRequest<{ Params: InferParams }>) => {
+      const m = repo.resolve(req.params.model, req.params.version);
+      return { name: m.name, version: m.version, ready: true };
+    };
+    api.get('/v2/models/:model/ready', ready);
+    api.get('/v2/models/:model/versions/:version/ready', ready);
+
+    api.post('/v2/repository/index', async (req: FastifyRequest<{ Body: Buffer | undefined }>) => {
+      let readyOnly = false;
+      if (req.body !== undefined && req.body.length > 0) {
+        const doc = parseJson(req.body);
+        if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) {
+          throw new ApiError(BE_ERRORS.BE_ERR_INVALID_REQUEST, 'index request must be a JSON object');
+        }
+        const flag = (doc as { ready?: unknown }).ready;
+        if (flag !== undefined && typeof flag !== 'boolean') {
+          throw new ApiError(BE_ERRORS.BE_ERR_INVALID_REQUEST, 'ready must be a boolean', { field: 'ready' });
+        }
+        readyOnly = flag === true;
+      }
+      return repo.index(readyOnly);
+    });
+    api.post('/v2/repository/models/:model/load', async (req: FastifyRequest<{ Params: InferParams }>) => {
+      await repo.load(req.params.model);
+      return {};
+    });
+    api.post('/v2/repository/models/:model/unload', async (req: FastifyRequest<{ Params: InferParams }>) => {
+      await repo.unload(req.params.model);
+      return {};
+    });
+
+    api.get('/metrics', async (_req, reply) => {
+      reply.type(metrics.registry.contentType);
+      return metrics.registry.metrics();
+    });
   });
 
   app.addHook('onClose', async () => {
@@ -347,9 +356,11 @@ export async function buildBackend(opts: BackendOptions): Promise<Backend> {
   };
 }
 
-function sendError(reply: FastifyReply, err: ApiError): FastifyReply {
+function sendError(reply: FastifyReply, err: ApiError, stamp: (reply: FastifyReply) => void): FastifyReply {
   if (err.retryAfterSeconds !== undefined) reply.header('retry-after', String(err.retryAfterSeconds));
-  return reply.code(err.statusCode).type('application/json').send(err.toJSON());
+  reply.code(err.statusCode).type('application/json');
+  stamp(reply);
+  return reply.send(err.toJSON());
 }
 
 function toApiError(err: Error, bodyLimit: number): ApiError {
