@@ -128,6 +128,32 @@ describe('fault tests', () => {
     );
   });
 
+  test('a replica drained with SIGTERM under load: no client error, and it gets no new traffic', async () => {
+    const port = await deadPort();
+    const drainingUrl = `http://127.0.0.1:${port}`;
+    const replica = await cliBackend(port);
+    const g = await bed.gateway({
+      policy: policyYaml({
+        variants: { only: { endpoints: [real.url, drainingUrl], version: '1' } },
+        defaults: { healthCheck: { intervalMs: 200, timeoutMs: 150, unhealthyThreshold: 1 } },
+      }),
+    });
+    const load = steadyLoad(`${g.url}/v2/models/m/infer`, 8);
+    await load.until(200);
+    replica.child.kill('SIGTERM');
+    assert.equal((await replica.exited).code, 0, 'the replica drained and exited 0');
+    await waitFor('the drained replica out of rotation', async () =>
+      (await upstream(g.adminUrl, drainingUrl)).state === 'available' ? undefined : true,
+    );
+    await load.until(300);
+    await load.stop();
+    assert.deepEqual(
+      load.outcomes.filter((o) => o.status !== 200),
+      [],
+      '503s from the draining replica and its closed port are retried on the other',
+    );
+  });
+
   test('b) a replica that accepts and never answers: requests end at the timeout, it is ejected, later requests go to the healthy one', async () => {
     const hung = await bed.fake({ hang: true });
     const g = await bed.gateway({
