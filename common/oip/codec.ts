@@ -718,9 +718,9 @@ export function jsonDataText(datatype: Datatype, data: TensorData): string {
       s += (i === 0 ? '' : ',') + (Number.isFinite(v) ? String(v) : `"${v}"`);
     }
   } else {
+    // Integers: join writes each as String(v) does, into one flat string.
     const d = data as Exclude<TypedArray, BigInt64Array | BigUint64Array | Float32Array | Float64Array>;
-    s += d[0]!;
-    for (let i = 1; i < n; i++) s += `,${d[i]!}`;
+    return `[${d.join(',')}]`;
   }
   return `${s}]`;
 }
