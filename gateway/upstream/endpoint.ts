@@ -218,8 +218,10 @@ export class Endpoint {
       });
       await res.body.dump();
       ok = res.statusCode === 200;
-    } catch {
+    } catch (e) {
       ok = false;
+      // Nothing listens there: open the breaker too, as a refused request would.
+      if ((e as { code?: string }).code === 'ECONNREFUSED') this.failFast();
     } finally {
       this.checking = false;
     }
