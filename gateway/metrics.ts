@@ -1,4 +1,5 @@
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
+import { FastCounter, FastHistogram } from '../common/metrics.js';
 import type { AttemptOutcome } from './upstream/forward.js';
 
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -13,13 +14,20 @@ export interface UpstreamSample {
   breaker: 'closed' | 'open' | 'half_open';
 }
 
+export interface VariantSeries {
+  request(code: number, seconds: number): void;
+}
+export interface EndpointSeries {
+  attempt(outcome: AttemptOutcome, seconds: number): void;
+}
+
 /** The gateway's Prometheus metrics, served on the admin port; a registry per gateway instance. */
 export class GatewayMetrics {
   readonly registry = new Registry();
-  readonly requests: Counter<'model' | 'variant' | 'code'>;
-  readonly duration: Histogram<'model' | 'variant'>;
-  readonly upstreamAttempts: Counter<'backend' | 'endpoint' | 'outcome'>;
-  readonly upstreamDuration: Histogram<'backend' | 'endpoint'>;
+  readonly requests: FastCounter<'model' | 'variant' | 'code'>;
+  readonly duration: FastHistogram<'model' | 'variant'>;
+  readonly upstreamAttempts: FastCounter<'backend' | 'endpoint' | 'outcome'>;
+  readonly upstreamDuration: FastHistogram<'backend' | 'endpoint'>;
   readonly retries: Counter<'model' | 'reason'>;
   readonly retriesDenied: Counter<'model'>;
   readonly reloads: Counter<'result'>;
@@ -28,40 +36,35 @@ export class GatewayMetrics {
   readonly ejections: Counter<'endpoint'>;
   readonly healthChecks: Counter<'endpoint' | 'result'>;
   readonly shed: Counter<'model' | 'scope' | 'reason'>;
-  /** Children by joined label values: prom-client's label lookup costs more than the work it counts. */
-  private readonly requestChildren = new Map<string, { inc(): void }>();
-  private readonly durationChildren = new Map<string, { observe(v: number): void }>();
-  private readonly attemptChildren = new Map<string, { inc(): void }>();
-  private readonly attemptDurationChildren = new Map<string, { observe(v: number): void }>();
 
   constructor(opts: { processMetrics: boolean; sample: () => readonly UpstreamSample[] }) {
     const registers = [this.registry];
-    this.requests = new Counter({
-      name: 'infergate_requests_total',
-      help: 'Requests answered on the ingress, by logical model, variant and HTTP status code.',
-      labelNames: ['model', 'variant', 'code'],
-      registers,
-    });
-    this.duration = new Histogram({
-      name: 'infergate_request_duration_seconds',
-      help: 'Time from a request reaching the gateway to its answer, retries included.',
-      labelNames: ['model', 'variant'],
-      buckets: LATENCY_BUCKETS,
-      registers,
-    });
-    this.upstreamAttempts = new Counter({
-      name: 'infergate_upstream_attempts_total',
-      help: 'Attempts sent to backend endpoints, by outcome (ok, client_error, server_error, overloaded, network_error, timeout).',
-      labelNames: ['backend', 'endpoint', 'outcome'],
-      registers,
-    });
-    this.upstreamDuration = new Histogram({
-      name: 'infergate_upstream_attempt_duration_seconds',
-      help: 'Time of one attempt at a backend endpoint.',
-      labelNames: ['backend', 'endpoint'],
-      buckets: LATENCY_BUCKETS,
-      registers,
-    });
+    this.requests = new FastCounter(
+      'infergate_requests_total',
+      'Requests answered on the ingress, by logical model, variant and HTTP status code.',
+      ['model', 'variant', 'code'],
+      this.registry,
+    );
+    this.duration = new FastHistogram(
+      'infergate_request_duration_seconds',
+      'Time from a request reaching the gateway to its answer, retries included.',
+      ['model', 'variant'],
+      LATENCY_BUCKETS,
+      this.registry,
+    );
+    this.upstreamAttempts = new FastCounter(
+      'infergate_upstream_attempts_total',
+      'Attempts sent to backend endpoints, by outcome (ok, client_error, server_error, overloaded, network_error, timeout, circuit_open).',
+      ['backend', 'endpoint', 'outcome'],
+      this.registry,
+    );
+    this.upstreamDuration = new FastHistogram(
+      'infergate_upstream_attempt_duration_seconds',
+      'Time of one attempt at a backend endpoint.',
+      ['backend', 'endpoint'],
+      LATENCY_BUCKETS,
+      this.registry,
+    );
     this.retries = new Counter({
       name: 'infergate_retries_total',
       help: 'Retries sent, by logical model and reason (network_error, overloaded).',
@@ -151,38 +154,46 @@ export class GatewayMetrics {
     if (opts.processMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'infergate_' });
   }
 
-  request(model: string, variant: string, code: number, seconds: number): void {
-    const key = `${model}\u0000${variant}\u0000${code}`;
-    let counter = this.requestChildren.get(key);
-    if (counter === undefined) {
-      counter = this.requests.labels({ model, variant, code: String(code) });
-      this.requestChildren.set(key, counter);
-    }
-    counter.inc();
-    const dkey = `${model}\u0000${variant}`;
-    let hist = this.durationChildren.get(dkey);
-    if (hist === undefined) {
-      hist = this.duration.labels({ model, variant });
-      this.durationChildren.set(dkey, hist);
-    }
-    hist.observe(seconds);
+  /** The series of one (model, variant), looked up once: a request costs two map lookups. */
+  forVariant(model: string, variant: string): VariantSeries {
+    const duration = this.duration.labels({ model, variant });
+    const byCode = new Map<number, { inc(): void }>();
+    const requests = this.requests;
+    return {
+      request(code: number, seconds: number) {
+        let c = byCode.get(code);
+        if (c === undefined) {
+          c = requests.labels({ model, variant, code: String(code) });
+          byCode.set(code, c);
+        }
+        c.inc();
+        duration.observe(seconds);
+      },
+    };
   }
 
-  attempt(backend: string, endpoint: string, outcome: AttemptOutcome, seconds: number): void {
-    const key = `${backend}\u0000${endpoint}\u0000${outcome}`;
-    let counter = this.attemptChildren.get(key);
-    if (counter === undefined) {
-      counter = this.upstreamAttempts.labels({ backend, endpoint, outcome });
-      this.attemptChildren.set(key, counter);
-    }
-    counter.inc();
-    const dkey = `${backend}\u0000${endpoint}`;
-    let hist = this.attemptDurationChildren.get(dkey);
-    if (hist === undefined) {
-      hist = this.upstreamDuration.labels({ backend, endpoint });
-      this.attemptDurationChildren.set(dkey, hist);
-    }
-    hist.observe(seconds);
+  /** The series of one (backend, endpoint), looked up once. */
+  forEndpoint(backend: string, endpoint: string): EndpointSeries {
+    const duration = this.upstreamDuration.labels({ backend, endpoint });
+    const byOutcome = new Map<AttemptOutcome, { inc(): void }>();
+    const attempts = this.upstreamAttempts;
+    return {
+      attempt(outcome: AttemptOutcome, seconds: number) {
+        let c = byOutcome.get(outcome);
+        if (c === undefined) {
+          c = attempts.labels({ backend, endpoint, outcome });
+          byOutcome.set(outcome, c);
+        }
+        c.inc();
+        duration.observe(seconds);
+      },
+    };
+  }
+
+  /** A request with no variant (unknown model, refused before routing); rare, not cached. */
+  request(model: string, variant: string, code: number, seconds: number): void {
+    this.requests.labels({ model, variant, code: String(code) }).inc();
+    if (variant !== '') this.duration.labels({ model, variant }).observe(seconds);
   }
 
   policyApplied(sha256: string, unixSeconds: number): void {

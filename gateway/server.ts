@@ -18,7 +18,7 @@ import { ApiError } from '../common/errors.js';
 import { type Logger, silentLogger } from '../common/logging.js';
 import { PRODUCT_VERSION } from '../common/version.js';
 import { GW_ERRORS } from './errors.js';
-import { GatewayMetrics } from './metrics.js';
+import { type EndpointSeries, GatewayMetrics, type VariantSeries } from './metrics.js';
 import type { CompiledModel, CompiledPolicy, CompiledVariant, PolicyIssue } from './policy/compile.js';
 import { PolicyRuntime } from './policy/runtime.js';
 import type { PolicySource } from './policy/source.js';
@@ -251,18 +251,32 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
     extensions: ['binary_tensor_data'],
   }));
 
-  const forwardContext = (model: CompiledModel, variant: CompiledVariant): ForwardContext => ({
-    clock,
-    random,
-    onAttempt: (endpoint, outcome, seconds) =>
-      metrics.attempt(variant.backend.name, endpoint.origin, outcome, seconds),
-    onRetry: (reason, allowed) => {
-      if (allowed) metrics.retries.inc({ model: model.name, reason });
-      else metrics.retriesDenied.inc({ model: model.name });
-    },
-  });
-  // Built once per variant of a snapshot; a reload makes new ones.
-  const contexts = new WeakMap<CompiledVariant, ForwardContext>();
+  /** What a request to one variant needs besides the policy, built once per variant of a snapshot. */
+  interface VariantContext extends ForwardContext {
+    readonly series: VariantSeries;
+  }
+  const forwardContext = (model: CompiledModel, variant: CompiledVariant): VariantContext => {
+    const endpointSeries = new Map<Endpoint, EndpointSeries>();
+    return {
+      clock,
+      random,
+      series: metrics.forVariant(model.name, variant.name),
+      onAttempt: (endpoint, outcome, seconds) => {
+        let s = endpointSeries.get(endpoint);
+        if (s === undefined) {
+          s = metrics.forEndpoint(variant.backend.name, endpoint.origin);
+          endpointSeries.set(endpoint, s);
+        }
+        s.attempt(outcome, seconds);
+      },
+      onRetry: (reason, allowed) => {
+        if (allowed) metrics.retries.inc({ model: model.name, reason });
+        else metrics.retriesDenied.inc({ model: model.name });
+      },
+    };
+  };
+  // A reload compiles new variant objects, so contexts follow the snapshot.
+  const contexts = new WeakMap<CompiledVariant, VariantContext>();
   const contextFor = (model: CompiledModel, variant: CompiledVariant) => {
     let c = contexts.get(variant);
     if (c === undefined) {
@@ -320,7 +334,7 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
     }
     reply.header('x-infergate-variant', variant.name);
     const status = answer(reply, result, model, variant, req.id);
-    metrics.request(model.name, variant.name, status, (clock.now() - started) / 1000);
+    contextFor(model, variant).series.request(status, (clock.now() - started) / 1000);
     return reply;
   };
 

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
 import { Counter, Histogram, Registry } from 'prom-client';
-import { FastCounter, FastHistogram } from '../../backend/metrics.js';
+import { FastCounter, FastHistogram } from '../../common/metrics.js';
 import { SAMPLE_MODELS } from '../../models/build.js';
 import {
   histogram,
