@@ -27,7 +27,10 @@ export const BE_ERRORS = defineErrors({
     "The input's rank or a fixed dim differs from the model's, or inputs disagree on the batch size.",
   ],
   BE_ERR_BATCH_TOO_LARGE: [400, "The request's batch is larger than the model's max_batch_size."],
-  BE_ERR_MODEL_NOT_FOUND: [404, 'The replica serves no model of this name (not in its repository, or not loaded).'],
+  BE_ERR_MODEL_NOT_FOUND: [
+    404,
+    'The replica serves no model of this name (not in its repository, or not loaded).',
+  ],
   BE_ERR_VERSION_NOT_FOUND: [404, 'The replica serves no version of this number of the model.'],
   BE_ERR_NOT_FOUND: [404, 'No such route.'],
   BE_ERR_BODY_TOO_LARGE: [413, 'The body is larger than the limit (64 MiB by default).'],
