@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import Fastify, {
   LogController,
   type FastifyBaseLogger,
@@ -10,6 +9,7 @@ import Fastify, {
 import { type Clock, systemClock } from '../common/clock.js';
 import { ApiError } from '../common/errors.js';
 import { type Logger, silentLogger } from '../common/logging.js';
+import { requestId } from '../common/request-id.js';
 import {
   CodecError,
   type DecodedRequest,
@@ -126,8 +126,9 @@ export async function buildBackend(opts: BackendOptions): Promise<Backend> {
     // Per-request log lines cost more than a small model's inference; errors are logged below.
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit,
-    requestIdHeader: 'x-request-id',
-    genReqId: () => randomUUID(),
+    // The client's x-request-id when it is a sane token, else a new one (a counter, not a UUID).
+    requestIdHeader: false,
+    genReqId: requestId,
     // Requests that arrive while draining get this replica's own 503 (BE_ERR_SHUTTING_DOWN).
     return503OnClosing: false,
     routerOptions: { maxParamLength: 256 },

@@ -3,7 +3,6 @@
  * router, forwarded as bytes to an endpoint picked by P2C, with a deadline and budgeted retries.
  * The admin app (metrics, policy, upstreams) listens on its own port.
  */
-import { randomBytes } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import Fastify, {
   type FastifyBaseLogger,
@@ -16,6 +15,7 @@ import Fastify, {
 import { type Clock, systemClock } from '../common/clock.js';
 import { ApiError } from '../common/errors.js';
 import { type Logger, silentLogger } from '../common/logging.js';
+import { requestId } from '../common/request-id.js';
 import { PRODUCT_VERSION } from '../common/version.js';
 import { GW_ERRORS } from './errors.js';
 import { type EndpointSeries, GatewayMetrics, type VariantSeries } from './metrics.js';
@@ -195,10 +195,7 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
     bodyLimit,
     // The client's x-request-id is kept when it is a sane token (it lands in logs and headers).
     requestIdHeader: false,
-    genReqId: (req) => {
-      const id = req.headers['x-request-id'];
-      return typeof id === 'string' && REQUEST_ID.test(id) ? id : nextRequestId();
-    },
+    genReqId: requestId,
     // No per-request child logger: the few lines the gateway logs carry reqId themselves.
     childLoggerFactory: (parent) => parent,
     // While draining, requests on open connections are still served (with Connection: close).
@@ -493,15 +490,6 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
 }
 
 const EMPTY = Buffer.alloc(0);
-/** Request ids: a random prefix per process and a counter (unique across a fleet, cheap). */
-const ID_PREFIX = randomBytes(6).toString('hex');
-let idCounter = 0;
-function nextRequestId(): string {
-  idCounter += 1;
-  return `${ID_PREFIX}-${idCounter.toString(36)}`;
-}
-/** What a client's request id may be: up to 128 visible ASCII characters. */
-const REQUEST_ID = /^[\x21-\x7e]{1,128}$/;
 
 function forwardHeaders(headers: IncomingHttpHeaders, requestId: string): Record<string, string> {
   const out: Record<string, string> = { 'x-request-id': requestId };

@@ -56,16 +56,27 @@ describe('health and metadata', () => {
     const ready = await getJson(base, '/v2/health/ready');
     assert.equal(ready.status, 200);
     assert.deepEqual(ready.json, { ready: true });
-    const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-    assert.match(ready.headers.get('x-request-id') ?? '', uuid, 'a new request id when the client sent none');
+    const generated = /^[0-9a-f]{12}-[0-9a-z]+$/; // a process prefix and a counter
+    assert.match(
+      ready.headers.get('x-request-id') ?? '',
+      generated,
+      'a new request id when the client sent none',
+    );
     assert.notEqual(ready.headers.get('x-request-id'), live.headers.get('x-request-id'));
     const missing = await getJson(base, '/v2/models/nope');
-    assert.match(missing.headers.get('x-request-id') ?? '', uuid, 'errors carry x-request-id too');
+    assert.match(missing.headers.get('x-request-id') ?? '', generated, 'errors carry x-request-id too');
   });
 
   test('x-request-id from the client is echoed', async () => {
     const res = await request(`${base}/v2/health/live`, { headers: { 'x-request-id': 'abc-123' } });
     assert.equal(res.headers.get('x-request-id'), 'abc-123');
+  });
+
+  test('an oversized or odd x-request-id is replaced, not echoed into logs and headers', async () => {
+    for (const bad of ['x'.repeat(129), 'has space']) {
+      const res = await request(`${base}/v2/health/live`, { headers: { 'x-request-id': bad } });
+      assert.match(res.headers.get('x-request-id') ?? '', /^[0-9a-f]{12}-[0-9a-z]+$/, JSON.stringify(bad));
+    }
   });
 
   test('server metadata lists the extensions', async () => {
