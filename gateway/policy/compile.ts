@@ -29,6 +29,7 @@ export const DEFAULT_RETRIES: CompiledRetries = Object.freeze({
   attempts: 2,
   budgetPercent: 20,
   backoffMs: 25,
+  perTryTimeoutMs: 0,
 });
 /** Policies larger than this are refused before parsing. */
 export const MAX_POLICY_BYTES = 1 << 20;
@@ -91,6 +92,8 @@ export interface CompiledRetries {
   readonly attempts: number;
   readonly budgetPercent: number;
   readonly backoffMs: number;
+  /** 0: no per-attempt limit, only the request's deadline. */
+  readonly perTryTimeoutMs: number;
 }
 
 export interface CompiledBackend {
@@ -453,6 +456,7 @@ function retries(doc: RetriesDocument | undefined, base: CompiledRetries): Compi
     attempts: doc?.attempts ?? base.attempts,
     budgetPercent: doc?.budgetPercent ?? base.budgetPercent,
     backoffMs: doc?.backoffMs ?? base.backoffMs,
+    perTryTimeoutMs: doc?.perTryTimeoutMs ?? base.perTryTimeoutMs,
   });
 }
 

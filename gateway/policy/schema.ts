@@ -38,7 +38,7 @@ export const RetriesSchema = Type.Object(
         minimum: 0,
         maximum: 10,
         description:
-          'How many times a failed attempt is retried on another endpoint (0: never). Only connect errors and 503 answers are retried, never a 4xx.',
+          'How many times a failed attempt is retried on another endpoint (0: never). Only connect errors, broken connections, 503 answers and attempts past perTryTimeoutMs are retried, never a 4xx.',
       }),
     ),
     budgetPercent: Type.Optional(
@@ -49,6 +49,14 @@ export const RetriesSchema = Type.Object(
         minimum: 0,
         maximum: 10_000,
         description: 'Base of the jittered exponential backoff between attempts, in milliseconds.',
+      }),
+    ),
+    perTryTimeoutMs: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: 600_000,
+        description:
+          'An attempt slower than this is abandoned and retried on another endpoint (within timeoutMs); absent: only the whole deadline applies.',
       }),
     ),
   },

@@ -64,7 +64,7 @@ export interface ForwardContext {
   /** Called once per attempt when it ends. */
   onAttempt?(endpoint: Endpoint, outcome: AttemptOutcome, seconds: number): void;
   /** Called when a retry is wanted; `allowed` false when the budget refused it. */
-  onRetry?(reason: 'network_error' | 'overloaded', allowed: boolean): void;
+  onRetry?(reason: RetryReason, allowed: boolean): void;
 }
 
 export type ForwardResult =
@@ -81,8 +81,15 @@ export type ForwardResult =
   | { readonly kind: 'no_endpoint'; readonly retryAfterSeconds: number }
   | { readonly kind: 'unavailable'; readonly attempts: number; readonly error: Error | undefined };
 
+export type RetryReason = 'network_error' | 'overloaded' | 'timeout';
+
 class TimeoutError extends Error {
   readonly code = 'INFERGATE_TIMEOUT';
+}
+
+/** An attempt abandoned at the policy's perTryTimeoutMs; the request may go on elsewhere. */
+class PerTryTimeoutError extends Error {
+  readonly code = 'INFERGATE_PER_TRY_TIMEOUT';
 }
 
 interface Deadline {
@@ -270,6 +277,12 @@ export async function forward(req: ForwardRequest, ctx: ForwardContext): Promise
       attempts += 1;
       const started = clock.now();
       endpoint.outstanding += 1;
+      const perTry =
+        req.retries.perTryTimeoutMs > 0
+          ? deadlineQueue(clock, req.retries.perTryTimeoutMs).add(() =>
+              current?.abort(new PerTryTimeoutError('attempt took longer than perTryTimeoutMs')),
+            )
+          : undefined;
       const sent = endpoint.run(
         () =>
           new Promise<AttemptResult>((resolve) => {
@@ -293,11 +306,12 @@ export async function forward(req: ForwardRequest, ctx: ForwardContext): Promise
         isFailure,
       );
       const result = await sent;
+      if (perTry !== undefined) perTry.fire = undefined;
       endpoint.outstanding -= 1;
       current = undefined;
       const seconds = (clock.now() - started) / 1000;
 
-      let retryReason: 'network_error' | 'overloaded';
+      let retryReason: RetryReason;
       if (result === undefined) {
         // The breaker opened between the pick and the call: nothing was sent; pick again.
         ctx.onAttempt?.(endpoint, 'circuit_open', seconds);
@@ -318,11 +332,17 @@ export async function forward(req: ForwardRequest, ctx: ForwardContext): Promise
           ctx.onAttempt?.(endpoint, 'timeout', seconds);
           return { kind: 'timeout', attempts, endpoint };
         }
-        const retryable = isRetryableError(result.error);
-        ctx.onAttempt?.(endpoint, 'network_error', seconds);
-        lastError = result.error;
-        if (!retryable) return { kind: 'unavailable', attempts, error: result.error };
-        retryReason = 'network_error';
+        if (result.error instanceof PerTryTimeoutError) {
+          ctx.onAttempt?.(endpoint, 'timeout', seconds);
+          lastError = result.error;
+          retryReason = 'timeout';
+        } else {
+          const retryable = isRetryableError(result.error);
+          ctx.onAttempt?.(endpoint, 'network_error', seconds);
+          lastError = result.error;
+          if (!retryable) return { kind: 'unavailable', attempts, error: result.error };
+          retryReason = 'network_error';
+        }
       } else {
         const { status } = result;
         if (!RETRYABLE_STATUSES.has(status)) {
@@ -362,5 +382,6 @@ export async function forward(req: ForwardRequest, ctx: ForwardContext): Promise
   if (lastOverloaded !== undefined && (lastError === undefined || lastOverloaded.attempts === attempts)) {
     return { ...lastOverloaded, attempts };
   }
+  if (lastError instanceof PerTryTimeoutError) return { kind: 'timeout', attempts, endpoint: lastEndpoint };
   return { kind: 'unavailable', attempts, error: lastError };
 }

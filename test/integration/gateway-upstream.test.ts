@@ -33,7 +33,7 @@ async function gateway(
   opts: {
     defaults?: Record<string, unknown>;
     timeoutMs?: number;
-    retries?: { attempts?: number; budgetPercent?: number; backoffMs?: number };
+    retries?: { attempts?: number; budgetPercent?: number; backoffMs?: number; perTryTimeoutMs?: number };
     bodyLimit?: number;
   } = {},
 ): Promise<RunningGateway> {
@@ -80,6 +80,42 @@ describe('deadlines', () => {
 });
 
 describe('retries', () => {
+  test('an attempt past perTryTimeoutMs is abandoned and retried on another endpoint, within the deadline', async () => {
+    const hung = await fake({ hang: true });
+    const g = await gateway([hung.url, real.url], {
+      timeoutMs: 2000,
+      retries: { attempts: 2, perTryTimeoutMs: 100, backoffMs: 1, budgetPercent: 100 },
+      defaults: { outlierDetection: { consecutiveFailures: 1000 }, healthCheck: { intervalMs: 0 } },
+    });
+    for (let i = 0; i < 12; i++) {
+      const started = performance.now();
+      const res = await send(g);
+      const took = performance.now() - started;
+      assert.equal(res.status, 200, res.body.toString());
+      assert.ok(took < 1000, `answered after ${took.toFixed(0)} ms, not at the 2 s deadline`);
+    }
+    assert.ok(hung.received.length > 0, 'some first attempts went to the hung replica');
+    const samples = await metrics(g);
+    assert.equal(
+      sampleValue(samples, 'infergate_retries_total', { model: 'm', reason: 'timeout' }),
+      hung.received.length,
+    );
+  });
+
+  test('every attempt past perTryTimeoutMs: 504 GW_ERR_UPSTREAM_TIMEOUT before the deadline', async () => {
+    const hung = await fake({ hang: true });
+    const g = await gateway([hung.url], {
+      timeoutMs: 5000,
+      retries: { attempts: 1, perTryTimeoutMs: 100, backoffMs: 1 },
+      defaults: { outlierDetection: { consecutiveFailures: 1000 }, healthCheck: { intervalMs: 0 } },
+    });
+    const started = performance.now();
+    assertErrorBody(await send(g), 504, 'GW_ERR_UPSTREAM_TIMEOUT');
+    const took = performance.now() - started;
+    assert.ok(took >= 195 && took < 2000, `two attempts of 100 ms, answered after ${took.toFixed(0)} ms`);
+    assert.equal(hung.received.length, 2);
+  });
+
   test('connect errors are retried on another endpoint: no client sees them', async () => {
     const dead = `http://127.0.0.1:${await deadPort()}`;
     // Half the first attempts fail here, more than the default budget (20 %) allows for long.

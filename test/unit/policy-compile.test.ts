@@ -101,7 +101,11 @@ describe('compilePolicy: policies/default.yaml', () => {
   test('defaults apply to every model', () => {
     for (const m of p.models.values()) {
       assert.equal(m.timeoutMs, 2000, m.name);
-      assert.deepEqual({ ...m.retries }, { attempts: 2, budgetPercent: 20, backoffMs: 25 }, m.name);
+      assert.deepEqual(
+        { ...m.retries },
+        { attempts: 2, budgetPercent: 20, backoffMs: 25, perTryTimeoutMs: 0 },
+        m.name,
+      );
     }
     assert.deepEqual(p.warnings, []);
   });
@@ -110,7 +114,10 @@ describe('compilePolicy: policies/default.yaml', () => {
 describe('compilePolicy: values', () => {
   test('without defaults: the built-in timeout and retries', () => {
     assert.equal(DEFAULT_TIMEOUT_MS, 2000);
-    assert.deepEqual({ ...DEFAULT_RETRIES }, { attempts: 2, budgetPercent: 20, backoffMs: 25 });
+    assert.deepEqual(
+      { ...DEFAULT_RETRIES },
+      { attempts: 2, budgetPercent: 20, backoffMs: 25, perTryTimeoutMs: 0 },
+    );
     const m = compile(oneModel('variants: { x: { backend: a, model: m } }')).models.get('m')!;
     assert.equal(m.timeoutMs, DEFAULT_TIMEOUT_MS);
     assert.deepEqual({ ...m.retries }, { ...DEFAULT_RETRIES });
@@ -132,7 +139,7 @@ describe('compilePolicy: values', () => {
     );
     const m = p.models.get('m')!;
     assert.equal(m.timeoutMs, 750);
-    assert.deepEqual({ ...m.retries }, { attempts: 0, budgetPercent: 5, backoffMs: 25 });
+    assert.deepEqual({ ...m.retries }, { attempts: 0, budgetPercent: 5, backoffMs: 25, perTryTimeoutMs: 0 });
   });
 
   const splits: { split: string; variants: string[]; bounds: number[] }[] = [
