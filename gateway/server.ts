@@ -147,7 +147,19 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
   const modelLimiters = new Map<string, ConcurrencyLimiter>();
 
   const apply = (policy: CompiledPolicy, origin: string) => {
-    registry.sync(policy.backends.values());
+    // Endpoints a reload drops stay usable for requests of the older snapshot for as long as one
+    // can last: its longest deadline plus the longest wait for a concurrency slot.
+    const previous = snapshot?.policy;
+    let graceMs = 1000;
+    if (previous !== undefined) {
+      for (const m of previous.models.values()) {
+        graceMs = Math.max(
+          graceMs,
+          m.timeoutMs + m.concurrency.queueTimeoutMs + previous.limits.queueTimeoutMs + 1000,
+        );
+      }
+    }
+    registry.sync(policy.backends.values(), graceMs);
     if (gatewayLimiter === undefined) gatewayLimiter = new ConcurrencyLimiter(policy.limits, clock);
     else gatewayLimiter.update(policy.limits);
     for (const m of policy.models.values()) {
@@ -200,6 +212,18 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
     childLoggerFactory: (parent) => parent,
     // While draining, requests on open connections are still served (with Connection: close).
     return503OnClosing: false,
+    // A URL fastify cannot decode gets the gateway's own error, like every other refusal.
+    frameworkErrors: (error, req, reply) => {
+      reply.header('x-request-id', req.id);
+      metrics.request('', '', 400, 0);
+      sendError(
+        reply,
+        new ApiError(
+          GW_ERRORS.GW_ERR_BAD_REQUEST,
+          `the request cannot be routed: ${error.message.slice(0, 300)}`,
+        ),
+      );
+    },
     routerOptions: { maxParamLength: 256 },
   });
   app.removeAllContentTypeParsers();

@@ -177,6 +177,9 @@ export function dottedPath(pointer: string | readonly (string | number)[]): stri
   return out === '' ? '(root)' : out;
 }
 
+/** A UTF-16 surrogate without its pair: not a character, and encodeURIComponent throws on it. */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
 /** A dotted path from its parts: `at('models', 'mlp.v2', 'split')` → `models["mlp.v2"].split`. */
 function at(...parts: (string | number)[]): string {
   return dottedPath(parts);
@@ -186,8 +189,17 @@ export function formatIssue(issue: PolicyIssue): string {
   return `${issue.path}: ${issue.message}`;
 }
 
-/** Parse, validate and compile one policy. Never throws on bad input. */
+/** Parse, validate and compile one policy. Never throws. */
 export function compilePolicy(text: string): CompileResult {
+  try {
+    return compileText(text);
+  } catch (e) {
+    // A value the checks above let through and the compiler could not use: still a rejection.
+    return fail('(root)', `the policy could not be compiled: ${firstLine((e as Error).message)}`);
+  }
+}
+
+function compileText(text: string): CompileResult {
   if (Buffer.byteLength(text, 'utf8') > MAX_POLICY_BYTES) {
     return fail('(root)', `the policy is larger than ${MAX_POLICY_BYTES} bytes`);
   }
@@ -321,6 +333,10 @@ function compileModel(
         path: at(...base, 'variants', vname, 'backend'),
         message: `unknown backend '${v.backend}'`,
       });
+      continue;
+    }
+    if (LONE_SURROGATE.test(v.model)) {
+      errors.push({ path: at(...base, 'variants', vname, 'model'), message: 'is not well-formed Unicode' });
       continue;
     }
     const version = v.version === undefined ? undefined : String(v.version);

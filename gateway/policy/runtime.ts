@@ -48,6 +48,16 @@ export class PolicyRuntime {
 
   /** Compiles new text; swaps it in when it is good and differs from the one in force. */
   offer(update: PolicyUpdate): ReloadResult {
+    try {
+      return this.apply(update);
+    } catch (e) {
+      // Whatever happens in a listener, a reload never takes the gateway down.
+      this.events.onSourceError?.(e as Error);
+      return 'rejected';
+    }
+  }
+
+  private apply(update: PolicyUpdate): ReloadResult {
     const compiled = compilePolicy(update.text);
     if (!compiled.ok) {
       this.events.onRejected?.(compiled.errors, update.origin);

@@ -72,6 +72,7 @@ export const CircuitBreakerSchema = Type.Object(
     resetTimeoutMs: Type.Optional(
       Type.Integer({
         minimum: 1,
+        maximum: 3_600_000,
         description: 'How long an open breaker waits before letting a probe through.',
       }),
     ),
@@ -193,9 +194,15 @@ const VariantSchema = Type.Object(
     ),
     version: Type.Optional(
       hint(
-        Type.Union([Type.String({ pattern: '^[0-9]{1,18}$' }), Type.Integer({ minimum: 0 })], {
-          description: 'Model version on the backend; absent: the backend chooses.',
-        }),
+        Type.Union(
+          [
+            Type.String({ pattern: '^[0-9]{1,18}$' }),
+            Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER }),
+          ],
+          {
+            description: 'Model version on the backend; absent: the backend chooses.',
+          },
+        ),
         'must be a version number such as "1"',
       ),
     ),

@@ -47,17 +47,39 @@ export class FilePolicySource implements PolicySource {
   }
 
   async read(): Promise<PolicyUpdate> {
-    const [text, s] = await Promise.all([readFile(this.path, 'utf8'), stat(this.path)]);
-    this.lastStamp = `${s.mtimeMs}:${s.size}:${s.ino}`;
-    return { text, origin: this.path };
+    // stat, read, stat: a file replaced in between is read again, so the stamp kept always
+    // belongs to the text returned.
+    for (let tries = 0; ; tries++) {
+      const before = await stat(this.path);
+      const text = await readFile(this.path, 'utf8');
+      const after = await stat(this.path);
+      const stamp = `${after.mtimeMs}:${after.size}:${after.ino}`;
+      if (stamp === `${before.mtimeMs}:${before.size}:${before.ino}` || tries >= 5) {
+        this.lastStamp = stamp;
+        return { text, origin: this.path };
+      }
+    }
   }
 
   watch(onUpdate: (u: PolicyUpdate) => void, onError: (e: Error) => void): void {
+    // Rereads run one after another, so an older text is never applied after a newer one.
+    let chain: Promise<void> = Promise.resolve();
     const reread = () => {
-      if (this.closed) return;
-      this.read().then(onUpdate, (e: Error) => {
-        // A file that is briefly missing during an editor's rename is not an error yet.
-        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') onError(e);
+      chain = chain.then(async () => {
+        if (this.closed) return;
+        let update: PolicyUpdate;
+        try {
+          update = await this.read();
+        } catch (e) {
+          // A file that is briefly missing during an editor's rename is not an error yet.
+          if ((e as NodeJS.ErrnoException).code !== 'ENOENT') onError(e as Error);
+          return;
+        }
+        try {
+          onUpdate(update);
+        } catch (e) {
+          onError(e as Error);
+        }
       });
     };
     const schedule = () => {

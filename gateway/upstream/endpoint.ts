@@ -1,5 +1,5 @@
 import CircuitBreaker from 'opossum';
-import { Pool } from 'undici';
+import { Client, Pool } from 'undici';
 import type { Clock } from '../../common/clock.js';
 import type {
   CompiledBackend,
@@ -9,7 +9,7 @@ import type {
 } from '../policy/compile.js';
 
 /** Why an endpoint takes no traffic now, or `available`. */
-export type EndpointState = 'available' | 'unhealthy' | 'ejected' | 'circuit_open' | 'backing_off';
+export type EndpointState = 'available' | 'unhealthy' | 'ejected' | 'circuit_open' | 'backing_off' | 'closed';
 export type BreakerState = 'closed' | 'open' | 'half_open';
 
 /** Told of what changes an endpoint's standing, for logs and metrics. */
@@ -46,10 +46,16 @@ export class Endpoint {
   consecutiveFailures = 0;
   private checkFailures = 0;
   private checkSuccesses = 0;
+  /** The breaker was opened by a refused connection (nothing listened), not by the error rate. */
+  private openedByFailFast = false;
+  /** Health checks get a connection of their own, so they never queue behind inference. */
+  private checkClient: Client | undefined;
+  private retireTimer: unknown;
   private checkTimer: unknown;
   private checking = false;
   private breaker: CircuitBreaker<[() => Promise<unknown>], unknown>;
   private closed = false;
+  private retiring = false;
 
   constructor(
     readonly origin: string,
@@ -78,6 +84,7 @@ export class Endpoint {
 
   /** Whether the picker may send it a request now, and if not, why. */
   state(now: number): EndpointState {
+    if (this.closed) return 'closed';
     if (!this.healthy) return 'unhealthy';
     if (now < this.ejectedUntil) return 'ejected';
     if (now < this.notBefore) return 'backing_off';
@@ -126,7 +133,10 @@ export class Endpoint {
    * breaker's half-open probe after its reset timeout, brings the endpoint back.
    */
   failFast(): void {
-    if (this.breaker.closed || this.breaker.halfOpen) this.breaker.open();
+    if (this.breaker.closed || this.breaker.halfOpen) {
+      this.breaker.open();
+      this.openedByFailFast = true;
+    }
   }
 
   /** Passive outlier detection: count a failed attempt; eject when the run is long enough. */
@@ -183,7 +193,7 @@ export class Endpoint {
   }
 
   private scheduleCheck(restart: boolean): void {
-    if (this.closed) return;
+    if (this.closed || this.retiring) return;
     if (restart && this.checkTimer !== undefined) {
       this.clock.clearTimer(this.checkTimer);
       this.checkTimer = undefined;
@@ -209,7 +219,13 @@ export class Endpoint {
     const { timeoutMs, unhealthyThreshold, healthyThreshold } = this.settings.healthCheck;
     let ok = false;
     try {
-      const res = await this.pool.request({
+      this.checkClient ??= new Client(this.origin, {
+        connectTimeout: timeoutMs,
+        headersTimeout: timeoutMs,
+        bodyTimeout: timeoutMs,
+        keepAliveTimeout: 60_000,
+      });
+      const res = await this.checkClient.request({
         method: 'GET',
         path: '/v2/health/ready',
         headersTimeout: timeoutMs,
@@ -230,14 +246,17 @@ export class Endpoint {
     if (ok) {
       this.checkFailures = 0;
       this.checkSuccesses += 1;
-      const out = !this.healthy || this.clock.now() < this.ejectedUntil || this.breakerState === 'open';
-      if (out && this.checkSuccesses >= healthyThreshold) {
-        // The replica answers ready again: the check vouches for it, so it returns at once
-        // instead of waiting out an ejection or the breaker's reset timeout.
+      // A replica that was down (its checks failed, or nothing listened) and answers ready again
+      // returns at once: its failures were the outage, so the ejection and the breaker go too.
+      // A replica that stayed ready while its answers failed keeps its ejection and breaker: a
+      // passing check says nothing about its answers.
+      const wasDown = !this.healthy || this.openedByFailFast;
+      if (wasDown && this.checkSuccesses >= healthyThreshold) {
         this.ejectedUntil = 0;
         this.notBefore = 0;
         this.consecutiveFailures = 0;
         if (this.breakerState !== 'closed') this.breaker.close();
+        this.openedByFailFast = false;
         if (!this.healthy) this.setHealthy(true, 'health check passed');
       }
     } else {
@@ -257,14 +276,37 @@ export class Endpoint {
   private watchBreaker(): void {
     this.breaker.on('open', () => this.events.onBreaker?.(this, 'open'));
     this.breaker.on('halfOpen', () => this.events.onBreaker?.(this, 'half_open'));
-    this.breaker.on('close', () => this.events.onBreaker?.(this, 'closed'));
+    this.breaker.on('close', () => {
+      this.openedByFailFast = false;
+      this.events.onBreaker?.(this, 'closed');
+    });
+  }
+
+  /**
+   * Dropped by a reload: no more health checks, but requests that still hold an older snapshot
+   * may use it for `graceMs`; then it closes. `revive` undoes this when a reload brings it back.
+   */
+  retire(graceMs: number): void {
+    if (this.checkTimer !== undefined) this.clock.clearTimer(this.checkTimer);
+    this.checkTimer = undefined;
+    this.retiring = true;
+    const timer = this.clock.setTimer(() => void this.close(), graceMs);
+    (timer as { unref?: () => void }).unref?.();
+    this.retireTimer = timer;
+  }
+
+  revive(): void {
+    if (this.retireTimer !== undefined) this.clock.clearTimer(this.retireTimer);
+    this.retireTimer = undefined;
+    this.retiring = false;
   }
 
   async close(): Promise<void> {
     this.closed = true;
     if (this.checkTimer !== undefined) this.clock.clearTimer(this.checkTimer);
+    if (this.retireTimer !== undefined) this.clock.clearTimer(this.retireTimer);
     this.breaker.shutdown();
-    await this.pool.close().catch(() => {});
+    await Promise.all([this.pool.close().catch(() => {}), this.checkClient?.close().catch(() => {})]);
   }
 }
 
@@ -323,8 +365,14 @@ export class EndpointRegistry {
     };
   }
 
-  /** The endpoints of these backends: creates the missing, updates the kept, closes the dropped. */
-  sync(backends: Iterable<CompiledBackend>): void {
+  /** Dropped endpoints kept for requests of older snapshots, until their grace runs out. */
+  private readonly retired = new Map<string, Endpoint>();
+
+  /**
+   * The endpoints of these backends: creates the missing, updates the kept, and retires the
+   * dropped, which close after `graceMs` (long enough for any request of the older snapshot).
+   */
+  sync(backends: Iterable<CompiledBackend>, graceMs = 0): void {
     const settings = new Map<string, EndpointSettings>();
     for (const b of backends) {
       for (const origin of b.endpoints) {
@@ -332,7 +380,16 @@ export class EndpointRegistry {
       }
     }
     for (const [origin, s] of settings) {
-      const existing = this.byOrigin.get(origin);
+      let existing = this.byOrigin.get(origin);
+      if (existing === undefined) {
+        const back = this.retired.get(origin);
+        if (back !== undefined && back.state(this.clock.now()) !== 'closed') {
+          this.retired.delete(origin);
+          back.revive();
+          this.byOrigin.set(origin, back);
+          existing = back;
+        }
+      }
       if (existing === undefined) {
         const e = new Endpoint(origin, this.poolOptions, s, this.clock, this.events);
         this.byOrigin.set(origin, e);
@@ -344,8 +401,12 @@ export class EndpointRegistry {
     for (const [origin, endpoint] of this.byOrigin) {
       if (!settings.has(origin)) {
         this.byOrigin.delete(origin);
-        void endpoint.close();
+        this.retired.set(origin, endpoint);
+        endpoint.retire(graceMs);
       }
+    }
+    for (const [origin, endpoint] of this.retired) {
+      if (endpoint.state(this.clock.now()) === 'closed') this.retired.delete(origin);
     }
   }
 
@@ -360,8 +421,9 @@ export class EndpointRegistry {
   }
 
   async close(): Promise<void> {
-    const all = [...this.byOrigin.values()];
+    const all = [...this.byOrigin.values(), ...this.retired.values()];
     this.byOrigin.clear();
+    this.retired.clear();
     await Promise.all(all.map((e) => e.close()));
   }
 }

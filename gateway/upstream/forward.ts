@@ -182,7 +182,14 @@ class Attempt implements Dispatcher.DispatchHandler {
   abort(reason: Error): void {
     if (this.settled) return;
     this.abortReason = reason;
-    if (this.controller !== undefined) this.controller.abort(reason);
+    if (this.controller !== undefined) {
+      this.controller.abort(reason);
+    } else {
+      // Still queued in the pool (no connection yet): settle now, so that a deadline holds even
+      // then; when undici starts it later, onRequestStart aborts it before anything is sent.
+      this.settled = true;
+      this.done({ error: reason });
+    }
   }
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
@@ -256,6 +263,9 @@ export async function forward(req: ForwardRequest, ctx: ForwardContext): Promise
   req.budget.recordRequest();
   // Endpoints already tried, for retries; made on the first retry only.
   let tried: Set<Endpoint> | undefined;
+  // Endpoints whose breaker refused the call: out of the running for this request.
+  let refused: Set<Endpoint> | undefined;
+  let pendingRetry: RetryReason | undefined;
   let attempts = 0;
   let lastEndpoint: Endpoint | undefined;
   let lastError: Error | undefined;
@@ -267,11 +277,22 @@ export async function forward(req: ForwardRequest, ctx: ForwardContext): Promise
         tried.add(lastEndpoint);
       }
       const now = clock.now();
-      const candidates = availableEndpoints(req.endpoints, now);
+      let candidates = availableEndpoints(req.endpoints, now);
+      if (refused !== undefined) {
+        const out = refused;
+        candidates = candidates.filter((e) => !out.has(e));
+      }
       const endpoint = pickEndpoint(candidates, random, tried);
       if (endpoint === undefined) {
         if (attempts === 0) return { kind: 'no_endpoint', retryAfterSeconds: retryAfter(req.endpoints, now) };
         break;
+      }
+      if (pendingRetry !== undefined) {
+        // A retry is charged to the budget only when there is an endpoint to send it to.
+        const allowed = req.budget.tryRetry(req.retries.budgetPercent);
+        ctx.onRetry?.(pendingRetry, allowed);
+        pendingRetry = undefined;
+        if (!allowed) break;
       }
       lastEndpoint = endpoint;
       attempts += 1;
@@ -313,10 +334,14 @@ export async function forward(req: ForwardRequest, ctx: ForwardContext): Promise
 
       let retryReason: RetryReason;
       if (result === undefined) {
-        // The breaker opened between the pick and the call: nothing was sent; pick again.
+        // The breaker refused (it opened since the pick, or the endpoint was closed): nothing was
+        // sent. Never pick it again for this request; pick another.
         ctx.onAttempt?.(endpoint, 'circuit_open', seconds);
         attempts -= 1;
-        if (timedOut) return { kind: 'timeout', attempts, endpoint: lastEndpoint };
+        refused ??= new Set();
+        refused.add(endpoint);
+        lastEndpoint = undefined;
+        if (timedOut) return { kind: 'timeout', attempts, endpoint };
         continue;
       }
       if (isFailure(result)) {
@@ -361,19 +386,23 @@ export async function forward(req: ForwardRequest, ctx: ForwardContext): Promise
 
       // Retry? Only within the attempts, the time and the budget allowed.
       if (attempts > req.retries.attempts || timedOut) break;
-      const allowed = req.budget.tryRetry(req.retries.budgetPercent);
-      ctx.onRetry?.(retryReason, allowed);
-      if (!allowed) break;
+      if (!req.budget.canRetry(req.retries.budgetPercent)) {
+        ctx.onRetry?.(retryReason, false);
+        break;
+      }
       const backoff = random() * req.retries.backoffMs * 2 ** (attempts - 1);
       if (clock.now() + backoff >= deadline) break;
       if (backoff >= 1) {
+        let handle: unknown;
         await new Promise<void>((resolve) => {
           wakeBackoff = resolve;
-          clock.setTimer(resolve, backoff);
+          handle = clock.setTimer(resolve, backoff);
         });
+        clock.clearTimer(handle);
         wakeBackoff = undefined;
         if (timedOut) return { kind: 'timeout', attempts, endpoint: lastEndpoint };
       }
+      pendingRetry = retryReason;
     }
   } finally {
     timer.fire = undefined;

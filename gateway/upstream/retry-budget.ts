@@ -22,6 +22,18 @@ export class RetryBudget {
     this.requests[this.bucket()]! += 1;
   }
 
+  /** Whether a retry would be allowed now (nothing is counted). */
+  canRetry(percent: number): boolean {
+    this.bucket();
+    let requests = 0;
+    let retries = 0;
+    for (let i = 0; i < BUCKETS; i++) {
+      requests += this.requests[i]!;
+      retries += this.retries[i]!;
+    }
+    return retries + 1 <= MIN_RETRIES_PER_WINDOW + (requests * percent) / 100;
+  }
+
   /** Whether a retry is allowed now; if so it is counted. */
   tryRetry(percent: number): boolean {
     const b = this.bucket();
