@@ -12,6 +12,7 @@ import type { Clock } from '../../common/clock.js';
 import type { RandomSource } from '../../gateway/router.js';
 import { FilePolicySource } from '../../gateway/policy/source.js';
 import { buildGateway, type Gateway, type PolicyEvent } from '../../gateway/server.js';
+import type { EndpointPoolOptions } from '../../gateway/upstream/endpoint.js';
 import {
   randomFloats,
   removeTempDirs,
@@ -37,6 +38,8 @@ export interface RunningGateway {
 
 export interface StartGatewayOptions {
   policy: string;
+  /** Connection pool settings per endpoint (e.g. one connection, to make requests queue). */
+  pools?: EndpointPoolOptions;
   bodyLimit?: number;
   random?: RandomSource;
   clock?: Clock;
@@ -54,6 +57,7 @@ export async function startGateway(opts: StartGatewayOptions): Promise<RunningGa
     ...(opts.bodyLimit === undefined ? {} : { bodyLimit: opts.bodyLimit }),
     ...(opts.random === undefined ? {} : { random: opts.random }),
     ...(opts.clock === undefined ? {} : { clock: opts.clock }),
+    ...(opts.pools === undefined ? {} : { pools: opts.pools }),
     onPolicyEvent: (e) => {
       events.push(e);
       for (const w of waiters.splice(0)) w(e);

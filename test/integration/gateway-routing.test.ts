@@ -14,6 +14,7 @@ import {
   output,
   postBinary,
   randomFloats,
+  rawHttp,
   removeTempDirs,
   request,
   type RunningBackend,
@@ -243,6 +244,13 @@ describe('the protocol through the gateway', () => {
       headers: { 'x-infergate-variant': 'candidate' },
     });
     assert.equal((pinned.json as { versions: string[] }).versions[0], '2');
+  });
+
+  test('a URL that cannot be decoded is a 400 GW_ERR_BAD_REQUEST with a request id', async () => {
+    const res = await rawHttp(gw.url, 'GET', '/v2/models/%E0%A4%A/ready');
+    assert.equal(res.status, 400);
+    assert.equal((JSON.parse(res.text) as { code: string }).code, 'GW_ERR_BAD_REQUEST');
+    assert.ok(res.headers['x-request-id']);
   });
 
   test("the gateway's own health and server metadata", async () => {

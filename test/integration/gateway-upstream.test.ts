@@ -231,6 +231,40 @@ describe('retries', () => {
   });
 });
 
+describe('deadlines in the pool queue', () => {
+  test('a request queued behind a hung one in the connection pool still ends at its own deadline', async () => {
+    const hung = await fake({ hang: true });
+    const policy = `version: 1
+defaults: { healthCheck: { intervalMs: 0 }, retries: { attempts: 0 } }
+backends:
+  one: { endpoints: [${hung.url}] }
+models:
+  slow-model:
+    variants: { v: { backend: one, model: a } }
+    timeoutMs: 1500
+  quick-model:
+    variants: { v: { backend: one, model: b } }
+    timeoutMs: 200
+`;
+    const g = await bed.gateway({ policy, pools: { connections: 1 } });
+    const post = (model: string) =>
+      request(`${g.url}/v2/models/${model}/infer`, {
+        method: 'POST',
+        body,
+        headers: { 'content-type': 'application/json' },
+      });
+    const first = post('slow-model');
+    while (hung.received.length === 0) await new Promise((r) => setImmediate(r));
+    const started = performance.now();
+    const res = await post('quick-model');
+    const took = performance.now() - started;
+    assertErrorBody(res, 504, 'GW_ERR_UPSTREAM_TIMEOUT');
+    assert.ok(took < 1000, `the queued request ended after ${took.toFixed(0)} ms (its timeout: 200)`);
+    assert.equal(hung.received.length, 1, 'the queued request was never sent');
+    assertErrorBody(await first, 504, 'GW_ERR_UPSTREAM_TIMEOUT');
+  });
+});
+
 describe('endpoint picking and limits', () => {
   test('P2C spreads requests over the endpoints of a backend', async () => {
     const g = await gateway([real.url, real2.url]);

@@ -2,13 +2,16 @@
 // the share of a backend that may be out), a backend's Retry-After, fail-fast, and what the
 // picker is told. A fake clock; nothing is sent (the pool connects lazily, to a closed port).
 import assert from 'node:assert/strict';
+import http from 'node:http';
 import { after, describe, test } from 'node:test';
 import {
   DEFAULT_CIRCUIT_BREAKER,
   DEFAULT_HEALTH_CHECK,
   DEFAULT_OUTLIER_DETECTION,
 } from '../../gateway/policy/compile.js';
-import { Endpoint, type EndpointSettings } from '../../gateway/upstream/endpoint.js';
+import { Endpoint, EndpointRegistry, type EndpointSettings } from '../../gateway/upstream/endpoint.js';
+import { forward } from '../../gateway/upstream/forward.js';
+import { RetryBudget } from '../../gateway/upstream/retry-budget.js';
 import { FakeClock } from '../helpers/fake-clock.js';
 
 const made: Endpoint[] = [];
@@ -123,5 +126,98 @@ describe('Endpoint: other reasons to stay out', () => {
     assert.equal(a.breakerState, 'open', '6 of 11 failed');
     assert.deepEqual(a.recent, { requests: 11, failures: 6 });
     assert.equal(await ok(), undefined, 'an open breaker refuses the call');
+  });
+});
+
+describe('Endpoint: health checks and reloads', () => {
+  async function readyServer(): Promise<{ url: string; close(): Promise<void> }> {
+    const server = http.createServer((_req, res) => res.writeHead(200).end('{"ready":true}'));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const { port } = server.address() as { port: number };
+    return {
+      url: `http://127.0.0.1:${port}`,
+      close: () => new Promise<void>((r) => server.close(() => r())),
+    };
+  }
+  const settings = (): EndpointSettings => ({
+    circuitBreaker: DEFAULT_CIRCUIT_BREAKER,
+    healthCheck: { ...DEFAULT_HEALTH_CHECK, intervalMs: 0 },
+    outlierDetection: { ...DEFAULT_OUTLIER_DETECTION, consecutiveFailures: 1, baseEjectionMs: 60_000 },
+  });
+
+  test('a replica that stays ready while its answers fail keeps its ejection when checks pass', async () => {
+    const srv = await readyServer();
+    const clock = new FakeClock();
+    const e = new Endpoint(srv.url, { connections: 1 }, settings(), clock, {});
+    made.push(e);
+    e.recordFailure([e, e]);
+    assert.equal(e.state(clock.now()), 'ejected');
+    assert.equal(await e.check(), true);
+    assert.equal(await e.check(), true);
+    assert.equal(e.state(clock.now()), 'ejected', 'a ready answer says nothing about failing inferences');
+    await srv.close();
+  });
+
+  test('a replica that was down (refused) and answers ready again returns at once', async () => {
+    const srv = await readyServer();
+    const clock = new FakeClock();
+    const e = new Endpoint(srv.url, { connections: 1 }, settings(), clock, {});
+    made.push(e);
+    e.failFast();
+    assert.equal(e.state(clock.now()), 'circuit_open');
+    assert.equal(await e.check(), true);
+    assert.equal(e.breakerState, 'closed');
+    assert.equal(e.state(clock.now()), 'available');
+    await srv.close();
+  });
+
+  test('an endpoint dropped by a reload serves older snapshots until its grace ends, and can come back', async () => {
+    const clock = new FakeClock();
+    const registry = new EndpointRegistry(clock);
+    const backend = (endpoints: string[]) => ({
+      name: 'b',
+      endpoints,
+      circuitBreaker: DEFAULT_CIRCUIT_BREAKER,
+      healthCheck: { ...DEFAULT_HEALTH_CHECK, intervalMs: 0 },
+      outlierDetection: DEFAULT_OUTLIER_DETECTION,
+    });
+    registry.sync([backend(['http://127.0.0.1:1', 'http://127.0.0.1:2'])]);
+    const one = registry.get('http://127.0.0.1:1');
+    const two = registry.get('http://127.0.0.1:2');
+    registry.sync([backend(['http://127.0.0.1:2'])], 1000);
+    assert.equal(one.state(clock.now()), 'available', 'still usable by requests of the older snapshot');
+    clock.advance(1000);
+    await new Promise((r) => setImmediate(r));
+    assert.equal(one.state(clock.now()), 'closed');
+    registry.sync([backend(['http://127.0.0.1:1', 'http://127.0.0.1:2'])]);
+    assert.notEqual(registry.get('http://127.0.0.1:1'), one, 'a closed endpoint is made anew');
+    registry.sync([backend(['http://127.0.0.1:1'])], 1000);
+    clock.advance(500);
+    registry.sync([backend(['http://127.0.0.1:1', 'http://127.0.0.1:2'])], 1000);
+    assert.equal(registry.get('http://127.0.0.1:2'), two, 'brought back within its grace: the same endpoint');
+    clock.advance(1000);
+    assert.equal(two.state(clock.now()), 'available');
+    await registry.close();
+  });
+
+  test('a request holding only closed endpoints ends at once instead of spinning', async () => {
+    const clock = new FakeClock();
+    const { list } = endpoints(1, {}, clock);
+    const [e] = list as [Endpoint];
+    await e.close();
+    const result = await forward(
+      {
+        method: 'POST',
+        path: '/x',
+        headers: {},
+        body: Buffer.alloc(0),
+        endpoints: [e],
+        timeoutMs: 200,
+        retries: { attempts: 2, budgetPercent: 20, backoffMs: 0, perTryTimeoutMs: 0 },
+        budget: new RetryBudget(clock),
+      },
+      { clock, random: Math.random },
+    );
+    assert.equal(result.kind, 'no_endpoint');
   });
 });

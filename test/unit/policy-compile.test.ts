@@ -469,3 +469,29 @@ models:
     ]);
   });
 });
+
+describe('compilePolicy: values the schema lets through but the runtime could not use', () => {
+  test('a model name with a lone surrogate is an error, not a crash of the reload', () => {
+    const result = compilePolicy(oneModel('variants: { x: { backend: a, model: "x\\uD800" } }'));
+    assert.deepEqual(errorsOf(result), ['models.m.variants.x.model: is not well-formed Unicode']);
+  });
+
+  test("a breaker reset timeout past Node's timer range is an error", () => {
+    const result = compilePolicy(
+      oneModel(
+        'variants: { x: { backend: a, model: m } }',
+        'defaults: { circuitBreaker: { resetTimeoutMs: 3000000000 } }\n',
+      ),
+    );
+    assert.deepEqual(errorsOf(result), [
+      'defaults.circuitBreaker.resetTimeoutMs: expected integer to be less or equal to 3600000',
+    ]);
+  });
+
+  test('an integer version beyond 2^53 is an error (it would pin another version)', () => {
+    const result = compilePolicy(
+      oneModel('variants: { x: { backend: a, model: m, version: 100000000000000000000000 } }'),
+    );
+    assert.deepEqual(errorsOf(result), ['models.m.variants.x.version: must be a version number such as "1"']);
+  });
+});
