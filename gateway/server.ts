@@ -24,7 +24,7 @@ import { PolicyRuntime } from './policy/runtime.js';
 import type { PolicySource } from './policy/source.js';
 import { type RandomSource, type RouteDecision, route } from './router.js';
 import { type Endpoint, type EndpointPoolOptions, EndpointRegistry } from './upstream/endpoint.js';
-import { type ForwardContext, type ForwardResult, forward } from './upstream/forward.js';
+import { type Cancellation, type ForwardContext, type ForwardResult, forward } from './upstream/forward.js';
 import { ConcurrencyLimiter, type Refusal } from './upstream/limiter.js';
 import { RetryBudget } from './upstream/retry-budget.js';
 
@@ -346,13 +346,32 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
       global.release();
       return shed(reply, model, 'model', localRefusal, started);
     }
+    // A client that goes away cancels its upstream attempt and frees its slots at once.
+    const cancel: Cancellation = { cancelled: false, onCancel: undefined };
+    const onClose = () => {
+      if (!reply.raw.writableFinished) {
+        cancel.cancelled = true;
+        cancel.onCancel?.();
+      }
+    };
+    reply.raw.once('close', onClose);
     let result: ForwardResult;
     try {
-      result = await forwardOne(req, kind, model, variant, snap);
+      result = req.raw.destroyed
+        ? { kind: 'cancelled' }
+        : await forwardOne(req, kind, model, variant, snap, cancel);
     } finally {
       local.release();
       global.release();
     }
+    if (result.kind === 'cancelled') {
+      // Nobody to answer; counted as 499 (client closed request), as nginx does.
+      contextFor(model, variant).series.request(499, (clock.now() - started) / 1000);
+      reply.hijack();
+      reply.raw.destroy();
+      return reply;
+    }
+    reply.raw.removeListener('close', onClose);
     reply.header('x-infergate-variant', variant.name);
     const status = answer(reply, result, model, variant, req.id);
     contextFor(model, variant).series.request(status, (clock.now() - started) / 1000);
@@ -384,6 +403,7 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
     model: CompiledModel,
     variant: CompiledVariant,
     snap: Snapshot,
+    cancel: Cancellation,
   ): Promise<ForwardResult> => {
     return forward(
       {
@@ -400,6 +420,7 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
         timeoutMs: model.timeoutMs,
         retries: model.retries,
         budget: budgetFor(model.name),
+        cancel,
       },
       contextFor(model, variant),
     );
@@ -450,6 +471,7 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
       sendError(reply, err);
       return err.statusCode;
     }
+    if (result.kind === 'cancelled') return 499; // handled by the caller; nobody to answer
     if (result.kind === 'timeout') {
       const err = new ApiError(
         GW_ERRORS.GW_ERR_UPSTREAM_TIMEOUT,

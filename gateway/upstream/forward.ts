@@ -47,6 +47,12 @@ export type AttemptOutcome =
   | 'timeout'
   | 'circuit_open';
 
+/** Set by the caller when the client has gone away; `onCancel` is installed by `forward`. */
+export interface Cancellation {
+  cancelled: boolean;
+  onCancel: (() => void) | undefined;
+}
+
 export interface ForwardRequest {
   readonly method: 'GET' | 'POST';
   readonly path: string;
@@ -56,6 +62,7 @@ export interface ForwardRequest {
   readonly timeoutMs: number;
   readonly retries: CompiledRetries;
   readonly budget: RetryBudget;
+  readonly cancel?: Cancellation;
 }
 
 export interface ForwardContext {
@@ -79,12 +86,18 @@ export type ForwardResult =
   | { readonly kind: 'timeout'; readonly attempts: number; readonly endpoint: Endpoint | undefined }
   /** No endpoint of the backend can take traffic (unhealthy, ejected, breaker open, backing off). */
   | { readonly kind: 'no_endpoint'; readonly retryAfterSeconds: number }
+  /** The client went away; the attempt in flight was abandoned. */
+  | { readonly kind: 'cancelled' }
   | { readonly kind: 'unavailable'; readonly attempts: number; readonly error: Error | undefined };
 
 export type RetryReason = 'network_error' | 'overloaded' | 'timeout';
 
 class TimeoutError extends Error {
   readonly code = 'INFERGATE_TIMEOUT';
+}
+
+class CancelledError extends Error {
+  readonly code = 'INFERGATE_CANCELLED';
 }
 
 /** An attempt abandoned at the policy's perTryTimeoutMs; the request may go on elsewhere. */
@@ -260,6 +273,13 @@ export async function forward(req: ForwardRequest, ctx: ForwardContext): Promise
     wakeBackoff?.();
   });
 
+  const { cancel } = req;
+  if (cancel !== undefined) {
+    cancel.onCancel = () => {
+      current?.abort(new CancelledError('the client went away'));
+      wakeBackoff?.();
+    };
+  }
   req.budget.recordRequest();
   // Endpoints already tried, for retries; made on the first retry only.
   let tried: Set<Endpoint> | undefined;
@@ -330,6 +350,7 @@ export async function forward(req: ForwardRequest, ctx: ForwardContext): Promise
       if (perTry !== undefined) perTry.fire = undefined;
       endpoint.outstanding -= 1;
       current = undefined;
+      if (cancel?.cancelled) return { kind: 'cancelled' };
       const seconds = (clock.now() - started) / 1000;
 
       let retryReason: RetryReason;
@@ -401,11 +422,13 @@ export async function forward(req: ForwardRequest, ctx: ForwardContext): Promise
         clock.clearTimer(handle);
         wakeBackoff = undefined;
         if (timedOut) return { kind: 'timeout', attempts, endpoint: lastEndpoint };
+        if (cancel?.cancelled) return { kind: 'cancelled' };
       }
       pendingRetry = retryReason;
     }
   } finally {
     timer.fire = undefined;
+    if (cancel !== undefined) cancel.onCancel = undefined;
   }
   if (timedOut) return { kind: 'timeout', attempts, endpoint: lastEndpoint };
   if (lastOverloaded !== undefined && (lastError === undefined || lastOverloaded.attempts === attempts)) {

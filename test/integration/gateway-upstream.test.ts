@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { mulberry32 } from '../../models/reference.js';
-import { assertErrorBody, request, sampleValue, scrape } from '../helpers/backend.js';
+import { assertErrorBody, request, sampleValue, scrape, waitFor } from '../helpers/backend.js';
 import {
   deadPort,
   type FakeReplica,
@@ -262,6 +262,40 @@ models:
     assert.ok(took < 1000, `the queued request ended after ${took.toFixed(0)} ms (its timeout: 200)`);
     assert.equal(hung.received.length, 1, 'the queued request was never sent');
     assertErrorBody(await first, 504, 'GW_ERR_UPSTREAM_TIMEOUT');
+  });
+});
+
+describe('clients that go away', () => {
+  test('a client that disconnects cancels its attempt and frees its concurrency slot at once', async () => {
+    const hung = await fake({ hang: true });
+    const g = await gateway([hung.url], {
+      timeoutMs: 5000,
+      defaults: { healthCheck: { intervalMs: 0 }, concurrency: { maxInFlight: 1, maxQueue: 0 } },
+    });
+    const gone = new AbortController();
+    const first = fetch(`${g.url}/v2/models/m/infer`, {
+      method: 'POST',
+      body,
+      headers: { 'content-type': 'application/json' },
+      signal: gone.signal,
+    }).catch((e: Error) => e.name);
+    while (hung.received.length === 0) await new Promise((r) => setImmediate(r));
+    gone.abort();
+    assert.equal(await first, 'AbortError');
+    await waitFor('the upstream attempt abandoned', async () => {
+      const doc = (await (await fetch(`${g.adminUrl}/admin/upstreams`)).json()) as {
+        backends: { endpoints: { outstanding: number }[] }[];
+      };
+      return doc.backends[0]?.endpoints[0]?.outstanding === 0 ? true : undefined;
+    });
+    hung.mode.hang = false;
+    const next = await send(g);
+    assert.equal(next.status, 200, 'the slot was freed (a held slot would give 503 GW_ERR_OVERLOADED)');
+    const samples = await metrics(g);
+    assert.equal(
+      sampleValue(samples, 'infergate_requests_total', { model: 'm', variant: 'only', code: '499' }),
+      1,
+    );
   });
 });
 
