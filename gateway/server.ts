@@ -4,6 +4,7 @@
  * The admin app (metrics, policy, upstreams) listens on its own port.
  */
 import type { IncomingHttpHeaders } from 'node:http';
+import type { Socket } from 'node:net';
 import Fastify, {
   type FastifyBaseLogger,
   type FastifyError,
@@ -226,6 +227,17 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
     },
     routerOptions: { maxParamLength: 256 },
   });
+  app.server.on('connection', (socket: ClientSocket) => {
+    const inFlight = new Set<Cancellation>();
+    socket[IN_FLIGHT] = inFlight;
+    socket.once('close', () => {
+      for (const c of inFlight) {
+        c.cancelled = true;
+        c.onCancel?.();
+      }
+      inFlight.clear();
+    });
+  });
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit }, (_req, body, done) => done(null, body));
 
@@ -346,21 +358,19 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
       global.release();
       return shed(reply, model, 'model', localRefusal, started);
     }
-    // A client that goes away cancels its upstream attempt and frees its slots at once.
+    // A client that goes away cancels its upstream attempt and frees its slots at once. The
+    // request registers with its connection (one listener per connection, not per request).
     const cancel: Cancellation = { cancelled: false, onCancel: undefined };
-    const onClose = () => {
-      if (!reply.raw.writableFinished) {
-        cancel.cancelled = true;
-        cancel.onCancel?.();
-      }
-    };
-    reply.raw.once('close', onClose);
+    const pending = (req.raw.socket as ClientSocket)[IN_FLIGHT];
+    pending?.add(cancel);
     let result: ForwardResult;
     try {
-      result = req.raw.destroyed
-        ? { kind: 'cancelled' }
-        : await forwardOne(req, kind, model, variant, snap, cancel);
+      result =
+        req.raw.socket.destroyed || cancel.cancelled
+          ? { kind: 'cancelled' }
+          : await forwardOne(req, kind, model, variant, snap, cancel);
     } finally {
+      pending?.delete(cancel);
       local.release();
       global.release();
     }
@@ -371,7 +381,6 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
       reply.raw.destroy();
       return reply;
     }
-    reply.raw.removeListener('close', onClose);
     reply.header('x-infergate-variant', variant.name);
     const status = answer(reply, result, model, variant, req.id);
     contextFor(model, variant).series.request(status, (clock.now() - started) / 1000);
@@ -536,6 +545,9 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
 }
 
 const EMPTY = Buffer.alloc(0);
+/** The requests in flight on a client connection, cancelled if it closes before they answer. */
+const IN_FLIGHT = Symbol('infergate.inFlight');
+type ClientSocket = Socket & { [IN_FLIGHT]?: Set<Cancellation> };
 
 function forwardHeaders(headers: IncomingHttpHeaders, requestId: string): Record<string, string> {
   const out: Record<string, string> = { 'x-request-id': requestId };
