@@ -38,3 +38,30 @@ export function positiveInt(value: string, name: string): number {
     throw new UsageError(`${name} must be a positive integer, not '${value}'`);
   return n;
 }
+
+export function nonNegativeInt(value: string, name: string): number {
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n < 0)
+    throw new UsageError(`${name} must be a non-negative integer, not '${value}'`);
+  return n;
+}
+
+/** `--body-limit` and `--drain-timeout-ms`, which both servers take, with their variables. */
+export function serverLimits(values: {
+  'body-limit'?: string | undefined;
+  'drain-timeout-ms'?: string | undefined;
+}): {
+  bodyLimit: number;
+  drainTimeoutMs: number;
+} {
+  return {
+    bodyLimit: positiveInt(
+      setting(values['body-limit'], 'INFERGATE_BODY_LIMIT', String(64 * 1024 * 1024)),
+      '--body-limit',
+    ),
+    drainTimeoutMs: positiveInt(
+      setting(values['drain-timeout-ms'], 'INFERGATE_DRAIN_TIMEOUT_MS', '30000'),
+      '--drain-timeout-ms',
+    ),
+  };
+}

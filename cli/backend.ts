@@ -2,7 +2,7 @@ import { DEVICES, type Device } from '../backend/model.js';
 import { isModelName, isVersion, ModelSelectionError, type ModelSelector } from '../backend/repository.js';
 import { type Backend, buildBackend } from '../backend/server.js';
 import { createLogger } from '../common/logging.js';
-import { parse, port, positiveInt, setting, UsageError } from './args.js';
+import { parse, port, serverLimits, setting, UsageError } from './args.js';
 import { onShutdownSignal } from './signals.js';
 
 export const BACKEND_HELP = `infergate backend --model-repository DIR [--host H] [--port P] [--device cpu|cuda|webgpu]
@@ -59,14 +59,7 @@ export async function backendCommand(argv: string[]): Promise<void> {
   }
   const host = setting(values.host, 'INFERGATE_HOST', '127.0.0.1');
   const listenPort = port(setting(values.port, 'INFERGATE_PORT', '8001'), '--port');
-  const bodyLimit = positiveInt(
-    setting(values['body-limit'], 'INFERGATE_BODY_LIMIT', String(64 * 1024 * 1024)),
-    '--body-limit',
-  );
-  const drainTimeoutMs = positiveInt(
-    setting(values['drain-timeout-ms'], 'INFERGATE_DRAIN_TIMEOUT_MS', '30000'),
-    '--drain-timeout-ms',
-  );
+  const { bodyLimit, drainTimeoutMs } = serverLimits(values);
   const modelList = setting(values.models, 'INFERGATE_MODELS');
   const models = modelList === undefined ? undefined : parseModelList(modelList);
   const logger = createLogger({

@@ -3,7 +3,7 @@ import { formatIssue } from '../gateway/policy/compile.js';
 import { PolicyRejectedError } from '../gateway/policy/runtime.js';
 import { FilePolicySource } from '../gateway/policy/source.js';
 import { buildGateway } from '../gateway/server.js';
-import { parse, port, positiveInt, setting, UsageError } from './args.js';
+import { nonNegativeInt, parse, port, serverLimits, setting, UsageError } from './args.js';
 import { onShutdownSignal } from './signals.js';
 
 export const GATEWAY_HELP = `infergate gateway --policy FILE [--host H] [--port P] [--admin-port A]
@@ -40,14 +40,7 @@ export async function gatewayCommand(argv: string[]): Promise<void> {
   const listenPort = port(setting(values.port, 'INFERGATE_PORT', '8080'), '--port');
   const adminHost = setting(values['admin-host'], 'INFERGATE_ADMIN_HOST', '127.0.0.1');
   const adminPort = port(setting(values['admin-port'], 'INFERGATE_ADMIN_PORT', '9901'), '--admin-port');
-  const bodyLimit = positiveInt(
-    setting(values['body-limit'], 'INFERGATE_BODY_LIMIT', String(64 * 1024 * 1024)),
-    '--body-limit',
-  );
-  const drainTimeoutMs = positiveInt(
-    setting(values['drain-timeout-ms'], 'INFERGATE_DRAIN_TIMEOUT_MS', '30000'),
-    '--drain-timeout-ms',
-  );
+  const { bodyLimit, drainTimeoutMs } = serverLimits(values);
   const drainDelayMs = nonNegativeInt(
     setting(values['drain-delay-ms'], 'INFERGATE_DRAIN_DELAY_MS', '1000'),
     '--drain-delay-ms',
@@ -80,11 +73,4 @@ export async function gatewayCommand(argv: string[]): Promise<void> {
     `gateway listening on ${address}`,
   );
   onShutdownSignal(logger, drainTimeoutMs, () => gateway.shutdown());
-}
-
-function nonNegativeInt(value: string, name: string): number {
-  const n = Number(value);
-  if (!Number.isSafeInteger(n) || n < 0)
-    throw new UsageError(`${name} must be a whole number of ms, not '${value}'`);
-  return n;
 }
