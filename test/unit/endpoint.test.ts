@@ -221,3 +221,72 @@ describe('Endpoint: health checks and reloads', () => {
     assert.equal(result.kind, 'no_endpoint');
   });
 });
+
+describe('Endpoint: the half-open probe', () => {
+  test('after the reset timeout one probe goes through, others are refused, and its success closes the breaker', async () => {
+    const clock = new FakeClock();
+    const e = new Endpoint(
+      'http://127.0.0.1:1',
+      { connections: 1 },
+      {
+        circuitBreaker: { ...DEFAULT_CIRCUIT_BREAKER, resetTimeoutMs: 20 },
+        healthCheck: { ...DEFAULT_HEALTH_CHECK, intervalMs: 0 },
+        outlierDetection: DEFAULT_OUTLIER_DETECTION,
+      },
+      clock,
+      {},
+    );
+    made.push(e);
+    e.failFast();
+    await new Promise<void>((resolve) => {
+      const poll = () => (e.breakerState === 'half_open' ? resolve() : setTimeout(poll, 5));
+      poll();
+    });
+    assert.equal(e.state(clock.now()), 'available', 'half-open: a probe may go');
+    let answer: (r: { status: number }) => void = () => {};
+    const probe = e.run(
+      () =>
+        new Promise<{ status: number }>((r) => {
+          answer = r;
+        }),
+      (r) => r.status >= 500,
+    );
+    assert.equal(e.state(clock.now()), 'circuit_open', 'the probe is out');
+    assert.equal(
+      await e.run(
+        async () => ({ status: 200 }),
+        (r) => r.status >= 500,
+      ),
+      undefined,
+    );
+    answer({ status: 200 });
+    assert.deepEqual(await probe, { status: 200 });
+    assert.equal(e.breakerState, 'closed');
+  });
+
+  test('a failed probe opens the breaker again', async () => {
+    const clock = new FakeClock();
+    const e = new Endpoint(
+      'http://127.0.0.1:1',
+      { connections: 1 },
+      {
+        circuitBreaker: { ...DEFAULT_CIRCUIT_BREAKER, resetTimeoutMs: 20 },
+        healthCheck: { ...DEFAULT_HEALTH_CHECK, intervalMs: 0 },
+        outlierDetection: DEFAULT_OUTLIER_DETECTION,
+      },
+      clock,
+      {},
+    );
+    made.push(e);
+    e.failFast();
+    await new Promise<void>((resolve) => {
+      const poll = () => (e.breakerState === 'half_open' ? resolve() : setTimeout(poll, 5));
+      poll();
+    });
+    await e.run(
+      async () => ({ status: 500 }),
+      (r) => r.status >= 500,
+    );
+    assert.equal(e.breakerState, 'open');
+  });
+});
