@@ -28,7 +28,6 @@ export const RETRYABLE_ERROR_CODES: ReadonlySet<string> = new Set([
   'UND_ERR_CLOSED',
   'UND_ERR_DESTROYED',
 ]);
-/** Statuses after which the request is sent again: the replica is overloaded or draining. */
 /** Errors that mean nothing listens at the endpoint: its breaker opens at once. */
 export const CONNECT_ERROR_CODES: ReadonlySet<string> = new Set([
   'ECONNREFUSED',
@@ -36,6 +35,7 @@ export const CONNECT_ERROR_CODES: ReadonlySet<string> = new Set([
   'ENETUNREACH',
   'UND_ERR_CONNECT_TIMEOUT',
 ]);
+/** Statuses after which the request is sent again: the replica is overloaded or draining. */
 export const RETRYABLE_STATUSES: ReadonlySet<number> = new Set([503]);
 
 export type AttemptOutcome =

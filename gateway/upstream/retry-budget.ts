@@ -31,21 +31,14 @@ export class RetryBudget {
       requests += this.requests[i]!;
       retries += this.retries[i]!;
     }
+    // At most the allowance: the retry asked for must fit in it whole.
     return retries + 1 <= MIN_RETRIES_PER_WINDOW + (requests * percent) / 100;
   }
 
   /** Whether a retry is allowed now; if so it is counted. */
   tryRetry(percent: number): boolean {
-    const b = this.bucket();
-    let requests = 0;
-    let retries = 0;
-    for (let i = 0; i < BUCKETS; i++) {
-      requests += this.requests[i]!;
-      retries += this.retries[i]!;
-    }
-    // At most the allowance: the retry asked for must fit in it whole.
-    if (retries + 1 > MIN_RETRIES_PER_WINDOW + (requests * percent) / 100) return false;
-    this.retries[b]! += 1;
+    if (!this.canRetry(percent)) return false;
+    this.retries[this.bucket()]! += 1;
     return true;
   }
 
