@@ -20,7 +20,13 @@ import { requestId } from '../common/request-id.js';
 import { PRODUCT_VERSION } from '../common/version.js';
 import { GW_ERRORS } from './errors.js';
 import { type EndpointSeries, GatewayMetrics, type VariantSeries } from './metrics.js';
-import type { CompiledModel, CompiledPolicy, CompiledVariant, PolicyIssue } from './policy/compile.js';
+import {
+  type CompiledModel,
+  type CompiledPolicy,
+  type CompiledVariant,
+  formatIssue,
+  type PolicyIssue,
+} from './policy/compile.js';
 import { PolicyRuntime } from './policy/runtime.js';
 import type { PolicySource } from './policy/source.js';
 import { type RandomSource, type RouteDecision, route } from './router.js';
@@ -99,26 +105,6 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
   const clock = opts.clock ?? systemClock;
   const random = opts.random ?? Math.random;
   const bodyLimit = opts.bodyLimit ?? DEFAULT_BODY_LIMIT;
-  // Filled in below, once the metrics exist; endpoint events only fire after the first policy.
-  let metricsRef: GatewayMetrics | undefined;
-  const registry = new EndpointRegistry(
-    clock,
-    {
-      onEjected: (e, forMs) => {
-        metricsRef?.ejections.inc({ endpoint: e.origin });
-        logger.warn({ endpoint: e.origin, forMs }, 'endpoint ejected after consecutive failures');
-      },
-      onHealthChange: (e, healthy, reason) =>
-        logger.warn(
-          { endpoint: e.origin, healthy, reason },
-          healthy ? 'endpoint healthy' : 'endpoint unhealthy',
-        ),
-      onBreaker: (e, state) => logger.warn({ endpoint: e.origin, state }, `circuit ${state}`),
-      onHealthCheck: (e, ok) =>
-        metricsRef?.healthChecks.inc({ endpoint: e.origin, result: ok ? 'pass' : 'fail' }),
-    },
-    opts.pools,
-  );
   let draining = false;
   let snapshot: Snapshot | undefined;
 
@@ -142,7 +128,24 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
       return out;
     },
   });
-  metricsRef = metrics;
+  const registry = new EndpointRegistry(
+    clock,
+    {
+      onEjected: (e, forMs) => {
+        metrics.ejections.inc({ endpoint: e.origin });
+        logger.warn({ endpoint: e.origin, forMs }, 'endpoint ejected after consecutive failures');
+      },
+      onHealthChange: (e, healthy, reason) =>
+        logger.warn(
+          { endpoint: e.origin, healthy, reason },
+          healthy ? 'endpoint healthy' : 'endpoint unhealthy',
+        ),
+      onBreaker: (e, state) => logger.warn({ endpoint: e.origin, state }, `circuit ${state}`),
+      onHealthCheck: (e, ok) =>
+        metrics.healthChecks.inc({ endpoint: e.origin, result: ok ? 'pass' : 'fail' }),
+    },
+    opts.pools,
+  );
   // Load shedding: gateway-wide and per logical model, kept across reloads (limits updated).
   let gatewayLimiter: ConcurrencyLimiter | undefined;
   const modelLimiters = new Map<string, ConcurrencyLimiter>();
@@ -183,7 +186,7 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
     onRejected: (errors, origin) => {
       metrics.reloads.inc({ result: 'rejected' });
       logger.error(
-        { origin, errors: errors.map((e) => `${e.path}: ${e.message}`) },
+        { origin, errors: errors.map(formatIssue) },
         'policy rejected; the last good policy keeps serving',
       );
       opts.onPolicyEvent?.({ type: 'rejected', errors, origin });
@@ -202,6 +205,16 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
     return b;
   };
 
+  /**
+   * Headers of every answer on the model and error paths, set in the handlers themselves (an
+   * onSend hook cost more per request than the rest of the reply).
+   */
+  const stamp = (reply: FastifyReply) => {
+    reply.header('x-request-id', reply.request.id);
+    // While draining, close each connection after its answer so clients reconnect elsewhere.
+    if (draining) reply.header('connection', 'close');
+  };
+
   const app = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }),
@@ -214,8 +227,8 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
     // While draining, requests on open connections are still served (with Connection: close).
     return503OnClosing: false,
     // A URL fastify cannot decode gets the gateway's own error, like every other refusal.
-    frameworkErrors: (error, req, reply) => {
-      reply.header('x-request-id', req.id);
+    frameworkErrors: (error, _req, reply) => {
+      stamp(reply);
       metrics.request('', '', 400, 0);
       sendError(
         reply,
@@ -240,16 +253,6 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
   });
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit }, (_req, body, done) => done(null, body));
-
-  /**
-   * Headers of every answer on the model and error paths, set in the handlers themselves (an
-   * onSend hook cost more per request than the rest of the reply).
-   */
-  const stamp = (reply: FastifyReply) => {
-    reply.header('x-request-id', reply.request.id);
-    // While draining, close each connection after its answer so clients reconnect elsewhere.
-    if (draining) reply.header('connection', 'close');
-  };
 
   app.setErrorHandler((err: FastifyError | ApiError, req, reply) => {
     const api = toApiError(err, bodyLimit);
@@ -374,13 +377,6 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
       local.release();
       global.release();
     }
-    if (result.kind === 'cancelled') {
-      // Nobody to answer; counted as 499 (client closed request), as nginx does.
-      contextFor(model, variant).series.request(499, (clock.now() - started) / 1000);
-      reply.hijack();
-      reply.raw.destroy();
-      return reply;
-    }
     reply.header('x-infergate-variant', variant.name);
     const status = answer(reply, result, model, variant, req.id);
     contextFor(model, variant).series.request(status, (clock.now() - started) / 1000);
@@ -480,7 +476,12 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
       sendError(reply, err);
       return err.statusCode;
     }
-    if (result.kind === 'cancelled') return 499; // handled by the caller; nobody to answer
+    if (result.kind === 'cancelled') {
+      // Nobody to answer; counted as 499 (client closed request), as nginx does.
+      reply.hijack();
+      reply.raw.destroy();
+      return 499;
+    }
     if (result.kind === 'timeout') {
       const err = new ApiError(
         GW_ERRORS.GW_ERR_UPSTREAM_TIMEOUT,

@@ -3,7 +3,7 @@
  * reference, so a request keeps the snapshot it started with. A bad policy never replaces a good
  * one.
  */
-import { type CompiledPolicy, compilePolicy, type PolicyIssue } from './compile.js';
+import { type CompiledPolicy, compilePolicy, formatIssue, type PolicyIssue } from './compile.js';
 import type { PolicySource, PolicyUpdate } from './source.js';
 
 export type ReloadResult = 'applied' | 'unchanged' | 'rejected';
@@ -75,7 +75,7 @@ export class PolicyRejectedError extends Error {
     readonly origin: string,
     readonly errors: readonly PolicyIssue[],
   ) {
-    super(`${origin}: ${errors.map((e) => `${e.path}: ${e.message}`).join('; ')}`);
+    super(`${origin}: ${errors.map(formatIssue).join('; ')}`);
     this.name = 'PolicyRejectedError';
   }
 }
