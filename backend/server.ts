@@ -8,6 +8,7 @@ import Fastify, {
 } from 'fastify';
 import { type Clock, systemClock } from '../common/clock.js';
 import { ApiError } from '../common/errors.js';
+import { sendApiError } from '../common/http.js';
 import { type Logger, silentLogger } from '../common/logging.js';
 import { requestId } from '../common/request-id.js';
 import {
@@ -358,10 +359,8 @@ export async function buildBackend(opts: BackendOptions): Promise<Backend> {
 }
 
 function sendError(reply: FastifyReply, err: ApiError, stamp: (reply: FastifyReply) => void): FastifyReply {
-  if (err.retryAfterSeconds !== undefined) reply.header('retry-after', String(err.retryAfterSeconds));
-  reply.code(err.statusCode).type('application/json');
   stamp(reply);
-  return reply.send(err.toJSON());
+  return sendApiError(reply, err);
 }
 
 function toApiError(err: Error, bodyLimit: number): ApiError {

@@ -15,6 +15,7 @@ import Fastify, {
 } from 'fastify';
 import { type Clock, systemClock } from '../common/clock.js';
 import { ApiError } from '../common/errors.js';
+import { sendApiError } from '../common/http.js';
 import { type Logger, silentLogger } from '../common/logging.js';
 import { requestId } from '../common/request-id.js';
 import { PRODUCT_VERSION } from '../common/version.js';
@@ -230,7 +231,7 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
     frameworkErrors: (error, _req, reply) => {
       stamp(reply);
       metrics.request('', '', 400, 0);
-      sendError(
+      sendApiError(
         reply,
         new ApiError(
           GW_ERRORS.GW_ERR_BAD_REQUEST,
@@ -261,11 +262,11 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
     const model = req.routeOptions.url?.startsWith('/v2/models/') ? knownModel(req) : '';
     metrics.request(model, '', api.statusCode, 0);
     stamp(reply);
-    return sendError(reply, api);
+    return sendApiError(reply, api);
   });
   app.setNotFoundHandler((req, reply) => {
     stamp(reply);
-    return sendError(
+    return sendApiError(
       reply,
       new ApiError(GW_ERRORS.GW_ERR_NOT_FOUND, `no route ${req.method} ${req.url.slice(0, 256)}`),
     );
@@ -348,7 +349,7 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
               `model '${req.params.model}' has no variant serving version '${String(req.params.version).slice(0, 64)}'`,
             );
       metrics.request(decision.error === 'model_not_found' ? '' : req.params.model, '', err.statusCode, 0);
-      return sendError(reply, err);
+      return sendApiError(reply, err);
     }
     const { model, variant } = decision;
     // Load shedding: a slot at the gateway, then one for the model, each with a bounded wait.
@@ -399,7 +400,7 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
       { retryAfterSeconds: 1 },
     );
     metrics.request(model.name, '', err.statusCode, (clock.now() - started) / 1000);
-    return sendError(reply, err);
+    return sendApiError(reply, err);
   };
 
   const forwardOne = (
@@ -454,7 +455,7 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
           },
           'backend error',
         );
-        sendError(reply, err);
+        sendApiError(reply, err);
         return err.statusCode;
       }
       reply.code(result.status);
@@ -473,7 +474,7 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
         `no endpoint of backend '${variant.backend.name}' can take traffic now`,
         { retryAfterSeconds: result.retryAfterSeconds },
       );
-      sendError(reply, err);
+      sendApiError(reply, err);
       return err.statusCode;
     }
     if (result.kind === 'cancelled') {
@@ -487,7 +488,7 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
         GW_ERRORS.GW_ERR_UPSTREAM_TIMEOUT,
         `backend '${variant.backend.name}' did not answer within ${model.timeoutMs} ms`,
       );
-      sendError(reply, err);
+      sendApiError(reply, err);
       return err.statusCode;
     }
     logger.warn(
@@ -505,7 +506,7 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
       `no replica of backend '${variant.backend.name}' could be reached (${result.attempts} attempt${result.attempts === 1 ? '' : 's'})`,
       { retryAfterSeconds: 1 },
     );
-    sendError(reply, err);
+    sendApiError(reply, err);
     return err.statusCode;
   };
 
@@ -570,11 +571,6 @@ function backendCode(body: Buffer): string {
   }
 }
 
-function sendError(reply: FastifyReply, err: ApiError): FastifyReply {
-  if (err.retryAfterSeconds !== undefined) reply.header('retry-after', String(err.retryAfterSeconds));
-  return reply.code(err.statusCode).type('application/json').send(err.toJSON());
-}
-
 function toApiError(err: Error, bodyLimit: number): ApiError {
   if (err instanceof ApiError) return err;
   const fe = err as FastifyError;
@@ -636,7 +632,7 @@ function buildAdmin(deps: {
     };
   });
   admin.setNotFoundHandler((req, reply) =>
-    sendError(
+    sendApiError(
       reply,
       new ApiError(GW_ERRORS.GW_ERR_NOT_FOUND, `no route ${req.method} ${req.url.slice(0, 256)}`),
     ),
