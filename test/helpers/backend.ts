@@ -1,6 +1,7 @@
 // Integration-test harness for the backend replica: a real model repository on disk, a real
 // fastify server on 127.0.0.1:0, real onnxruntime sessions, and the global fetch as the client.
 import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
 import { copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import net from 'node:net';
@@ -365,6 +366,26 @@ export function histogram(
     sum: sampleValue(samples, `${name}_sum`, labels) ?? 0,
     count: sampleValue(samples, `${name}_count`, labels) ?? 0,
   };
+}
+
+/** Path of `promtool` (Debian's prometheus package), or '' where it is not installed. */
+export const PROMTOOL = spawnSync('sh', ['-c', 'command -v promtool'], { encoding: 'utf8' }).stdout.trim();
+
+/** Runs `promtool check metrics` on an exposition; resolves with its exit code and output. */
+export async function promtoolCheck(text: string): Promise<{ code: number | null; output: string }> {
+  const child = spawn(PROMTOOL, ['check', 'metrics'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout.on('data', (c: Buffer) => {
+    output += c.toString();
+  });
+  child.stderr.on('data', (c: Buffer) => {
+    output += c.toString();
+  });
+  const code = await new Promise<number | null>((resolve) => {
+    child.on('close', resolve);
+    child.stdin.end(text);
+  });
+  return { code, output };
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,7 +1,6 @@
 // Integration-test harness for the gateway: a real gateway on 127.0.0.1:0 with its policy in a
 // real file (hot reload through the file watcher), real backends from test/helpers/backend.ts, and
 // a fake replica steered by request headers for faults a real replica cannot produce on demand.
-import { spawn, spawnSync } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import net from 'node:net';
@@ -209,26 +208,6 @@ export function policyYaml(spec: {
     }
   }
   return `${lines.join('\n')}\n`;
-}
-
-/** Path of `promtool` (Debian's prometheus package), or '' where it is not installed. */
-export const PROMTOOL = spawnSync('sh', ['-c', 'command -v promtool'], { encoding: 'utf8' }).stdout.trim();
-
-/** Runs `promtool check metrics` on an exposition; resolves with its exit code and output. */
-export async function promtoolCheck(text: string): Promise<{ code: number | null; output: string }> {
-  const child = spawn(PROMTOOL, ['check', 'metrics'], { stdio: ['pipe', 'pipe', 'pipe'] });
-  let output = '';
-  child.stdout.on('data', (c: Buffer) => {
-    output += c.toString();
-  });
-  child.stderr.on('data', (c: Buffer) => {
-    output += c.toString();
-  });
-  const code = await new Promise<number | null>((resolve) => {
-    child.on('close', resolve);
-    child.stdin.end(text);
-  });
-  return { code, output };
 }
 
 /** A JSON inference body for `mlp` (x: FP32 [1,64]) from a seed. */

@@ -12,6 +12,8 @@ import {
   infer,
   okInfer,
   output,
+  PROMTOOL,
+  promtoolCheck,
   postBinary,
   randomFloats,
   rawHttp,
@@ -24,13 +26,7 @@ import {
   startBackend,
   leBytes,
 } from '../helpers/backend.js';
-import {
-  PROMTOOL,
-  policyYaml,
-  promtoolCheck,
-  type RunningGateway,
-  startGateway,
-} from '../helpers/gateway.js';
+import { policyYaml, type RunningGateway, startGateway } from '../helpers/gateway.js';
 import { mulberry32 } from '../../models/reference.js';
 
 let v1: RunningBackend;
