@@ -223,7 +223,8 @@ describe('Endpoint: health checks and reloads', () => {
 });
 
 describe('Endpoint: the half-open probe', () => {
-  test('after the reset timeout one probe goes through, others are refused, and its success closes the breaker', async () => {
+  /** An endpoint whose breaker a refused connection opened and whose 20 ms reset has run out. */
+  async function halfOpen(): Promise<{ e: Endpoint; clock: FakeClock }> {
     const clock = new FakeClock();
     const e = new Endpoint(
       'http://127.0.0.1:1',
@@ -238,10 +239,17 @@ describe('Endpoint: the half-open probe', () => {
     );
     made.push(e);
     e.failFast();
+    // opossum's reset timer is a real one.
     await new Promise<void>((resolve) => {
       const poll = () => (e.breakerState === 'half_open' ? resolve() : setTimeout(poll, 5));
       poll();
     });
+    return { e, clock };
+  }
+  const failedOn5xx = (r: { status: number }) => r.status >= 500;
+
+  test('after the reset timeout one probe goes through, others are refused, and its success closes the breaker', async () => {
+    const { e, clock } = await halfOpen();
     assert.equal(e.state(clock.now()), 'available', 'half-open: a probe may go');
     let answer: (r: { status: number }) => void = () => {};
     const probe = e.run(
@@ -249,44 +257,18 @@ describe('Endpoint: the half-open probe', () => {
         new Promise<{ status: number }>((r) => {
           answer = r;
         }),
-      (r) => r.status >= 500,
+      failedOn5xx,
     );
     assert.equal(e.state(clock.now()), 'circuit_open', 'the probe is out');
-    assert.equal(
-      await e.run(
-        async () => ({ status: 200 }),
-        (r) => r.status >= 500,
-      ),
-      undefined,
-    );
+    assert.equal(await e.run(async () => ({ status: 200 }), failedOn5xx), undefined);
     answer({ status: 200 });
     assert.deepEqual(await probe, { status: 200 });
     assert.equal(e.breakerState, 'closed');
   });
 
   test('a failed probe opens the breaker again', async () => {
-    const clock = new FakeClock();
-    const e = new Endpoint(
-      'http://127.0.0.1:1',
-      { connections: 1 },
-      {
-        circuitBreaker: { ...DEFAULT_CIRCUIT_BREAKER, resetTimeoutMs: 20 },
-        healthCheck: { ...DEFAULT_HEALTH_CHECK, intervalMs: 0 },
-        outlierDetection: DEFAULT_OUTLIER_DETECTION,
-      },
-      clock,
-      {},
-    );
-    made.push(e);
-    e.failFast();
-    await new Promise<void>((resolve) => {
-      const poll = () => (e.breakerState === 'half_open' ? resolve() : setTimeout(poll, 5));
-      poll();
-    });
-    await e.run(
-      async () => ({ status: 500 }),
-      (r) => r.status >= 500,
-    );
+    const { e } = await halfOpen();
+    await e.run(async () => ({ status: 500 }), failedOn5xx);
     assert.equal(e.breakerState, 'open');
   });
 });
