@@ -46,7 +46,7 @@ export class Endpoint {
   private retireTimer: unknown;
   private checkTimer: unknown;
   private checking = false;
-  private breaker: CircuitBreaker<[() => Promise<unknown>], unknown>;
+  private breaker: CircuitBreaker;
   private closed = false;
   private retiring = false;
   /** Half-open: the one probe allowed is out. */
@@ -345,19 +345,21 @@ export interface EndpointSettings {
   readonly outlierDetection: CompiledOutlierDetection;
 }
 
-function makeBreaker(cb: CompiledCircuitBreaker): CircuitBreaker<[() => Promise<unknown>], unknown> {
-  const breaker = new CircuitBreaker((fn: () => Promise<unknown>) => fn(), {
+/**
+ * opossum's breaker for its state machine and rolling counts only: attempts are not made through
+ * `fire()` (see `Endpoint.run`), so its action and its own timeout are never used.
+ */
+function makeBreaker(cb: CompiledCircuitBreaker): CircuitBreaker {
+  return new CircuitBreaker(() => Promise.resolve(), {
     errorThresholdPercentage: cb.errorThresholdPercentage,
     volumeThreshold: cb.volumeThreshold,
     resetTimeout: cb.resetTimeoutMs,
     rollingCountTimeout: cb.windowMs,
     rollingCountBuckets: 10,
-    // The gateway's deadline (timeoutMs) ends attempts; opossum's own timer would only add cost.
     timeout: false,
     rollingPercentilesEnabled: false,
     enableSnapshots: false,
   });
-  return breaker;
 }
 
 export interface EndpointPoolOptions {
