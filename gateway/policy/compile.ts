@@ -6,7 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import { Value } from '@sinclair/typebox/value';
-import { isMap, isSeq, LineCounter, parseDocument } from 'yaml';
+import { LineCounter, parseDocument } from 'yaml';
 import {
   type CircuitBreakerDocument,
   type ConcurrencyDocument,
@@ -221,7 +221,7 @@ function compileText(text: string): CompileResult {
     return fail('(root)', firstLine((e as Error).message));
   }
   if (value === null || value === undefined) return fail('(root)', 'the policy is empty');
-  if (!isMap(doc.contents) && !isSeq(doc.contents) && typeof value !== 'object') {
+  if (typeof value !== 'object') {
     return fail('(root)', 'the policy must be a mapping');
   }
   return compileDocument(value);
