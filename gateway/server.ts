@@ -365,6 +365,7 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
     // A client that goes away cancels its upstream attempt and frees its slots at once. The
     // request registers with its connection (one listener per connection, not per request).
     const cancel: Cancellation = { cancelled: false, onCancel: undefined };
+    const context = contextFor(model, variant);
     const pending = (req.raw.socket as ClientSocket)[IN_FLIGHT];
     pending?.add(cancel);
     let result: ForwardResult;
@@ -372,7 +373,7 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
       result =
         req.raw.socket.destroyed || cancel.cancelled
           ? { kind: 'cancelled' }
-          : await forwardOne(req, kind, model, variant, snap, cancel);
+          : await forwardOne(req, kind, model, variant, snap, cancel, context);
     } finally {
       pending?.delete(cancel);
       local.release();
@@ -380,7 +381,7 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
     }
     reply.header('x-infergate-variant', variant.name);
     const status = answer(reply, result, model, variant, req.id);
-    contextFor(model, variant).series.request(status, (clock.now() - started) / 1000);
+    context.series.request(status, (clock.now() - started) / 1000);
     return reply;
   };
 
@@ -410,6 +411,7 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
     variant: CompiledVariant,
     snap: Snapshot,
     cancel: Cancellation,
+    context: VariantContext,
   ): Promise<ForwardResult> => {
     return forward(
       {
@@ -428,7 +430,7 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
         budget: budgetFor(model.name),
         cancel,
       },
-      contextFor(model, variant),
+      context,
     );
   };
 
