@@ -14,17 +14,30 @@ export interface BatcherOptions<T, R> {
   clock: Clock;
   /** Runs one batch; answers one result per item, in order. */
   run: (payloads: readonly T[]) => Promise<R[]>;
+  /**
+   * Runs `fn` once the event loop has read what else arrived in this turn (setImmediate in a
+   * server). A batch that could start at once is taken only then, so that requests read together
+   * run together. Without it, a batch is taken at once.
+   */
+  gather?: (fn: () => void) => void;
+  /** Told of an error that a Settle callback threw (default: raised as an uncaught exception). */
+  onSettleError?: (error: unknown) => void;
   /** Called as each batch starts: its rows, request count, and each request's queue wait. */
   onBatch?: (rows: number, waitsMs: readonly number[]) => void;
 }
+
+/**
+ * Told how a queued request ended: an error, or undefined and the result. Called once, from the
+ * batch's settlement. An error it throws goes to `onSettleError`, after the rest of the batch is told.
+ */
+export type Settle<R> = (error: unknown, result?: R) => void;
 
 interface Item<T, R> {
   payload: T;
   rows: number;
   key: string;
   enqueuedAt: number;
-  resolve: (r: R) => void;
-  reject: (e: unknown) => void;
+  settle: Settle<R>;
 }
 
 export class QueueFullError extends Error {
@@ -57,13 +70,23 @@ export class Batcher<T, R> {
   }
 
   submit(payload: T, rows: number, key: string): Promise<R> {
-    if (this.queue.length >= this.opts.maxQueueSize) {
-      return Promise.reject(new QueueFullError(this.opts.maxQueueSize));
-    }
     return new Promise<R>((resolve, reject) => {
-      this.queue.push({ payload, rows, key, enqueuedAt: this.opts.clock.now(), resolve, reject });
-      this.pump();
+      try {
+        this.enqueue(payload, rows, key, (e, r) => (e === undefined ? resolve(r as R) : reject(e)));
+      } catch (e) {
+        reject(e);
+      }
     });
+  }
+
+  /**
+   * Queues a request whose end `settle` is told; no promise per request. Throws QueueFullError
+   * (and queues nothing) when the queue is full.
+   */
+  enqueue(payload: T, rows: number, key: string, settle: Settle<R>): void {
+    if (this.queue.length >= this.opts.maxQueueSize) throw new QueueFullError(this.opts.maxQueueSize);
+    this.queue.push({ payload, rows, key, enqueuedAt: this.opts.clock.now(), settle });
+    this.pump();
   }
 
   /** Resolves once the queue is empty and no batch runs. */
@@ -96,8 +119,19 @@ export class Batcher<T, R> {
       }
     }
     this.cancelTimer();
-    this.runBatch(this.takeBatch(oldest.key));
+    const gather = this.opts.gather;
+    if (gather === undefined || maxBatchSize === 0) {
+      this.runBatch(this.takeBatch(oldest.key));
+      return;
+    }
+    this.running = true;
+    gather(this.gathered);
   }
+
+  private readonly gathered = (): void => {
+    const oldest = this.queue[0]!;
+    this.runBatch(this.takeBatch(oldest.key));
+  };
 
   private cancelTimer(): void {
     if (this.timer !== undefined) {
@@ -161,15 +195,26 @@ export class Batcher<T, R> {
     }
     // One reaction per batch (no .finally): settle the batch, then look at the queue again.
     done.then(
-      (results) => {
-        for (let i = 0; i < batch.length; i++) batch[i]!.resolve(results[i]!);
-        this.batchDone();
-      },
-      (e: unknown) => {
-        for (const item of batch) item.reject(e);
-        this.batchDone();
-      },
+      (results) => this.settleBatch(batch, undefined, results),
+      (e: unknown) => this.settleBatch(batch, e === undefined ? new Error('batch failed') : e, undefined),
     );
+  }
+
+  private settleBatch(batch: readonly Item<T, R>[], error: unknown, results: R[] | undefined): void {
+    for (let i = 0; i < batch.length; i++) {
+      try {
+        if (results === undefined) batch[i]!.settle(error);
+        else batch[i]!.settle(undefined, results[i]);
+      } catch (e) {
+        const report = this.opts.onSettleError;
+        if (report !== undefined) report(e);
+        else
+          queueMicrotask(() => {
+            throw e;
+          });
+      }
+    }
+    this.batchDone();
   }
 
   private batchDone(): void {

@@ -5,13 +5,14 @@ import { ApiError } from '../common/errors.js';
 import type { DecodedRequest, RequestedOutput, Tensor } from '../common/oip/codec.js';
 import {
   allocTyped,
+  allocTypedSmall,
   DATATYPE_INFO,
   type Datatype,
   datatypeFromOrt,
   type TensorData,
   type TypedArray,
 } from '../common/oip/datatypes.js';
-import { Batcher, QueueFullError } from './batcher.js';
+import { Batcher, QueueFullError, type Settle } from './batcher.js';
 import type { ModelConfig } from './config.js';
 import { BE_ERRORS } from './errors.js';
 import { type LoadedSession, openSession, type SessionRunner, type WireTensor } from './session.js';
@@ -108,6 +109,8 @@ export class LoadedModel {
   /** Effective max batch size: 0 when the config or the model's shapes rule batching out. */
   readonly maxBatchSize: number;
   private readonly batcher: Batcher<PreparedRequest, Tensor[]>;
+  /** Whether the session runs on the event loop (execution: inline), not in a worker thread. */
+  private readonly inline: boolean;
 
   private constructor(
     readonly name: string,
@@ -130,11 +133,19 @@ export class LoadedModel {
       );
     }
     this.maxBatchSize = batchable ? config.max_batch_size : 0;
+    this.inline = config.execution === 'inline';
     this.batcher = new Batcher({
       maxBatchSize: this.maxBatchSize,
       maxQueueDelayMs: config.max_queue_delay_ms,
       maxQueueSize: config.max_queue_size,
       clock: opts.clock,
+      // On the event loop, requests read in the same turn join the batch: a turn of the loop
+      // (microseconds) buys fewer session runs. At 8 connections on `simple`, batches grew from
+      // 2.8 to 5 requests and the backend's CPU per request fell by a sixth. A worker thread is
+      // not made to wait: it computes while the loop reads the next requests.
+      gather: config.execution === 'inline' ? setImmediate : undefined,
+      // The server's callbacks catch their own errors; one that escapes is a bug, logged.
+      onSettleError: (e) => opts.logger.error({ model: name, version, err: e }, 'answering a request failed'),
       run: (batch) => this.runBatch(batch, opts.observer),
       onBatch: (rows, waits) => opts.observer.onBatch(rows, waits),
     });
@@ -319,19 +330,19 @@ export class LoadedModel {
     );
   }
 
-  /** Queues a prepared request and resolves with every output of the model, in model order. */
-  infer(req: PreparedRequest): Promise<Tensor[]> {
-    // Checked here rather than by catching the batcher's rejection: no extra promise per request.
+  /**
+   * Queues a prepared request; `settle` is told every output of the model, in model order, or the
+   * error. Throws (queueing nothing) when the queue is full: 503 BE_ERR_QUEUE_FULL.
+   */
+  infer(req: PreparedRequest, settle: Settle<Tensor[]>): void {
     if (this.batcher.full) {
-      return Promise.reject(
-        new ApiError(
-          BE_ERRORS.BE_ERR_QUEUE_FULL,
-          `model '${this.name}' version ${this.version}: ${new QueueFullError(this.config.max_queue_size).message}`,
-          { retryAfterSeconds: 1 },
-        ),
+      throw new ApiError(
+        BE_ERRORS.BE_ERR_QUEUE_FULL,
+        `model '${this.name}' version ${this.version}: ${new QueueFullError(this.config.max_queue_size).message}`,
+        { retryAfterSeconds: 1 },
       );
     }
-    return this.batcher.submit(req, req.rows, req.key);
+    this.batcher.enqueue(req, req.rows, req.key, settle);
   }
 
   private async runBatch(batch: readonly PreparedRequest[], observer: BatchObserver): Promise<Tensor[][]> {
@@ -387,7 +398,8 @@ export class LoadedModel {
       } else {
         let total = 0;
         for (const r of batch) total += r.inputs[i]!.data.length;
-        const out = allocTyped(t.datatype, total);
+        // On the event loop the merged data stays on this thread: small ones share a slab.
+        const out = this.inline ? allocTypedSmall(t.datatype, total) : allocTyped(t.datatype, total);
         let offset = 0;
         for (const r of batch) {
           const part = r.inputs[i]!.data as TypedArray;

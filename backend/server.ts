@@ -190,8 +190,6 @@ export async function buildBackend(opts: BackendOptions): Promise<Backend> {
   ): void => {
     const started = performance.now();
     let model: LoadedModel | undefined;
-    let request: DecodedRequest;
-    let pending: Promise<Tensor[]>;
     try {
       model = repo.resolve(req.params.model, req.params.version);
       if (draining) {
@@ -207,17 +205,15 @@ export async function buildBackend(opts: BackendOptions): Promise<Backend> {
           ? NO_DECODE_OPTIONS
           : { headerLength: Array.isArray(headerLength) ? headerLength[0] : headerLength },
       );
-      request = 'raw' in decoded ? rawRequest(model, decoded) : decoded;
-      pending = model.infer(model.prepare(request));
+      const request = 'raw' in decoded ? rawRequest(model, decoded) : decoded;
+      const served = model;
+      model.infer(model.prepare(request), (e, outputs) => {
+        if (e === undefined) answer(reply, served, request, outputs!, started);
+        else fail(reply, served, e as Error, started);
+      });
     } catch (e) {
       fail(reply, model, e as Error, started);
-      return;
     }
-    const served = model;
-    pending.then(
-      (outputs) => answer(reply, served, request, outputs, started),
-      (e: Error) => fail(reply, served, e, started),
-    );
   };
   const answer = (
     reply: FastifyReply,

@@ -10,9 +10,13 @@
  *
  * Options: --quick (fewer requests), --threads N (onnxruntime intra-op threads, default 2),
  * --delay-ms N (mlp-large max_queue_delay_ms, default 1), --only overhead (part 2 alone),
- * --runs N (part 2 measured N times, backend and bare fastify taking turns; the median ratio is
+ * --runs N (part 2 in N rounds, default 5: both servers stay up, warmed once, and take turns
+ * in 10 slices a round; CPU read per thread in nanoseconds; the median of the rounds' ratios is
  * the verdict), --compiled (the backend runs from `npm run build` output in dist/, not tsx),
- * --warmup N (requests before part 2 measures, default 5000).
+ * --warmup N (requests to each server before part 2 measures, default 20000), --profile (instead of the
+ * measurements: the backend under part 2's load with `node --cpu-prof`, then its hottest
+ * functions; --profile-target bare profiles the bare fastify route instead; writes
+ * load/results/backend-profile[-bare].json and keeps the .cpuprofile).
  * Writes a table to stdout and JSON to load/results/backend-<threads>t.json
  * (backend-overhead.json with --only overhead).
  */
@@ -23,7 +27,8 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import * as ort from 'onnxruntime-node';
 import { buildModelRepository } from '../models/build.js';
-import { fmt, type LoadResult, load, startServer, table } from './lib.js';
+import { ClosedLoop, fmt, type LoadResult, load, startServer, table } from './lib.js';
+import { profileClockUs, profileIn, profileTables, summariseProfile } from './profile.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const { values } = parseArgs({
@@ -32,15 +37,21 @@ const { values } = parseArgs({
     threads: { type: 'string', default: '2' },
     'delay-ms': { type: 'string', default: '1' },
     only: { type: 'string' },
-    runs: { type: 'string', default: '1' },
+    runs: { type: 'string', default: '5' },
     compiled: { type: 'boolean', default: false },
-    warmup: { type: 'string', default: '5000' },
+    warmup: { type: 'string', default: '20000' },
+    profile: { type: 'boolean', default: false },
+    'profile-target': { type: 'string', default: 'backend' },
   },
 });
 if (values.only !== undefined && values.only !== 'overhead') {
   throw new Error(`--only takes 'overhead', not '${values.only}'`);
 }
 const overheadOnly = values.only === 'overhead';
+const profileTarget = values['profile-target'];
+if (profileTarget !== 'backend' && profileTarget !== 'bare') {
+  throw new Error(`--profile-target takes backend or bare, not '${profileTarget}'`);
+}
 const runs = Number(values.runs);
 if (!Number.isSafeInteger(runs) || runs < 1) throw new Error(`--runs must be a positive integer`);
 const warmup = Number(values.warmup);
@@ -101,6 +112,44 @@ async function inProcess(): Promise<{ batch: number; samplesPerSec: number }[]> 
   }
   await session.release();
   return out;
+}
+
+/**
+ * CPU of one onnxruntime session.run of `simple` in this process, at `batch` rows, with the
+ * backend's session options for it (one thread, no spinning): the share of the backend's CPU per
+ * request that is inference itself, a floor (the served run also pays for a cache that the rest
+ * of the request has cooled).
+ */
+async function simpleRunCost(batch: number): Promise<number> {
+  const session = await ort.InferenceSession.create(join(base, 'simple', '1', 'model.onnx'), {
+    graphOptimizationLevel: 'all',
+    intraOpNumThreads: 1,
+    interOpNumThreads: 1,
+    extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } },
+    executionProviders: ['cpu'],
+  });
+  try {
+    const feeds = () => ({
+      INPUT0: new ort.Tensor(
+        'int32',
+        Int32Array.from({ length: batch * 16 }, (_, i) => i),
+        [batch, 16],
+      ),
+      INPUT1: new ort.Tensor(
+        'int32',
+        Int32Array.from({ length: batch * 16 }, (_, i) => i),
+        [batch, 16],
+      ),
+    });
+    for (let i = 0; i < 2000; i++) await session.run(feeds());
+    const count = n(20000);
+    const before = process.cpuUsage();
+    for (let i = 0; i < count; i++) await session.run(feeds());
+    const used = process.cpuUsage(before);
+    return (used.user + used.system) / count;
+  } finally {
+    await session.release();
+  }
 }
 
 function binaryBody(): { body: Buffer; headers: Record<string, string> } {
@@ -184,33 +233,133 @@ async function served(repo: string, batching: 'on' | 'off'): Promise<ServedRow[]
   return rows;
 }
 
-async function overhead(repo: string): Promise<{ backend: LoadResult; bare: LoadResult }> {
-  const amount = n(20000);
+/** Merges slices of one load into one result: CPU and requests summed, latencies as the median slice's. */
+function mergeSlices(slices: readonly LoadResult[]): LoadResult {
+  const sum = (f: (r: LoadResult) => number) => slices.reduce((acc, r) => acc + f(r), 0);
+  const requests = sum((r) => r.requests);
+  const seconds = sum((r) => r.requests / r.rps);
+  return {
+    requests,
+    rps: requests / seconds,
+    p50Ms: median(slices.map((r) => r.p50Ms)),
+    p99Ms: median(slices.map((r) => r.p99Ms)),
+    non2xx: sum((r) => r.non2xx),
+    errors: sum((r) => r.errors),
+    cpuUsPerRequest: sum((r) => r.cpuUsPerRequest! * r.requests) / requests,
+  };
+}
+
+/**
+ * Part 2: the backend and the bare route, both up and warmed, measured in `runs` rounds. Each
+ * round is cut into slices and the two take turns slice by slice, so that a burst of someone
+ * else's work on this shared machine weighs on both alike rather than on one.
+ */
+async function overhead(repo: string): Promise<OverheadRun[]> {
+  const slices = 10;
+  const amount = n(2000);
   const backend = await startServer(backendArgs(repo));
-  let backendResult: LoadResult;
   try {
-    const url = `${backend.url}/v2/models/simple/infer`;
-    if (warmup > 0) await load({ url, connections: 8, amount: warmup, body: simpleBody }); // JIT, pools
-    backendResult = await load({ url, connections: 8, amount, body: simpleBody, pid: backend.pid });
+    const bare = await startServer(bareArgs);
+    try {
+      const targets = [
+        { pid: backend.pid, client: new ClosedLoop(`${backend.url}/v2/models/simple/infer`, 8, simpleBody) },
+        { pid: bare.pid, client: new ClosedLoop(`${bare.url}/v2/models/simple/infer`, 8, simpleBody) },
+      ] as const;
+      try {
+        for (const { client } of targets) if (warmup > 0) await client.run(warmup); // JIT, connections
+        const out: OverheadRun[] = [];
+        // Round 0 is not kept: the first slices after the other server's warm-up ran slower in
+        // every trial (V8 tidying a heap that sat idle), which a median of few rounds feels.
+        for (let i = -1; i < runs; i++) {
+          const parts: [LoadResult[], LoadResult[]] = [[], []];
+          const batchesBefore = await batchTotals(backend.url);
+          for (let slice = 0; slice < slices; slice++) {
+            for (const k of slice % 2 === 0 ? [0, 1] : [1, 0]) {
+              const { pid, client } = targets[k]!;
+              parts[k]!.push(await client.run(amount, pid));
+            }
+          }
+          const batchesAfter = await batchTotals(backend.url);
+          if (i < 0) continue;
+          const b = mergeSlices(parts[0]);
+          const f = mergeSlices(parts[1]);
+          out.push({
+            backend: b,
+            bare: f,
+            cpuRatio: b.cpuUsPerRequest! / f.cpuUsPerRequest!,
+            meanBatch: (batchesAfter.sum - batchesBefore.sum) / (batchesAfter.count - batchesBefore.count),
+          });
+        }
+        return out;
+      } finally {
+        for (const { client } of targets) client.close();
+      }
+    } finally {
+      await bare.stop();
+    }
   } finally {
     await backend.stop();
   }
-  const bare = await startServer(['--import', 'tsx', join(root, 'load', 'bare-fastify.ts')]);
-  let bareResult: LoadResult;
+}
+
+const bareArgs = ['--import', 'tsx', join(root, 'load', 'bare-fastify.ts')];
+
+/** --profile: where the CPU of the backend (or of the bare route) goes under part 2's load. */
+async function profile(repo: string): Promise<void> {
+  const profDir = await mkdtemp(join(tmpdir(), `infergate-${profileTarget}-prof-`));
+  const flags = ['--cpu-prof', '--cpu-prof-interval', '100', '--cpu-prof-dir', profDir];
+  const server = await startServer(
+    profileTarget === 'bare' ? [...flags, ...bareArgs] : [...flags, ...backendArgs(repo)],
+  );
+  let res: LoadResult;
+  let start: number;
+  let end: number;
   try {
-    const url = `${bare.url}/v2/models/simple/infer`;
+    const url = `${server.url}/v2/models/simple/infer`;
     if (warmup > 0) await load({ url, connections: 8, amount: warmup, body: simpleBody });
-    bareResult = await load({ url, connections: 8, amount, body: simpleBody, pid: bare.pid });
+    start = profileClockUs();
+    res = await load({ url, connections: 8, amount: n(20000), body: simpleBody, pid: server.pid });
+    end = profileClockUs();
   } finally {
-    await bare.stop();
+    await server.stop(); // the profile is written as the process exits
   }
-  return { backend: backendResult, bare: bareResult };
+  const summary = await summariseProfile(await profileIn(profDir), { start, end }, res.requests, root);
+  process.stdout.write(
+    `${profileTarget} profile: ${res.requests} requests of simple at 8 connections, ${fmt(res.rps)} req/s; ` +
+      `process CPU ${fmt(res.cpuUsPerRequest!)} us/request (profiler on); main thread busy ${fmt(summary.mainThreadBusyUsPerRequest)} us/request\n\n` +
+      `${profileTables(summary)}\n\nprofile kept: ${summary.file}\n`,
+  );
+  const file = `backend-profile${profileTarget === 'bare' ? '-bare' : ''}.json`;
+  const report = {
+    date: new Date().toISOString(),
+    machine: { cpu: cpus()[0]?.model, cores: availableParallelism(), node: process.version },
+    settings: { target: profileTarget, compiled: values.compiled },
+    load: res,
+    ...summary,
+  };
+  await mkdir(join(root, 'load', 'results'), { recursive: true });
+  await writeFile(join(root, 'load', 'results', file), `${JSON.stringify(report, null, 2)}\n`);
+  process.stdout.write(`wrote load/results/${file}\n`);
 }
 
 interface OverheadRun {
   backend: LoadResult;
   bare: LoadResult;
   cpuRatio: number;
+  /** Requests per session run of `simple` over the round, from the backend's batch histogram. */
+  meanBatch: number;
+}
+
+/** Sum and count of the backend's batch-size histogram for `simple`. */
+async function batchTotals(url: string): Promise<{ sum: number; count: number }> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const read = (k: string) => {
+    const line = text
+      .split('\n')
+      .find((l) => l.startsWith(`infergate_backend_batch_size_${k}{model="simple"`));
+    return line === undefined ? 0 : Number(line.slice(line.lastIndexOf(' ') + 1));
+  };
+  return { sum: read('sum'), count: read('count') };
 }
 
 function median(xs: readonly number[]): number {
@@ -267,23 +416,27 @@ async function servedPart(): Promise<ServedPart> {
   };
 }
 
-try {
+async function measure(): Promise<void> {
   process.stdout.write(
     `infergate bench:backend  (${cpus()[0]?.model ?? 'cpu'}, ${availableParallelism()} cores, node ${process.version}, ${threads} onnxruntime threads, mlp-large delay ${delayMs} ms, backend ${values.compiled ? 'compiled (dist/)' : 'through tsx'})\n\n`,
   );
   const part1 = overheadOnly ? undefined : await servedPart();
 
   const repo = await variant('simple-overhead', 64);
-  const overheadRuns: OverheadRun[] = [];
-  for (let i = 0; i < runs; i++) {
-    const { backend, bare } = await overhead(repo);
-    overheadRuns.push({ backend, bare, cpuRatio: backend.cpuUsPerRequest! / bare.cpuUsPerRequest! });
-  }
+  const overheadRuns = await overhead(repo);
   process.stdout.write(
     `${table(
-      ['simple, 8 connections', 'req/s', 'p50 ms', 'p99 ms', 'CPU us/request', 'CPU ratio'],
+      [
+        'simple, 8 connections (closed loop)',
+        'req/s',
+        'p50 ms',
+        'p99 ms',
+        'CPU us/request',
+        'CPU ratio',
+        'mean batch',
+      ],
       overheadRuns.flatMap((r, i) => {
-        const run = runs > 1 ? ` (run ${i + 1})` : '';
+        const run = runs > 1 ? ` (round ${i + 1})` : '';
         return [
           [
             `backend${run}`,
@@ -292,6 +445,7 @@ try {
             r.backend.p99Ms,
             r.backend.cpuUsPerRequest!,
             r.cpuRatio,
+            r.meanBatch,
           ],
           [
             `bare fastify (parse + fixed reply)${run}`,
@@ -300,12 +454,23 @@ try {
             r.bare.p99Ms,
             r.bare.cpuUsPerRequest!,
             '',
+            '',
           ],
         ];
       }),
     )}\n\n`,
   );
   const cpuRatio = median(overheadRuns.map((r) => r.cpuRatio));
+  const meanBatch = median(overheadRuns.map((r) => r.meanBatch));
+  const runBatch = Math.max(1, Math.round(meanBatch));
+  const runUs = await simpleRunCost(runBatch);
+  const backendUs = median(overheadRuns.map((r) => r.backend.cpuUsPerRequest!));
+  const bareUs = median(overheadRuns.map((r) => r.bare.cpuUsPerRequest!));
+  process.stdout.write(
+    `onnxruntime session.run of simple in-process at batch ${runBatch}: ${fmt(runUs)} us CPU a run, ` +
+      `${fmt(runUs / meanBatch)} us a request at the mean batch of ${fmt(meanBatch)}; ` +
+      `the backend less that: ${fmt((backendUs - runUs / meanBatch) / bareUs)}x bare fastify (medians)\n\n`,
+  );
   const verdict = (ok: boolean) => (ok ? 'met' : 'NOT met');
   const summary: string[] = [];
   if (part1 !== undefined) {
@@ -328,6 +493,7 @@ try {
     ...(part1 === undefined ? {} : { inProcess: part1.limit, served: part1.rows }),
     overhead: { backend: last.backend, bare: last.bare },
     overheadRuns,
+    simpleSessionRun: { batch: runBatch, cpuUsPerRun: runUs, meanBatch, cpuUsPerRequest: runUs / meanBatch },
     ratios: {
       ...(part1 === undefined
         ? {}
@@ -339,6 +505,11 @@ try {
   await mkdir(join(root, 'load', 'results'), { recursive: true });
   await writeFile(join(root, 'load', 'results', file), `${JSON.stringify(report, null, 2)}\n`);
   process.stdout.write(`wrote load/results/${file}\n`);
+}
+
+try {
+  if (values.profile) await profile(await variant('simple-overhead', 64));
+  else await measure();
 } finally {
   await rm(work, { recursive: true, force: true });
 }

@@ -40,7 +40,17 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { type Dispatcher, Pool } from 'undici';
 import { buildModelRepository } from '../models/build.js';
-import { type ChildServer, cpuSeconds, fmt, type LoadResult, load, startServer, table } from './lib.js';
+import {
+  type ChildServer,
+  cpuOf,
+  cpuSeconds,
+  fmt,
+  type LoadResult,
+  load,
+  startServer,
+  table,
+} from './lib.js';
+import { profileClockUs, profileIn, profileTables, summariseProfile } from './profile.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const thisFile = fileURLToPath(import.meta.url);
@@ -260,31 +270,6 @@ async function childPids(pid: number): Promise<number[]> {
     }
   }
   return out;
-}
-
-/**
- * CPU seconds used so far by these processes, all their threads: from /proc/<pid>/task/<tid>/schedstat
- * (nanoseconds on CPU), where the kernel has it; else /proc/<pid>/stat (10 ms ticks).
- */
-async function cpuOf(pids: readonly number[]): Promise<number> {
-  let total = 0;
-  for (const pid of pids) {
-    let ns = 0;
-    let ok = true;
-    try {
-      for (const tid of await readdir(`/proc/${pid}/task`)) {
-        try {
-          ns += Number((await readFile(`/proc/${pid}/task/${tid}/schedstat`, 'utf8')).split(' ')[0]);
-        } catch {
-          // the thread ended meanwhile
-        }
-      }
-    } catch {
-      ok = false;
-    }
-    total += ok && ns > 0 ? ns / 1e9 : await cpuSeconds(pid);
-  }
-  return total;
 }
 
 /** Runs `fn` and says how much CPU the proxy's processes and the backend used meanwhile, in us. */
@@ -1052,18 +1037,6 @@ async function writeResult(file: string, data: unknown): Promise<void> {
 // ------------------------------------------------------------------------------------------------
 // --profile: where the gateway's CPU goes.
 
-interface CpuProfile {
-  nodes: {
-    id: number;
-    callFrame: { functionName: string; url: string; lineNumber: number };
-    children?: number[];
-  }[];
-  samples: number[];
-  timeDeltas: number[];
-  startTime: number;
-  endTime: number;
-}
-
 async function profile(
   policyFile: string,
   backendOrigin: string,
@@ -1082,9 +1055,8 @@ async function profile(
       : await startGateway(policyFile, profFlags);
   const url = `${gw.url}${inferPath}`;
   await load({ url, connections: counts.cpuConnections!, amount: counts.warmup!, body: simpleBody });
-  // V8 stamps samples with the monotonic clock in microseconds, as process.hrtime does: keep the
-  // samples taken during the measured load, not start-up (module loading) nor the warm-up.
-  const windowStart = Number(process.hrtime.bigint() / 1000n);
+  // Keep the samples taken during the measured load, not start-up (module loading) nor the warm-up.
+  const start = profileClockUs();
   const res = await load({
     url,
     connections: counts.cpuConnections!,
@@ -1092,115 +1064,19 @@ async function profile(
     body: simpleBody,
     pid: gw.pid,
   });
-  const windowEnd = Number(process.hrtime.bigint() / 1000n);
+  const end = profileClockUs();
   // The profile is written when the process exits.
   const entry = cleanups.findIndex((c) => c.name === target);
   if (entry >= 0) cleanups.splice(entry, 1);
   await gw.stop();
-  const files = (await readdir(profDir)).filter((f) => f.endsWith('.cpuprofile'));
-  if (files.length === 0) throw new Error(`no .cpuprofile in ${profDir}`);
-  const file = join(profDir, files[0]!);
-  const prof = JSON.parse(await readFile(file, 'utf8')) as CpuProfile;
-
-  const byId = new Map(prof.nodes.map((n) => [n.id, n]));
-  const selfUs = new Map<number, number>();
-  // A sample stands for the time until the next one (as DevTools counts it).
-  let at = prof.startTime;
-  let inWindow = 0;
-  for (let i = 0; i < prof.samples.length; i++) {
-    at += prof.timeDeltas[i] ?? 0;
-    if (at < windowStart || at > windowEnd) continue;
-    inWindow++;
-    const id = prof.samples[i]!;
-    selfUs.set(id, (selfUs.get(id) ?? 0) + Math.max(0, prof.timeDeltas[i + 1] ?? 0));
-  }
-  if (inWindow < 100) {
-    throw new Error(
-      `only ${inWindow} of ${prof.samples.length} profile samples fall in the load window: clocks differ?`,
-    );
-  }
-  const short = (u: string) =>
-    u
-      .replace(/^file:\/\//, '')
-      .replace(`${root}/`, '')
-      .replace(/^.*node_modules\//, '');
-  const pkg = (u: string): string => {
-    if (u === '') return '(native / VM)';
-    if (u.startsWith('node:')) return 'node core';
-    if (u.startsWith('wasm:')) return 'llhttp (wasm, undici)';
-    const m = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(u);
-    if (m) return m[1]!;
-    const rel = short(u);
-    return rel.includes('/') ? `${rel.split('/')[0]}/` : rel;
-  };
-  const fnSelf = new Map<string, number>();
-  const pkgSelf = new Map<string, number>();
-  let total = 0;
-  let idle = 0;
-  for (const [id, us] of selfUs) {
-    const n = byId.get(id)!;
-    const { functionName, url: u, lineNumber } = n.callFrame;
-    total += us;
-    if (functionName === '(idle)') {
-      idle += us;
-      continue;
-    }
-    const key = `${functionName || '(anonymous)'}  ${u === '' ? '' : `${short(u)}:${lineNumber + 1}`}`;
-    fnSelf.set(key, (fnSelf.get(key) ?? 0) + us);
-    const p = functionName.startsWith('(') ? functionName : pkg(u);
-    pkgSelf.set(p, (pkgSelf.get(p) ?? 0) + us);
-  }
-  // Inclusive time of the gateway's own functions (by name), from the call tree.
-  const inclusive = new Map<string, number>();
-  const walk = (id: number, onStack: Set<string>): number => {
-    const n = byId.get(id)!;
-    let sum = selfUs.get(id) ?? 0;
-    const key = `${n.callFrame.functionName || '(anonymous)'}  ${short(n.callFrame.url)}:${n.callFrame.lineNumber + 1}`;
-    const add = !onStack.has(key);
-    if (add) onStack.add(key);
-    for (const c of n.children ?? []) sum += walk(c, onStack);
-    if (add) {
-      onStack.delete(key);
-      if (
-        n.callFrame.url !== '' &&
-        !n.callFrame.url.startsWith('wasm:') &&
-        !n.callFrame.url.includes('node_modules') &&
-        !n.callFrame.url.startsWith('node:')
-      ) {
-        inclusive.set(key, (inclusive.get(key) ?? 0) + sum);
-      }
-    }
-    return sum;
-  };
-  walk(prof.nodes[0]!.id, new Set());
-
-  const busy = total - idle;
-  const perReq = (us: number) => us / res.requests;
-  const top = (m: Map<string, number>, k: number) => [...m].sort((a, b) => b[1] - a[1]).slice(0, k);
+  const summary = await summariseProfile(await profileIn(profDir), { start, end }, res.requests, root);
   process.stdout.write(
     `${target} profile: ${res.requests} requests at ${counts.cpuConnections} connections, ${fmt(res.rps)} req/s; ` +
-      `process CPU ${fmt(res.cpuUsPerRequest!)} us/request (profiler on); main thread busy ${fmt(perReq(busy))} us/request\n\n`,
+      `process CPU ${fmt(res.cpuUsPerRequest!)} us/request (profiler on); main thread busy ${fmt(summary.mainThreadBusyUsPerRequest)} us/request\n\n`,
   );
+  process.stdout.write(`${profileTables(summary)}\n\n`);
   process.stdout.write(
-    `${table(
-      ['self time by package', 'us/req', '% busy'],
-      top(pkgSelf, 16).map(([k, v]) => [k, perReq(v), (100 * v) / busy]),
-    )}\n\n`,
-  );
-  process.stdout.write(
-    `${table(
-      ['self time by function', 'us/req', '% busy'],
-      top(fnSelf, 30).map(([k, v]) => [k, perReq(v), (100 * v) / busy]),
-    )}\n\n`,
-  );
-  process.stdout.write(
-    `${table(
-      ['inclusive, project code', 'us/req', '% busy'],
-      top(inclusive, 20).map(([k, v]) => [k, perReq(v), (100 * v) / busy]),
-    )}\n\n`,
-  );
-  process.stdout.write(
-    `profile kept: ${file} (open in Chrome DevTools or speedscope)\n` +
+    `profile kept: ${summary.file} (open in Chrome DevTools or speedscope)\n` +
       "note: V8's sampler over-counts native callbacks that enter the kernel (writev): on this VM, Linux\n" +
       '`perf` put the kernel at ~20% of the gateway where this profile gives writev ~40%; compare JS\n' +
       'frames between targets (--profile-target relay), and read the native split with perf.\n',
@@ -1215,11 +1091,8 @@ async function profile(
       requests: res.requests,
     },
     load: res,
-    mainThreadBusyUsPerRequest: perReq(busy),
-    selfByPackage: top(pkgSelf, 30).map(([k, v]) => ({ name: k, usPerRequest: perReq(v) })),
-    selfByFunction: top(fnSelf, 60).map(([k, v]) => ({ name: k, usPerRequest: perReq(v) })),
-    inclusiveProjectCode: top(inclusive, 40).map(([k, v]) => ({ name: k, usPerRequest: perReq(v) })),
-    profileFile: file,
+    ...summary,
+    profileFile: summary.file,
   });
 }
 

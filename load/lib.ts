@@ -3,8 +3,9 @@
  * Everything talks to 127.0.0.1 only, runs a bounded number of requests and stops by itself.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
+import { createConnection, type Socket } from 'node:net';
 import autocannon from 'autocannon';
 
 export interface ChildServer {
@@ -64,6 +65,31 @@ export async function cpuSeconds(pid: number): Promise<number> {
   return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
 }
 
+/**
+ * CPU seconds used so far by these processes, all their threads: from /proc/<pid>/task/<tid>/schedstat
+ * (nanoseconds on CPU), where the kernel has it; else /proc/<pid>/stat (10 ms ticks).
+ */
+export async function cpuOf(pids: readonly number[]): Promise<number> {
+  let total = 0;
+  for (const pid of pids) {
+    let ns = 0;
+    let ok = true;
+    try {
+      for (const tid of await readdir(`/proc/${pid}/task`)) {
+        try {
+          ns += Number((await readFile(`/proc/${pid}/task/${tid}/schedstat`, 'utf8')).split(' ')[0]);
+        } catch {
+          // the thread ended meanwhile
+        }
+      }
+    } catch {
+      ok = false;
+    }
+    total += ok && ns > 0 ? ns / 1e9 : await cpuSeconds(pid);
+  }
+  return total;
+}
+
 export interface LoadResult {
   requests: number;
   rps: number;
@@ -86,7 +112,7 @@ export interface LoadOptions {
 }
 
 export async function load(opts: LoadOptions): Promise<LoadResult> {
-  const before = opts.pid === undefined ? 0 : await cpuSeconds(opts.pid);
+  const before = opts.pid === undefined ? 0 : await cpuOf([opts.pid]);
   // autocannon ends a run on its one-second tick, so its own duration is rounded up to whole
   // seconds; time the run from the first request to the last response instead.
   let first = 0;
@@ -109,7 +135,7 @@ export async function load(opts: LoadOptions): Promise<LoadResult> {
       last = performance.now();
     });
   });
-  const after = opts.pid === undefined ? 0 : await cpuSeconds(opts.pid);
+  const after = opts.pid === undefined ? 0 : await cpuOf([opts.pid]);
   const requests = result.requests.total;
   const out: LoadResult = {
     requests,
@@ -121,6 +147,126 @@ export async function load(opts: LoadOptions): Promise<LoadResult> {
   };
   if (opts.pid !== undefined) out.cpuUsPerRequest = ((after - before) * 1e6) / requests;
   return out;
+}
+
+/**
+ * A closed-loop client on connections that stay open between runs: `connections` requests in
+ * flight, each sent as soon as the last one on its connection is answered. Unlike `load`
+ * (autocannon, which opens its connections afresh and ends on a one-second tick), a run costs
+ * the server nothing but its requests, so that short runs can take turns with another target.
+ * It writes one prepared HTTP/1.1 request and reads answers by their Content-Length, which
+ * keeps its own CPU per request below autocannon's: on a small machine the client's share
+ * decides how many requests meet at the server.
+ */
+export class ClosedLoop {
+  private readonly request: Buffer;
+  private sockets: Socket[] = [];
+
+  constructor(
+    private readonly url: string,
+    private readonly connections: number,
+    body: Buffer | string,
+    headers: Record<string, string> = { 'content-type': 'application/json' },
+  ) {
+    const u = new URL(url);
+    const payload = typeof body === 'string' ? Buffer.from(body) : body;
+    let head = `POST ${u.pathname}${u.search} HTTP/1.1\r\nhost: ${u.host}\r\ncontent-length: ${payload.length}\r\n`;
+    for (const [k, v] of Object.entries(headers)) head += `${k}: ${v}\r\n`;
+    this.request = Buffer.concat([Buffer.from(`${head}\r\n`), payload]);
+  }
+
+  private async connect(): Promise<void> {
+    if (this.sockets.length > 0) return;
+    const u = new URL(this.url);
+    this.sockets = await Promise.all(
+      Array.from(
+        { length: this.connections },
+        () =>
+          new Promise<Socket>((resolve, reject) => {
+            const socket = createConnection({ host: u.hostname, port: Number(u.port) }, () =>
+              resolve(socket),
+            );
+            socket.setNoDelay(true);
+            socket.once('error', reject);
+          }),
+      ),
+    );
+  }
+
+  /** Sends `amount` requests; with `pid`, reads that process's CPU over the run. */
+  async run(amount: number, pid?: number): Promise<LoadResult> {
+    await this.connect();
+    const before = pid === undefined ? 0 : await cpuOf([pid]);
+    const latencies: number[] = [];
+    let non2xx = 0;
+    let sent = 0;
+    const started = performance.now();
+    await Promise.all(
+      this.sockets.map(
+        (socket) =>
+          new Promise<void>((resolve, reject) => {
+            let buffered: Buffer = Buffer.alloc(0);
+            let t0 = 0;
+            const send = () => {
+              if (sent >= amount) {
+                socket.off('data', onData);
+                socket.off('error', onError);
+                resolve();
+                return;
+              }
+              sent++;
+              t0 = performance.now();
+              socket.write(this.request);
+            };
+            const onError = (e: Error) => reject(e);
+            const onData = (chunk: Buffer) => {
+              buffered = buffered.length === 0 ? chunk : Buffer.concat([buffered, chunk]);
+              const end = buffered.indexOf('\r\n\r\n');
+              if (end < 0) return;
+              const head = buffered.toString('latin1', 0, end);
+              const m = /\r\ncontent-length: *(\d+)/i.exec(head);
+              if (m === null) {
+                reject(new Error(`answer without content-length: ${head.slice(0, 200)}`));
+                return;
+              }
+              const total = end + 4 + Number(m[1]);
+              if (buffered.length < total) return;
+              if (buffered.length > total) {
+                reject(new Error('more bytes than one answer: the server answered unasked'));
+                return;
+              }
+              buffered = Buffer.alloc(0);
+              latencies.push(performance.now() - t0);
+              const status = Number(head.slice(9, 12));
+              if (status < 200 || status > 299) non2xx++;
+              send();
+            };
+            socket.on('data', onData);
+            socket.on('error', onError);
+            send();
+          }),
+      ),
+    );
+    const seconds = (performance.now() - started) / 1000;
+    const after = pid === undefined ? 0 : await cpuOf([pid]);
+    latencies.sort((a, b) => a - b);
+    const at = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))]!;
+    const out: LoadResult = {
+      requests: amount,
+      rps: amount / seconds,
+      p50Ms: at(0.5),
+      p99Ms: at(0.99),
+      non2xx,
+      errors: 0,
+    };
+    if (pid !== undefined) out.cpuUsPerRequest = ((after - before) * 1e6) / amount;
+    return out;
+  }
+
+  close(): void {
+    for (const s of this.sockets) s.destroy();
+    this.sockets = [];
+  }
 }
 
 export function table(headers: string[], rows: (string | number)[][]): string {

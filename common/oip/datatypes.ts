@@ -91,35 +91,36 @@ export function datatypeFromOrt(ort: string): Datatype | undefined {
   return FROM_ORT[ort];
 }
 
+type TypedArrayConstructor = {
+  new (n: number): TypedArray;
+  new (buffer: ArrayBuffer, byteOffset: number, length: number): TypedArray;
+};
+
+/** The typed array that holds each fixed-size datatype (FP16 and BF16 as raw 16-bit words). */
+const TYPED_ARRAY: Readonly<Record<Exclude<Datatype, 'BYTES'>, TypedArrayConstructor>> = {
+  BOOL: Uint8Array,
+  UINT8: Uint8Array,
+  UINT16: Uint16Array,
+  UINT32: Uint32Array,
+  UINT64: BigUint64Array,
+  INT8: Int8Array,
+  INT16: Int16Array,
+  INT32: Int32Array,
+  INT64: BigInt64Array,
+  FP16: Uint16Array,
+  FP32: Float32Array,
+  FP64: Float64Array,
+  BF16: Uint16Array,
+};
+
+function typedArrayOf(dt: Datatype): TypedArrayConstructor {
+  if (dt === 'BYTES') throw new Error('BYTES has no fixed-size typed array');
+  return TYPED_ARRAY[dt];
+}
+
 /** Allocates a typed array for `n` elements of a fixed-size datatype. */
 export function allocTyped(dt: Datatype, n: number): TypedArray {
-  switch (dt) {
-    case 'BOOL':
-    case 'UINT8':
-      return new Uint8Array(n);
-    case 'UINT16':
-    case 'FP16':
-    case 'BF16':
-      return new Uint16Array(n);
-    case 'UINT32':
-      return new Uint32Array(n);
-    case 'UINT64':
-      return new BigUint64Array(n);
-    case 'INT8':
-      return new Int8Array(n);
-    case 'INT16':
-      return new Int16Array(n);
-    case 'INT32':
-      return new Int32Array(n);
-    case 'INT64':
-      return new BigInt64Array(n);
-    case 'FP32':
-      return new Float32Array(n);
-    case 'FP64':
-      return new Float64Array(n);
-    case 'BYTES':
-      throw new Error('BYTES has no fixed-size typed array');
-  }
+  return new (typedArrayOf(dt))(n);
 }
 
 /** Integer range of JSON-representable integer datatypes (64-bit ones are limited to safe integers). */
@@ -133,3 +134,28 @@ export const INT_RANGE: Partial<Readonly<Record<Datatype, readonly [number, numb
   INT32: [-0x80000000, 0x7fffffff],
   INT64: [Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER],
 };
+
+/** Bytes of one slab of `allocTypedSmall`, and the largest array it serves from a slab. */
+export const SMALL_SLAB_BYTES = 16384;
+export const SMALL_MAX_BYTES = 2048;
+let slab = new ArrayBuffer(SMALL_SLAB_BYTES);
+let slabUsed = 0;
+
+/**
+ * Like `allocTyped`, zero-filled, but an array of at most SMALL_MAX_BYTES is a view into a shared
+ * slab (8-byte aligned), as Node's Buffer pool does: V8 gives every array of more than 64 bytes a
+ * backing store of its own, which costs about a microsecond, far more than a small model's data.
+ * A view does not own its buffer, so it must not be transferred to another thread (a
+ * structured clone would copy the whole slab): for data that stays on this thread.
+ */
+export function allocTypedSmall(dt: Datatype, n: number): TypedArray {
+  const bytes = n * DATATYPE_INFO[dt].size;
+  if (bytes === 0 || bytes > SMALL_MAX_BYTES) return allocTyped(dt, n);
+  if (slabUsed + bytes > SMALL_SLAB_BYTES) {
+    slab = new ArrayBuffer(SMALL_SLAB_BYTES);
+    slabUsed = 0;
+  }
+  const view = new (typedArrayOf(dt))(slab, slabUsed, n);
+  slabUsed = (slabUsed + bytes + 7) & ~7;
+  return view;
+}

@@ -86,6 +86,12 @@ before(async () => {
         versions: ['1'],
         config: { max_batch_size: 8, execution: 'inline' },
       },
+      // Small merged tensors: served from a shared slab on the event loop (allocTypedSmall).
+      mlp: {
+        from: 'mlp',
+        versions: ['1'],
+        config: { max_batch_size: 6, max_queue_delay_ms: LONG_DELAY_MS, execution: 'inline' },
+      },
     }),
   ]);
   [sample, batched, bounded, inline] = await Promise.all([
@@ -295,6 +301,26 @@ describe('dynamic batching', () => {
       output(okInfer(b), 'softmax_0.tmp_0').data as number[],
       TOL,
       'inline vs worker',
+    );
+  });
+
+  test('execution: inline with small tensors: merged batches split back, each answer its own', async () => {
+    // Three requests of 2 rows fill a batch of 6 (1.5 KiB of FP32, a view into a shared slab),
+    // three times over, so that the slab's views sit next to each other and any overlap would show.
+    const labels = { model: 'mlp', version: '1' };
+    const before = histogram((await scrape(inline.url)).samples, BATCH, labels);
+    const requests = Array.from({ length: 9 }, (_, i) => ({ rows: 2, x: randomFloats(9200 + i, 2 * 64) }));
+    const answers = await Promise.all(requests.map((r) => infer(inline.url, 'mlp', xDoc(r.x, [r.rows, 64]))));
+    answers.forEach((res, i) => {
+      const { rows, x } = requests[i]!;
+      const y = output(okInfer(res), 'y');
+      assert.deepEqual(y.shape, [rows, 10], `request ${i}`);
+      assertClose(y.data as number[], mlpReference('1', x, rows), TOL, `request ${i}`);
+    });
+    const now = histogram((await scrape(inline.url)).samples, BATCH, labels);
+    assert.deepEqual(
+      { rows: now.sum - before.sum, batches: now.count - before.count },
+      { rows: 18, batches: 3 },
     );
   });
 

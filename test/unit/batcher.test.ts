@@ -519,3 +519,131 @@ describe('Batcher: onBatch, depth, busy and idle', () => {
     assert.equal(h.calls[1]!.startedAt, 1110);
   });
 });
+
+describe('Batcher: gathering the event-loop turn', () => {
+  /** A harness whose `gather` callbacks the test runs by hand (setImmediate in a server). */
+  function gathering(opts: Partial<BatcherOptions<string, string>> = {}) {
+    const pending: (() => void)[] = [];
+    const h = harness({ maxBatchSize: 4, maxQueueDelayMs: 0, gather: (fn) => pending.push(fn), ...opts });
+    const turn = () => {
+      const fns = pending.splice(0);
+      for (const fn of fns) fn();
+    };
+    return { ...h, pending, turn };
+  }
+
+  test('a batch that could start is taken only once the turn ends: requests read with it join', async () => {
+    const g = gathering();
+    g.submit('a');
+    assert.equal(g.calls.length, 0, 'not taken yet');
+    assert.equal(g.pending.length, 1, 'one gather asked for');
+    assert.equal(g.batcher.busy, true);
+    g.submit('b');
+    g.submit('c');
+    assert.equal(g.pending.length, 1, 'no second gather while one is pending');
+    g.turn();
+    assert.deepEqual(payloadsOf(g.calls), ['a,b,c']);
+    assert.deepEqual(
+      g.onBatchCalls.map((c) => c.rows),
+      [3],
+    );
+    await g.finish(0);
+    assert.equal(g.batcher.busy, false);
+    assert.equal(g.pending.length, 0);
+  });
+
+  test('what arrives while a batch runs is gathered again after it, up to maxBatchSize', async () => {
+    const g = gathering({ maxBatchSize: 2 });
+    g.submit('a');
+    g.turn();
+    for (const p of ['b', 'c', 'd']) g.submit(p);
+    assert.equal(g.pending.length, 0, 'nothing is gathered while a batch runs');
+    await g.finish(0);
+    assert.equal(g.pending.length, 1);
+    g.submit('e');
+    g.turn();
+    assert.deepEqual(payloadsOf(g.calls), ['a', 'b,c']);
+    await g.finish(1);
+    g.turn();
+    assert.deepEqual(payloadsOf(g.calls), ['a', 'b,c', 'd,e']);
+  });
+
+  test('with a queue delay, the gather follows the timer; maxBatchSize 0 never gathers', async () => {
+    const g = gathering({ maxBatchSize: 4, maxQueueDelayMs: 5 });
+    g.submit('a');
+    assert.equal(g.pending.length, 0, 'waiting for company first');
+    g.clock.advance(5);
+    assert.equal(g.pending.length, 1);
+    g.submit('b');
+    g.turn();
+    assert.deepEqual(payloadsOf(g.calls), ['a,b']);
+
+    const solo = gathering({ maxBatchSize: 0 });
+    solo.submit('x');
+    assert.deepEqual(payloadsOf(solo.calls), ['x'], 'runs at once, alone');
+    assert.equal(solo.pending.length, 0);
+  });
+
+  test('idle() waits for a batch that is being gathered', async () => {
+    const g = gathering();
+    g.submit('a');
+    let idle = false;
+    void g.batcher.idle().then(() => {
+      idle = true;
+    });
+    await flushMicrotasks();
+    assert.equal(idle, false);
+    g.turn();
+    await g.finish(0);
+    assert.equal(idle, true);
+  });
+});
+
+describe('Batcher: enqueue (a callback, no promise per request)', () => {
+  test('settle is told each result once, at its own position', async () => {
+    const h = harness({ maxBatchSize: 3, maxQueueDelayMs: 0 });
+    const told: [string, unknown, string | undefined][] = [];
+    for (const p of ['a', 'b', 'c']) h.batcher.enqueue(p, 1, 'k', (e, r) => told.push([p, e, r]));
+    await h.finish(0);
+    await h.finish(1);
+    assert.deepEqual(told, [
+      ['a', undefined, 'r:a'],
+      ['b', undefined, 'r:b'],
+      ['c', undefined, 'r:c'],
+    ]);
+  });
+
+  test('a full queue throws QueueFullError at once and queues nothing', () => {
+    const h = harness({ maxBatchSize: 4, maxQueueDelayMs: 10, maxQueueSize: 1 });
+    h.batcher.enqueue('a', 1, 'k', () => {});
+    assert.throws(() => h.batcher.enqueue('b', 1, 'k', () => assert.fail('never told')), QueueFullError);
+    assert.equal(h.batcher.depth, 1);
+  });
+
+  test('a failed batch tells every item the error; an undefined rejection becomes an Error', async () => {
+    const h = harness({ maxBatchSize: 2, maxQueueDelayMs: 0 });
+    const told: unknown[] = [];
+    h.batcher.enqueue('a', 1, 'k', (e) => told.push(e));
+    h.calls[0]!.reject(undefined);
+    await flushMicrotasks();
+    assert.equal(told.length, 1);
+    assert.ok(told[0] instanceof Error, 'an error the caller can tell from success');
+  });
+
+  test('a settle that throws does not keep the rest of its batch from being told', async () => {
+    const reported: unknown[] = [];
+    const h = harness({ maxBatchSize: 3, maxQueueDelayMs: 0, onSettleError: (e) => reported.push(e) });
+    const boom = new Error('settle broke');
+    const told: string[] = [];
+    h.batcher.enqueue('a', 1, 'k', () => {});
+    h.batcher.enqueue('b', 1, 'k', () => {
+      throw boom;
+    });
+    h.batcher.enqueue('c', 1, 'k', (_e, r) => told.push(r!));
+    await h.finish(0);
+    await h.finish(1);
+    assert.deepEqual(told, ['r:c']);
+    assert.deepEqual(reported, [boom], 'the error is reported, not swallowed');
+    assert.equal(h.batcher.busy, false, 'the batcher went on');
+  });
+});
