@@ -201,6 +201,8 @@ export class Batcher<T, R> {
   }
 
   private settleBatch(batch: readonly Item<T, R>[], error: unknown, results: R[] | undefined): void {
+    // The next batch starts first: a worker thread then computes it while this thread answers.
+    this.batchDone();
     for (let i = 0; i < batch.length; i++) {
       try {
         if (results === undefined) batch[i]!.settle(error);
@@ -214,7 +216,6 @@ export class Batcher<T, R> {
           });
       }
     }
-    this.batchDone();
   }
 
   private batchDone(): void {

@@ -613,6 +613,15 @@ describe('Batcher: enqueue (a callback, no promise per request)', () => {
     ]);
   });
 
+  test('the next batch is started before the finished one is told (a worker computes meanwhile)', async () => {
+    const h = harness({ maxBatchSize: 1, maxQueueDelayMs: 0 });
+    h.batcher.enqueue('a', 1, 'k', () => h.events.push('told a'));
+    h.batcher.enqueue('b', 1, 'k', () => h.events.push('told b'));
+    await h.finish(0);
+    const order = h.events.filter((e) => e.startsWith('run') || e.startsWith('told'));
+    assert.deepEqual(order, ['run a', 'run b', 'told a']);
+  });
+
   test('a full queue throws QueueFullError at once and queues nothing', () => {
     const h = harness({ maxBatchSize: 4, maxQueueDelayMs: 10, maxQueueSize: 1 });
     h.batcher.enqueue('a', 1, 'k', () => {});
