@@ -121,16 +121,16 @@ export class Batcher<T, R> {
     this.cancelTimer();
     const gather = this.opts.gather;
     if (gather === undefined || maxBatchSize === 0) {
-      this.runBatch(this.takeBatch(oldest.key));
+      this.runOldest();
       return;
     }
     this.running = true;
-    gather(this.gathered);
+    gather(this.runOldest);
   }
 
-  private readonly gathered = (): void => {
-    const oldest = this.queue[0]!;
-    this.runBatch(this.takeBatch(oldest.key));
+  /** Takes the batch of the oldest request's key and runs it. */
+  private readonly runOldest = (): void => {
+    this.runBatch(this.takeBatch(this.queue[0]!.key));
   };
 
   private cancelTimer(): void {

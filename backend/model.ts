@@ -71,15 +71,22 @@ function specOf(meta: ort.InferenceSession.ValueMetadata): TensorSpec {
   };
 }
 
-async function createSession(opts: LoadOptions): Promise<LoadedSession> {
-  const options: ort.InferenceSession.SessionOptions = {
+/** The onnxruntime session options a model's config asks for (the benchmark uses them too). */
+export function sessionOptions(
+  config: Pick<ModelConfig, 'intra_op_threads' | 'inter_op_threads'>,
+): ort.InferenceSession.SessionOptions {
+  return {
     graphOptimizationLevel: 'all',
     // onnxruntime's pool threads spin after each run by default; on a small machine that spinning
     // takes the cores the event loop needs to parse and answer requests.
     extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } },
-    ...(opts.config.intra_op_threads > 0 ? { intraOpNumThreads: opts.config.intra_op_threads } : {}),
-    ...(opts.config.inter_op_threads > 0 ? { interOpNumThreads: opts.config.inter_op_threads } : {}),
+    ...(config.intra_op_threads > 0 ? { intraOpNumThreads: config.intra_op_threads } : {}),
+    ...(config.inter_op_threads > 0 ? { interOpNumThreads: config.inter_op_threads } : {}),
   };
+}
+
+async function createSession(opts: LoadOptions): Promise<LoadedSession> {
+  const options = sessionOptions(opts.config);
   const loaded = await openSession(opts.path, opts.device, options, opts.config.execution);
   if (loaded.fallbackReason !== undefined) {
     opts.logger.warn(
@@ -143,7 +150,7 @@ export class LoadedModel {
       // (microseconds) buys fewer session runs. At 8 connections on `simple`, batches grew from
       // 2.8 to 5 requests and the backend's CPU per request fell by a sixth. A worker thread is
       // not made to wait: it computes while the loop reads the next requests.
-      gather: config.execution === 'inline' ? setImmediate : undefined,
+      gather: this.inline ? setImmediate : undefined,
       // The server's callbacks catch their own errors; one that escapes is a bug, logged.
       onSettleError: (e) => opts.logger.error({ model: name, version, err: e }, 'answering a request failed'),
       run: (batch) => this.runBatch(batch, opts.observer),

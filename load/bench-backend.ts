@@ -26,6 +26,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import * as ort from 'onnxruntime-node';
+import { sessionOptions } from '../backend/model.js';
 import { buildModelRepository } from '../models/build.js';
 import { ClosedLoop, fmt, type LoadResult, load, startServer, table } from './lib.js';
 import { profileClockUs, profileIn, profileTables, summariseProfile } from './profile.js';
@@ -121,11 +122,9 @@ async function inProcess(): Promise<{ batch: number; samplesPerSec: number }[]> 
  * of the request has cooled).
  */
 async function simpleRunCost(batch: number): Promise<number> {
+  // The options the backend gives `simple` here (variant(): one intra-op and one inter-op thread).
   const session = await ort.InferenceSession.create(join(base, 'simple', '1', 'model.onnx'), {
-    graphOptimizationLevel: 'all',
-    intraOpNumThreads: 1,
-    interOpNumThreads: 1,
-    extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } },
+    ...sessionOptions({ intra_op_threads: 1, inter_op_threads: 1 }),
     executionProviders: ['cpu'],
   });
   try {
