@@ -107,6 +107,17 @@ after(async () => {
   await removeTempDirs();
 });
 
+/** Rows and batches the model of `labels` ran between two scrapes (its batch-size histogram). */
+function batchesBetween(
+  before: Sample[],
+  after: Sample[],
+  labels: Record<string, string>,
+): { rows: number; batches: number } {
+  const a = histogram(after, BATCH, labels);
+  const b = histogram(before, BATCH, labels);
+  return { rows: a.sum - b.sum, batches: a.count - b.count };
+}
+
 function xDoc(x: Float32Array, shape: number[], id?: string) {
   return {
     ...(id === undefined ? {} : { id }),
@@ -117,7 +128,7 @@ function xDoc(x: Float32Array, shape: number[], id?: string) {
 describe('dynamic batching', () => {
   test('64 concurrent mlp-large requests fill 4 batches of 16, each answer its own', async () => {
     const labels = { model: 'mlp-large', version: '1' };
-    const before = histogram((await scrape(batched.url)).samples, BATCH, labels);
+    const before = (await scrape(batched.url)).samples;
     const inputs = Array.from({ length: 64 }, (_, i) => randomFloats(1000 + i, 512));
     const answers = await Promise.all(
       inputs.map((x, i) => infer(batched.url, 'mlp-large', xDoc(x, [1, 512], `r${i}`))),
@@ -128,9 +139,9 @@ describe('dynamic batching', () => {
       assertClose(output(doc, 'y').data as number[], mlpLargeReference(inputs[i]!, 1), TOL, `request ${i}`);
     });
     const { samples } = await scrape(batched.url);
-    const now = histogram(samples, BATCH, labels);
-    assert.equal(now.sum - before.sum, 64, 'rows run');
-    assert.equal(now.count - before.count, 4, 'batches run');
+    const { rows, batches } = batchesBetween(before, samples, labels);
+    assert.equal(rows, 64, 'rows run');
+    assert.equal(batches, 4, 'batches run');
     assert.equal(
       sampleValue(samples, `${BATCH}_bucket`, { ...labels, le: '8' }),
       0,
@@ -141,7 +152,7 @@ describe('dynamic batching', () => {
 
   test('with the sample config (64 rows, 2 ms), concurrent requests are merged and stay correct', async () => {
     const labels = { model: 'mlp-large', version: '1' };
-    const before = histogram((await scrape(sample.url)).samples, BATCH, labels);
+    const before = (await scrape(sample.url)).samples;
     const inputs = Array.from({ length: 64 }, (_, i) => randomFloats(2000 + i, 512));
     const answers = await Promise.all(inputs.map((x) => infer(sample.url, 'mlp-large', xDoc(x, [1, 512]))));
     answers.forEach((res, i) => {
@@ -152,11 +163,10 @@ describe('dynamic batching', () => {
         `request ${i}`,
       );
     });
-    const now = histogram((await scrape(sample.url)).samples, BATCH, labels);
-    const batches = now.count - before.count;
-    assert.equal(now.sum - before.sum, 64);
+    const { rows, batches } = batchesBetween(before, (await scrape(sample.url)).samples, labels);
+    assert.equal(rows, 64);
     assert.ok(batches < 64, `requests were merged: ${batches} batches for 64 requests`);
-    assert.ok((now.sum - before.sum) / batches > 1, 'mean batch size above 1');
+    assert.ok(rows / batches > 1, 'mean batch size above 1');
   });
 
   test('requests of different batch sizes and versions are split back correctly', async () => {
@@ -178,11 +188,8 @@ describe('dynamic batching', () => {
     });
     const after = (await scrape(batched.url)).samples;
     for (const version of ['1', '2']) {
-      const labels = { model: 'mlp', version };
-      const a = histogram(after, BATCH, labels);
-      const b = histogram(before, BATCH, labels);
       assert.deepEqual(
-        { rows: a.sum - b.sum, batches: a.count - b.count },
+        batchesBetween(before, after, { model: 'mlp', version }),
         { rows: 32, batches: 1 },
         `v${version}`,
       );
@@ -214,7 +221,7 @@ describe('dynamic batching', () => {
       );
     }
     const labels = { model: 'text-direction', version: '1' };
-    const before = histogram((await scrape(batched.url)).samples, BATCH, labels);
+    const before = (await scrape(batched.url)).samples;
     const answers = await Promise.all(
       jobs.map((j) => infer(batched.url, 'text-direction', xDoc(j.x, j.shape))),
     );
@@ -223,12 +230,11 @@ describe('dynamic batching', () => {
       assert.deepEqual(p.shape, [1, 2]);
       assertClose(p.data as number[], expected[i]!, TOL, `request ${i} ${jobs[i]!.shape}`);
     });
-    const now = histogram((await scrape(batched.url)).samples, BATCH, labels);
     // 4 of each size and max_batch_size 4: one full batch per size, nothing mixed.
-    assert.deepEqual(
-      { rows: now.sum - before.sum, batches: now.count - before.count },
-      { rows: 12, batches: 3 },
-    );
+    assert.deepEqual(batchesBetween(before, (await scrape(batched.url)).samples, labels), {
+      rows: 12,
+      batches: 3,
+    });
   });
 
   test('a batch that cannot grow runs at once instead of waiting out max_queue_delay_ms', async () => {
@@ -261,11 +267,7 @@ describe('dynamic batching', () => {
     check(rc, c);
 
     const after = (await scrape(batched.url)).samples;
-    const h = (ss: Sample[]) => histogram(ss, BATCH, labels);
-    assert.deepEqual(
-      { rows: h(after).sum - h(before).sum, batches: h(after).count - h(before).count },
-      { rows: 40, batches: 2 },
-    );
+    assert.deepEqual(batchesBetween(before, after, labels), { rows: 40, batches: 2 });
     const waitedUnder = (ss: Sample[]) =>
       sampleValue(ss, 'infergate_backend_queue_wait_seconds_bucket', { ...labels, le: '5' }) ?? 0;
     assert.equal(waitedUnder(after) - waitedUnder(before), 3, 'no request waited out the 20 s delay');
@@ -273,7 +275,7 @@ describe('dynamic batching', () => {
 
   test('execution: inline batches and answers like the worker thread', async () => {
     const labels = { model: 'mlp-large', version: '1' };
-    const before = histogram((await scrape(inline.url)).samples, BATCH, labels);
+    const before = (await scrape(inline.url)).samples;
     const inputs = Array.from({ length: 32 }, (_, i) => randomFloats(9000 + i, 512));
     const answers = await Promise.all(inputs.map((x) => infer(inline.url, 'mlp-large', xDoc(x, [1, 512]))));
     answers.forEach((res, i) => {
@@ -284,11 +286,10 @@ describe('dynamic batching', () => {
         `request ${i}`,
       );
     });
-    const now = histogram((await scrape(inline.url)).samples, BATCH, labels);
-    assert.deepEqual(
-      { rows: now.sum - before.sum, batches: now.count - before.count },
-      { rows: 32, batches: 2 },
-    );
+    assert.deepEqual(batchesBetween(before, (await scrape(inline.url)).samples, labels), {
+      rows: 32,
+      batches: 2,
+    });
 
     const x = randomFloats(9100, 2 * 3 * 48 * 192);
     const doc = xDoc(x, [2, 3, 48, 192]);
@@ -308,7 +309,7 @@ describe('dynamic batching', () => {
     // Three requests of 2 rows fill a batch of 6 (1.5 KiB of FP32, a view into a shared slab),
     // three times over, so that the slab's views sit next to each other and any overlap would show.
     const labels = { model: 'mlp', version: '1' };
-    const before = histogram((await scrape(inline.url)).samples, BATCH, labels);
+    const before = (await scrape(inline.url)).samples;
     const requests = Array.from({ length: 9 }, (_, i) => ({ rows: 2, x: randomFloats(9200 + i, 2 * 64) }));
     const answers = await Promise.all(requests.map((r) => infer(inline.url, 'mlp', xDoc(r.x, [r.rows, 64]))));
     answers.forEach((res, i) => {
@@ -317,11 +318,10 @@ describe('dynamic batching', () => {
       assert.deepEqual(y.shape, [rows, 10], `request ${i}`);
       assertClose(y.data as number[], mlpReference('1', x, rows), TOL, `request ${i}`);
     });
-    const now = histogram((await scrape(inline.url)).samples, BATCH, labels);
-    assert.deepEqual(
-      { rows: now.sum - before.sum, batches: now.count - before.count },
-      { rows: 18, batches: 3 },
-    );
+    assert.deepEqual(batchesBetween(before, (await scrape(inline.url)).samples, labels), {
+      rows: 18,
+      batches: 3,
+    });
   });
 
   test('a request with batch 0 merged with another does not break it', async () => {
@@ -344,12 +344,12 @@ describe('dynamic batching', () => {
 describe('queue bound', () => {
   test('with batching off, the batch-size histogram records the rows each run really had', async () => {
     const labels = { model: 'mlp-large', version: '1' };
-    const before = histogram((await scrape(bounded.url)).samples, BATCH, labels);
+    const before = (await scrape(bounded.url)).samples;
     const x = randomFloats(7000, 64 * 512);
     okInfer(await infer(bounded.url, 'mlp-large', xDoc(x, [64, 512])));
-    const now = histogram((await scrape(bounded.url)).samples, BATCH, labels);
-    assert.equal(now.count - before.count, 1);
-    assert.equal(now.sum - before.sum, 64, 'rows of the one run');
+    const { rows, batches } = batchesBetween(before, (await scrape(bounded.url)).samples, labels);
+    assert.equal(batches, 1);
+    assert.equal(rows, 64, 'rows of the one run');
   });
 
   test('max_queue_size 1, max_batch_size 0: some requests get 503 BE_ERR_QUEUE_FULL with Retry-After, the rest 200', async () => {
@@ -397,7 +397,7 @@ describe('queue bound', () => {
     assert.equal(counted(samples, '200') - counted(before, '200'), ok);
     assert.equal(sampleValue(samples, 'infergate_backend_queue_depth', labels), 0);
     // max_batch_size 0: every batch is one request.
-    assert.equal(histogram(samples, BATCH, labels).count - histogram(before, BATCH, labels).count, ok);
+    assert.equal(batchesBetween(before, samples, labels).batches, ok);
 
     // Still serving.
     const one = randomFloats(6001, 512);
