@@ -1,6 +1,4 @@
 import Fastify, {
-  LogController,
-  type FastifyBaseLogger,
   type FastifyError,
   type FastifyInstance,
   type FastifyReply,
@@ -8,9 +6,8 @@ import Fastify, {
 } from 'fastify';
 import { type Clock, systemClock } from '../common/clock.js';
 import { ApiError } from '../common/errors.js';
-import { sendApiError } from '../common/http.js';
+import { sendApiError, sharedServerOptions } from '../common/http.js';
 import { type Logger, silentLogger } from '../common/logging.js';
-import { requestId } from '../common/request-id.js';
 import {
   CodecError,
   type DecodedRequest,
@@ -123,15 +120,8 @@ export async function buildBackend(opts: BackendOptions): Promise<Backend> {
   }
 
   const app = Fastify({
-    loggerInstance: logger as FastifyBaseLogger,
-    // Per-request log lines cost more than a small model's inference; errors are logged below.
-    logController: new LogController({ disableRequestLogging: true }),
-    bodyLimit,
-    // The client's x-request-id when it is a sane token, else a new one (a counter, not a UUID).
-    requestIdHeader: false,
-    genReqId: requestId,
     // Requests that arrive while draining get this replica's own 503 (BE_ERR_SHUTTING_DOWN).
-    return503OnClosing: false,
+    ...sharedServerOptions(logger, bodyLimit),
     routerOptions: { maxParamLength: 256 },
     // req.log's child logger is made only when a request logs (errors): see LazyChildLogger.
     childLoggerFactory: (parent, bindings, childOptions) =>

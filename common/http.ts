@@ -1,5 +1,25 @@
-import type { FastifyReply } from 'fastify';
+import { type FastifyBaseLogger, type FastifyReply, LogController } from 'fastify';
 import type { ApiError } from './errors.js';
+import type { Logger } from './logging.js';
+import { requestId } from './request-id.js';
+
+/**
+ * The fastify options both tiers share: their own logger, without fastify's per-request log
+ * lines (they would cost more than a small model's inference; errors are logged where they are
+ * handled); the body limit; the request id, the client's x-request-id when it is a sane token,
+ * else a counter (see request-id.ts); and requests on open connections still served while
+ * draining, so that each tier answers them itself.
+ */
+export function sharedServerOptions(logger: Logger, bodyLimit: number) {
+  return {
+    loggerInstance: logger as FastifyBaseLogger,
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit,
+    requestIdHeader: false as const,
+    genReqId: requestId,
+    return503OnClosing: false,
+  };
+}
 
 /** Sends an error as both tiers answer it: the JSON body `{error, code[, field]}`, and
  * `Retry-After` when the error has one. */

@@ -15,9 +15,8 @@ import Fastify, {
 } from 'fastify';
 import { type Clock, systemClock } from '../common/clock.js';
 import { ApiError } from '../common/errors.js';
-import { sendApiError } from '../common/http.js';
+import { sendApiError, sharedServerOptions } from '../common/http.js';
 import { type Logger, silentLogger } from '../common/logging.js';
-import { requestId } from '../common/request-id.js';
 import { PRODUCT_VERSION } from '../common/version.js';
 import { GW_ERRORS } from './errors.js';
 import { type EndpointSeries, GatewayMetrics, type VariantSeries } from './metrics.js';
@@ -217,16 +216,10 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
   };
 
   const app = Fastify({
-    loggerInstance: logger as FastifyBaseLogger,
-    logController: new LogController({ disableRequestLogging: true }),
-    bodyLimit,
-    // The client's x-request-id is kept when it is a sane token (it lands in logs and headers).
-    requestIdHeader: false,
-    genReqId: requestId,
+    // While draining, requests on open connections are still served (with Connection: close).
+    ...sharedServerOptions(logger, bodyLimit),
     // No per-request child logger: the few lines the gateway logs carry reqId themselves.
     childLoggerFactory: (parent) => parent,
-    // While draining, requests on open connections are still served (with Connection: close).
-    return503OnClosing: false,
     // A URL fastify cannot decode gets the gateway's own error, like every other refusal.
     frameworkErrors: (error, _req, reply) => {
       stamp(reply);
