@@ -2,6 +2,7 @@
 // inference correctness against the TypeScript references, and the binary tensor extension.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import type { ModelMetadata } from '../../backend/model.js';
 import { SAMPLE_MODELS } from '../../models/build.js';
 import { type MlpVersion, mlpLargeReference, mlpReference, simpleReference } from '../../models/reference.js';
 import {
@@ -124,14 +125,7 @@ describe('health and metadata', () => {
       for (const p of paths) {
         const res = await getJson(base, p);
         assert.equal(res.status, 200, p);
-        const doc = res.json as {
-          name: string;
-          versions: string[];
-          platform: string;
-          inputs: { name: string; datatype: string; shape: number[] }[];
-          outputs: { name: string; datatype: string; shape: number[] }[];
-          parameters: Record<string, unknown>;
-        };
+        const doc = res.json as ModelMetadata;
         assert.equal(doc.name, name);
         assert.deepEqual(doc.versions, want.versions);
         assert.equal(doc.platform, 'onnx_onnxv1');
