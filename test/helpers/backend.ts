@@ -7,6 +7,7 @@ import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import type { IndexEntry } from '../../backend/repository.js';
 import { type Backend, type BackendOptions, buildBackend } from '../../backend/server.js';
 import { buildModelRepository, CONFIG_FILE, MODEL_FILE } from '../../models/build.js';
 import { mulberry32 } from '../../models/reference.js';
@@ -144,6 +145,19 @@ export function postJson(
 }
 
 /** POST /v2/models/{m}[/versions/{v}]/infer with a JSON body. */
+/**
+ * POST /v2/repository/index and the entries it lists, asserting a 200; without `body` the request
+ * has no body at all.
+ */
+export async function repositoryIndex(base: string, body?: unknown): Promise<IndexEntry[]> {
+  const res =
+    body === undefined
+      ? await request(`${base}/v2/repository/index`, { method: 'POST' })
+      : await postJson(base, '/v2/repository/index', body);
+  assert.equal(res.status, 200, res.body.toString());
+  return res.json as IndexEntry[];
+}
+
 export function infer(base: string, model: string, doc: unknown, version?: string): Promise<HttpResult> {
   return postJson(base, inferPath(model, version), doc);
 }
@@ -446,6 +460,17 @@ export function rawHttp(
 }
 
 /** Deterministic pseudo-random floats in [-1, 1). */
+/**
+ * A JSON inference request with one FP32 input `x`, the input of the sample `mlp` models (and
+ * `mlp-large`): by default one row holding all of `x`.
+ */
+export function xDoc(x: Float32Array, shape: readonly number[] = [1, x.length], id?: string) {
+  return {
+    ...(id === undefined ? {} : { id }),
+    inputs: [{ name: 'x', shape: [...shape], datatype: 'FP32', data: Array.from(x) }],
+  };
+}
+
 export function randomFloats(seed: number, n: number): Float32Array {
   const next = mulberry32(seed);
   const out = new Float32Array(n);

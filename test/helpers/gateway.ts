@@ -19,6 +19,7 @@ import {
   sampleRepository,
   startBackend,
   tempDir,
+  xDoc,
 } from './backend.js';
 import { type CliProcess, runCli } from './cli.js';
 
@@ -212,9 +213,7 @@ export function policyYaml(spec: {
 
 /** A JSON inference body for `mlp` (x: FP32 [1,64]) from a seed. */
 export function mlpBody(seed: number): string {
-  return JSON.stringify({
-    inputs: [{ name: 'x', shape: [1, 64], datatype: 'FP32', data: Array.from(randomFloats(seed, 64)) }],
-  });
+  return JSON.stringify(xDoc(randomFloats(seed, 64)));
 }
 
 export interface Testbed {

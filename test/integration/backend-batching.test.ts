@@ -25,6 +25,7 @@ import {
   scrape,
   startBackend,
   waitFor,
+  xDoc,
 } from '../helpers/backend.js';
 
 const TOL = 1e-5;
@@ -116,13 +117,6 @@ function batchesBetween(
   const a = histogram(after, BATCH, labels);
   const b = histogram(before, BATCH, labels);
   return { rows: a.sum - b.sum, batches: a.count - b.count };
-}
-
-function xDoc(x: Float32Array, shape: number[], id?: string) {
-  return {
-    ...(id === undefined ? {} : { id }),
-    inputs: [{ name: 'x', shape, datatype: 'FP32', data: Array.from(x) }],
-  };
 }
 
 describe('dynamic batching', () => {

@@ -21,6 +21,7 @@ import {
   scrape,
   startBackend,
   waitFor,
+  xDoc,
 } from '../helpers/backend.js';
 
 let repo: string;
@@ -35,10 +36,6 @@ before(async () => {
 
 after(async () => {
   await removeTempDirs();
-});
-
-const xDoc = (x: Float32Array) => ({
-  inputs: [{ name: 'x', shape: [1, 64], datatype: 'FP32', data: Array.from(x) }],
 });
 
 test('shutdown: in-flight requests finish, late ones get 503 BE_ERR_SHUTTING_DOWN, then the listener closes', async () => {

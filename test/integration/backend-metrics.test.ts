@@ -20,6 +20,7 @@ import {
   sampleValue,
   scrape,
   startBackend,
+  xDoc,
 } from '../helpers/backend.js';
 
 let server: RunningBackend;
@@ -40,11 +41,7 @@ after(async () => {
   await removeTempDirs();
 });
 
-const mlpDoc = (seed: number, rows = 1) => ({
-  inputs: [
-    { name: 'x', shape: [rows, 64], datatype: 'FP32', data: Array.from(randomFloats(seed, rows * 64)) },
-  ],
-});
+const mlpDoc = (seed: number) => xDoc(randomFloats(seed, 64));
 const requests = (samples: Sample[], labels: Record<string, string>) =>
   sampleValue(samples, 'infergate_backend_requests_total', labels) ?? 0;
 

@@ -11,12 +11,13 @@ import {
   infer,
   okInfer,
   output,
-  postJson,
   randomFloats,
   removeTempDirs,
   request,
   sampleRepository,
   startBackend,
+  xDoc,
+  repositoryIndex,
 } from '../helpers/backend.js';
 import { type CliProcess, runCli, startCliBackend } from '../helpers/cli.js';
 
@@ -33,26 +34,9 @@ after(async () => {
   await removeTempDirs();
 });
 
-interface Entry {
-  name: string;
-  version: string;
-  state: string;
-  reason: string;
-}
-
-async function index(base: string, body: unknown = {}): Promise<Entry[]> {
-  const res = await postJson(base, '/v2/repository/index', body);
-  assert.equal(res.status, 200, res.body.toString());
-  return res.json as Entry[];
-}
-
-const mlpDoc = (x: Float32Array) => ({
-  inputs: [{ name: 'x', shape: [1, x.length], datatype: 'FP32', data: Array.from(x) }],
-});
-
 async function servesMlp(base: string, version: '1' | '2' | undefined, want: '1' | '2'): Promise<void> {
   const x = randomFloats(40 + Number(want), 64);
-  const doc = okInfer(await infer(base, 'mlp', mlpDoc(x), version));
+  const doc = okInfer(await infer(base, 'mlp', xDoc(x), version));
   assert.equal(doc.model_version, want);
   assertClose(output(doc, 'y').data as number[], mlpReference(want, x, 1), TOL, `mlp v${want}`);
 }
@@ -83,7 +67,7 @@ describe('infergate backend --models', () => {
     await servesSimple(url);
 
     const v1 = assertErrorBody(
-      await infer(url, 'mlp', mlpDoc(randomFloats(1, 64)), '1'),
+      await infer(url, 'mlp', xDoc(randomFloats(1, 64)), '1'),
       404,
       'BE_ERR_VERSION_NOT_FOUND',
     );
@@ -106,7 +90,7 @@ describe('infergate backend --models', () => {
     );
 
     // The index lists what was left out the way it lists any model that is not loaded.
-    const all = await index(url);
+    const all = await repositoryIndex(url, {});
     assert.deepEqual(all, [
       { name: 'mlp', version: '1', state: 'UNAVAILABLE', reason: 'not loaded' },
       { name: 'mlp', version: '2', state: 'READY', reason: '' },
@@ -115,7 +99,7 @@ describe('infergate backend --models', () => {
       { name: 'text-direction', version: '', state: 'UNAVAILABLE', reason: 'not loaded' },
     ]);
     assert.deepEqual(
-      (await index(url, { ready: true })).map((e) => `${e.name}/${e.version}`),
+      (await repositoryIndex(url, { ready: true })).map((e) => `${e.name}/${e.version}`),
       ['mlp/2', 'simple/1'],
     );
 
@@ -124,7 +108,7 @@ describe('infergate backend --models', () => {
     await servesMlp(url, '1', '1');
     await servesMlp(url, '2', '2');
     assert.deepEqual(
-      (await index(url)).filter((e) => e.name === 'mlp').map((e) => [e.version, e.state]),
+      (await repositoryIndex(url, {})).filter((e) => e.name === 'mlp').map((e) => [e.version, e.state]),
       [
         ['1', 'READY'],
         ['2', 'READY'],
@@ -145,7 +129,7 @@ describe('infergate backend --models', () => {
     const line = await selected.waitForLog('listening', (r) => r.msg.startsWith('backend listening on'));
     const url = line.address as string;
     assert.deepEqual(
-      (await index(url, { ready: true })).map((e) => e.name),
+      (await repositoryIndex(url, { ready: true })).map((e) => e.name),
       ['simple'],
     );
     assert.equal(line.models, 1, 'the listening line counts ready versions');
@@ -156,7 +140,7 @@ describe('infergate backend --models', () => {
     procs.push(everything);
     const all = await everything.waitForLog('listening', (r) => r.msg.startsWith('backend listening on'));
     assert.ok(
-      (await index(all.address as string, { ready: true })).some((e) => e.name === 'mlp-large'),
+      (await repositoryIndex(all.address as string, { ready: true })).some((e) => e.name === 'mlp-large'),
       'every model loads',
     );
   });

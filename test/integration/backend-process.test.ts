@@ -15,6 +15,7 @@ import {
   sampleValue,
   scrape,
   waitFor,
+  xDoc,
 } from '../helpers/backend.js';
 import { type CliProcess, runCli, startCliBackend } from '../helpers/cli.js';
 
@@ -29,10 +30,6 @@ before(async () => {
 after(async () => {
   await Promise.all(procs.map((p) => p.stop()));
   await removeTempDirs();
-});
-
-const xDoc = (x: Float32Array, rows: number) => ({
-  inputs: [{ name: 'x', shape: [rows, x.length / rows], datatype: 'FP32', data: Array.from(x) }],
 });
 
 /** Whether a fresh request to `url` is refused or answered 503 (anything but a 200). */
@@ -126,7 +123,7 @@ describe('infergate backend (process)', () => {
     assert.equal((await fetch(`${url}/v2/health/ready`)).status, 200);
     const probe = randomFloats(1, 64);
     assertClose(
-      output(okInfer(await infer(url, 'mlp', xDoc(probe, 1))), 'y').data as number[],
+      output(okInfer(await infer(url, 'mlp', xDoc(probe))), 'y').data as number[],
       mlpReference('1', probe, 1),
       TOL,
     );
@@ -134,7 +131,7 @@ describe('infergate backend (process)', () => {
     // Seven 8-row requests (56 rows) wait for company that never comes: they are reliably in
     // flight (queued) when the signal arrives.
     const jobs = Array.from({ length: 7 }, (_, i) => ({ rows: 8, x: randomFloats(10 + i, 8 * 512) }));
-    const inflight = jobs.map((j) => infer(url, 'mlp-large', xDoc(j.x, j.rows)));
+    const inflight = jobs.map((j) => infer(url, 'mlp-large', xDoc(j.x, [j.rows, j.x.length / j.rows])));
     await waitFor('all seven requests to be queued', async () => {
       const { samples } = await scrape(url);
       return sampleValue(samples, 'infergate_backend_queue_depth', { model: 'mlp-large', version: '1' }) === 7
@@ -178,7 +175,7 @@ describe('infergate backend (process)', () => {
     const { proc, url } = await startCliBackend(repo, ['--drain-timeout-ms', '300']);
     procs.push(proc);
     // This request waits 20 s for company: the drain cannot finish within 300 ms.
-    const stuck = infer(url, 'mlp', xDoc(randomFloats(60, 64), 1)).then(
+    const stuck = infer(url, 'mlp', xDoc(randomFloats(60, 64))).then(
       (res) => `status ${res.status}`,
       (e: Error) => `failed: ${e.message}`,
     );

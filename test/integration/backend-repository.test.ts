@@ -27,6 +27,8 @@ import {
   startBackend,
   tempDir,
   waitFor,
+  xDoc,
+  repositoryIndex,
 } from '../helpers/backend.js';
 
 const TOL = 1e-5;
@@ -61,37 +63,17 @@ after(async () => {
   await removeTempDirs();
 });
 
-interface Entry {
-  name: string;
-  version: string;
-  state: string;
-  reason: string;
-}
-
-async function index(body?: unknown): Promise<Entry[]> {
-  const res =
-    body === undefined
-      ? await request(`${base}/v2/repository/index`, { method: 'POST' })
-      : await postJson(base, '/v2/repository/index', body);
-  assert.equal(res.status, 200, res.body.toString());
-  return res.json as Entry[];
-}
-
-const mlpDoc = (x: Float32Array, rows = 1) => ({
-  inputs: [{ name: 'x', shape: [rows, x.length / rows], datatype: 'FP32', data: Array.from(x) }],
-});
-
 async function serves(model: 'mlp' | 'mlp-large', version?: '1' | '2'): Promise<void> {
   const dims = model === 'mlp' ? 64 : 512;
   const x = randomFloats(dims + Number(version ?? 0), dims);
-  const doc = okInfer(await infer(base, model, mlpDoc(x), version));
+  const doc = okInfer(await infer(base, model, xDoc(x), version));
   const want = model === 'mlp' ? mlpReference(version ?? '2', x, 1) : mlpLargeReference(x, 1);
   assertClose(output(doc, 'y').data as number[], want, TOL, `${model} v${version}`);
 }
 
 describe('repository index', () => {
   test('lists every model version with its state; a model that failed says why', async () => {
-    const all = await index();
+    const all = await repositoryIndex(base);
     assert.deepEqual(
       all.map((e) => e.name),
       [...all.map((e) => e.name)].sort(),
@@ -112,12 +94,12 @@ describe('repository index', () => {
   });
 
   test('{"ready": true} lists only ready versions; {} and {"ready": false} list all', async () => {
-    const ready = await index({ ready: true });
+    const ready = await repositoryIndex(base, { ready: true });
     assert.ok(ready.length > 0);
     assert.ok(ready.every((e) => e.state === 'READY'));
     assert.ok(!ready.some((e) => e.name === 'broken'));
-    assert.deepEqual(await index({ ready: false }), await index());
-    assert.deepEqual(await index({}), await index());
+    assert.deepEqual(await repositoryIndex(base, { ready: false }), await repositoryIndex(base));
+    assert.deepEqual(await repositoryIndex(base, {}), await repositoryIndex(base));
   });
 
   test('a bad index body is a 400', async () => {
@@ -136,12 +118,12 @@ describe('repository index', () => {
 
   test('a model that failed to load is 503 on infer and 500 on load, and the others serve', async () => {
     const err = assertErrorBody(
-      await infer(base, 'broken', mlpDoc(randomFloats(1, 64))),
+      await infer(base, 'broken', xDoc(randomFloats(1, 64))),
       503,
       'BE_ERR_MODEL_NOT_READY',
     );
     assert.match(err.error, /broken/);
-    assert.equal((await infer(base, 'broken', mlpDoc(randomFloats(1, 64)))).headers.get('retry-after'), '1');
+    assert.equal((await infer(base, 'broken', xDoc(randomFloats(1, 64)))).headers.get('retry-after'), '1');
     const load = assertErrorBody(
       await request(`${base}/v2/repository/models/badconfig/load`, { method: 'POST' }),
       500,
@@ -159,19 +141,19 @@ describe('load and unload', () => {
     assert.deepEqual(unload.json, {});
 
     for (const version of [undefined, '1', '2']) {
-      const res = await infer(base, 'mlp', mlpDoc(randomFloats(2, 64)), version);
+      const res = await infer(base, 'mlp', xDoc(randomFloats(2, 64)), version);
       assertErrorBody(res, 503, 'BE_ERR_MODEL_NOT_READY');
       assert.equal(res.headers.get('retry-after'), '1');
     }
     assert.equal((await getJson(base, '/v2/models/mlp/ready')).status, 503);
     assert.equal((await getJson(base, '/v2/models/mlp/versions/1/ready')).status, 503);
     assert.equal((await getJson(base, '/v2/models/mlp')).status, 503);
-    const entries = (await index()).filter((e) => e.name === 'mlp');
+    const entries = (await repositoryIndex(base)).filter((e) => e.name === 'mlp');
     assert.deepEqual(entries, [
       { name: 'mlp', version: '1', state: 'UNAVAILABLE', reason: 'unloaded' },
       { name: 'mlp', version: '2', state: 'UNAVAILABLE', reason: 'unloaded' },
     ]);
-    assert.ok(!(await index({ ready: true })).some((e) => e.name === 'mlp'));
+    assert.ok(!(await repositoryIndex(base, { ready: true })).some((e) => e.name === 'mlp'));
     const { samples } = await scrape(base);
     assert.equal(
       sampleValue(samples, 'infergate_backend_model_info', {
@@ -189,7 +171,7 @@ describe('load and unload', () => {
     await serves('mlp', '2');
     await serves('mlp');
     assert.deepEqual(
-      (await index()).filter((e) => e.name === 'mlp').map((e) => e.state),
+      (await repositoryIndex(base)).filter((e) => e.name === 'mlp').map((e) => e.state),
       ['READY', 'READY'],
     );
   });
@@ -231,13 +213,13 @@ describe('load and unload', () => {
   test('a model added to the directory after start is listed as not loaded, then loads', async () => {
     await cp(path.join(sample, 'mlp', '1'), path.join(root, 'late', '1'), { recursive: true });
     assert.deepEqual(
-      (await index()).find((e) => e.name === 'late'),
+      (await repositoryIndex(base)).find((e) => e.name === 'late'),
       { name: 'late', version: '', state: 'UNAVAILABLE', reason: 'not loaded' },
     );
-    assertErrorBody(await infer(base, 'late', mlpDoc(randomFloats(3, 64))), 404, 'BE_ERR_MODEL_NOT_FOUND');
+    assertErrorBody(await infer(base, 'late', xDoc(randomFloats(3, 64))), 404, 'BE_ERR_MODEL_NOT_FOUND');
     assert.equal((await request(`${base}/v2/repository/models/late/load`, { method: 'POST' })).status, 200);
     const x = randomFloats(4, 64);
-    const doc = okInfer(await infer(base, 'late', mlpDoc(x)));
+    const doc = okInfer(await infer(base, 'late', xDoc(x)));
     assertClose(output(doc, 'y').data as number[], mlpReference('1', x, 1), TOL);
     // No config.yaml: the defaults (no batching).
     const meta = (await getJson(base, '/v2/models/late')).json as { parameters: { max_batch_size: number } };
@@ -249,7 +231,7 @@ describe('load and unload', () => {
     const outside = await tempDir('infergate-outside-');
     await cp(path.join(sample, 'mlp', '1'), path.join(outside, '1'), { recursive: true });
     const traversal = `..%2F${path.basename(outside)}`;
-    const before = await index();
+    const before = await repositoryIndex(base);
     const attempts = [
       `/v2/repository/models/${traversal}/load`,
       '/v2/repository/models/..%2F..%2F..%2Fetc/load',
@@ -270,9 +252,9 @@ describe('load and unload', () => {
         p,
       );
     }
-    assert.deepEqual(await index(), before, 'the index is unchanged');
+    assert.deepEqual(await repositoryIndex(base), before, 'the index is unchanged');
     assertErrorBody(
-      await infer(base, `../${path.basename(outside)}`, mlpDoc(randomFloats(5, 64))),
+      await infer(base, `../${path.basename(outside)}`, xDoc(randomFloats(5, 64))),
       404,
       'BE_ERR_MODEL_NOT_FOUND',
     );
@@ -280,7 +262,7 @@ describe('load and unload', () => {
 
   test('unload waits for in-flight requests, which all answer 200', async () => {
     const jobs = Array.from({ length: 4 }, (_, i) => randomFloats(100 + i, 64));
-    const inflight = jobs.map((x) => infer(base, 'mlp-slow', mlpDoc(x)));
+    const inflight = jobs.map((x) => infer(base, 'mlp-slow', xDoc(x)));
     await waitFor('the requests to be queued', async () => {
       const { samples } = await scrape(base);
       return sampleValue(samples, 'infergate_backend_queue_depth', { model: 'mlp-slow', version: '1' }) === 4
@@ -298,12 +280,12 @@ describe('load and unload', () => {
       );
     });
     assert.equal((await unload).status, 200);
-    assertErrorBody(await infer(base, 'mlp-slow', mlpDoc(jobs[0]!)), 503, 'BE_ERR_MODEL_NOT_READY');
+    assertErrorBody(await infer(base, 'mlp-slow', xDoc(jobs[0]!)), 503, 'BE_ERR_MODEL_NOT_READY');
   });
 
   test('reloading a model while it serves never fails a request', async () => {
     const xs = Array.from({ length: 40 }, (_, i) => randomFloats(200 + i, 64));
-    const work = xs.map((x) => infer(base, 'mlp', mlpDoc(x), '1'));
+    const work = xs.map((x) => infer(base, 'mlp', xDoc(x), '1'));
     const reloads = [1, 2, 3].map(() => request(`${base}/v2/repository/models/mlp/load`, { method: 'POST' }));
     const answers = await Promise.all(work);
     answers.forEach((res, i) => {
@@ -362,7 +344,7 @@ describe('devices', () => {
         assert.equal(typeof fallback.reason, 'string');
         assert.ok((fallback.reason as string).length > 0, 'the reason is given');
         const x = randomFloats(300, 64);
-        const doc = okInfer(await infer(dev.url, 'mlp', mlpDoc(x)));
+        const doc = okInfer(await infer(dev.url, 'mlp', xDoc(x)));
         assertClose(output(doc, 'y').data as number[], mlpReference('1', x, 1), TOL);
         const { samples } = await scrape(dev.url);
         assert.equal(
