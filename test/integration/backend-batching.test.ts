@@ -119,6 +119,21 @@ function batchesBetween(
   return { rows: a.sum - b.sum, batches: a.count - b.count };
 }
 
+/** Sends `count` one-row mlp-large requests at once (inputs from seeds `seed`, `seed + 1`, …) and
+ * checks each answer against the reference. */
+async function mlpLargeRows(url: string, count: number, seed: number): Promise<void> {
+  const inputs = Array.from({ length: count }, (_, i) => randomFloats(seed + i, 512));
+  const answers = await Promise.all(inputs.map((x) => infer(url, 'mlp-large', xDoc(x, [1, 512]))));
+  answers.forEach((res, i) => {
+    assertClose(
+      output(okInfer(res), 'y').data as number[],
+      mlpLargeReference(inputs[i]!, 1),
+      TOL,
+      `request ${i}`,
+    );
+  });
+}
+
 describe('dynamic batching', () => {
   test('64 concurrent mlp-large requests fill 4 batches of 16, each answer its own', async () => {
     const labels = { model: 'mlp-large', version: '1' };
@@ -147,16 +162,7 @@ describe('dynamic batching', () => {
   test('with the sample config (64 rows, 2 ms), concurrent requests are merged and stay correct', async () => {
     const labels = { model: 'mlp-large', version: '1' };
     const before = (await scrape(sample.url)).samples;
-    const inputs = Array.from({ length: 64 }, (_, i) => randomFloats(2000 + i, 512));
-    const answers = await Promise.all(inputs.map((x) => infer(sample.url, 'mlp-large', xDoc(x, [1, 512]))));
-    answers.forEach((res, i) => {
-      assertClose(
-        output(okInfer(res), 'y').data as number[],
-        mlpLargeReference(inputs[i]!, 1),
-        TOL,
-        `request ${i}`,
-      );
-    });
+    await mlpLargeRows(sample.url, 64, 2000);
     const { rows, batches } = batchesBetween(before, (await scrape(sample.url)).samples, labels);
     assert.equal(rows, 64);
     assert.ok(batches < 64, `requests were merged: ${batches} batches for 64 requests`);
@@ -270,16 +276,7 @@ describe('dynamic batching', () => {
   test('execution: inline batches and answers like the worker thread', async () => {
     const labels = { model: 'mlp-large', version: '1' };
     const before = (await scrape(inline.url)).samples;
-    const inputs = Array.from({ length: 32 }, (_, i) => randomFloats(9000 + i, 512));
-    const answers = await Promise.all(inputs.map((x) => infer(inline.url, 'mlp-large', xDoc(x, [1, 512]))));
-    answers.forEach((res, i) => {
-      assertClose(
-        output(okInfer(res), 'y').data as number[],
-        mlpLargeReference(inputs[i]!, 1),
-        TOL,
-        `request ${i}`,
-      );
-    });
+    await mlpLargeRows(inline.url, 32, 9000);
     assert.deepEqual(batchesBetween(before, (await scrape(inline.url)).samples, labels), {
       rows: 32,
       batches: 2,
