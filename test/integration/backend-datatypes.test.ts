@@ -144,12 +144,26 @@ after(async () => {
 });
 
 const jsonInput = (c: TypeCase) => ({ name: 'IN_X', shape: [2, 3], datatype: c.datatype, data: c.json });
-const binaryHeader = (c: TypeCase, outputs: unknown) => ({
-  inputs: [
-    { name: 'IN_X', shape: [2, 3], datatype: c.datatype, parameters: { binary_data_size: c.bytes.length } },
-  ],
-  ...(outputs === undefined ? {} : { outputs }),
+/** The header of a request whose one input, IN_X, is `bytes` in binary; `extra` joins it. */
+const binaryXHeader = (
+  datatype: string,
+  shape: number[],
+  bytes: Uint8Array,
+  extra: Record<string, unknown> = {},
+) => ({
+  inputs: [{ name: 'IN_X', shape, datatype, parameters: { binary_data_size: bytes.length } }],
+  ...extra,
 });
+/** POSTs `bytes` as the one binary input IN_X of `model` (header: binaryXHeader). */
+const postX = (
+  model: string,
+  datatype: string,
+  shape: number[],
+  bytes: Uint8Array,
+  extra: Record<string, unknown> = {},
+) => postBinary(base, inferPath(model), binaryXHeader(datatype, shape, bytes, extra), [bytes]);
+const binaryHeader = (c: TypeCase, outputs: unknown) =>
+  binaryXHeader(c.datatype, [2, 3], c.bytes, outputs === undefined ? {} : { outputs });
 
 describe('datatype round trips', () => {
   test('metadata reports every fixture datatype', async () => {
@@ -290,28 +304,11 @@ describe('datatype round trips', () => {
       assert.deepEqual(output(doc, 'OUT_X').data, special, `${dt} JSON`);
       const values = special.map(Number);
       const bytes = leBytes(dt === 'FP32' ? Float32Array.from(values) : Float64Array.from(values));
-      const res = await postBinary(
-        base,
-        inferPath(modelOf(dt)),
-        {
-          inputs: [
-            { name: 'IN_X', shape: [2, 3], datatype: dt, parameters: { binary_data_size: bytes.length } },
-          ],
-          outputs: [{ name: 'OUT_X', parameters: { binary_data: true } }],
-        },
-        [bytes],
-      );
+      const res = await postX(modelOf(dt), dt, [2, 3], bytes, {
+        outputs: [{ name: 'OUT_X', parameters: { binary_data: true } }],
+      });
       assert.deepEqual(binaryOutputs(res).get('OUT_X'), bytes, `${dt} binary`);
-      const fromBinary = await postBinary(
-        base,
-        inferPath(modelOf(dt)),
-        {
-          inputs: [
-            { name: 'IN_X', shape: [2, 3], datatype: dt, parameters: { binary_data_size: bytes.length } },
-          ],
-        },
-        [bytes],
-      );
+      const fromBinary = await postX(modelOf(dt), dt, [2, 3], bytes);
       assert.deepEqual(output(okInfer(fromBinary), 'OUT_X').data, special, `${dt} binary in, JSON out`);
     }
     for (const bad of ['nan', 'inf', '+Infinity', '1.0', null]) {
@@ -328,12 +325,7 @@ describe('datatype round trips', () => {
 
   test('a BOOL byte other than 0 or 1 is 400 BE_ERR_INVALID_DATA', async () => {
     const err = assertErrorBody(
-      await postBinary(
-        base,
-        inferPath('id-bool'),
-        { inputs: [{ name: 'IN_X', shape: [1, 3], datatype: 'BOOL', parameters: { binary_data_size: 3 } }] },
-        [u8(1, 2, 0)],
-      ),
+      await postX('id-bool', 'BOOL', [1, 3], u8(1, 2, 0)),
       400,
       'BE_ERR_INVALID_DATA',
     );
@@ -341,22 +333,7 @@ describe('datatype round trips', () => {
   });
 
   test('BYTES in binary: truncated or miscounted elements are rejected', async () => {
-    const send = (bytes: Buffer) =>
-      postBinary(
-        base,
-        inferPath('id-bytes'),
-        {
-          inputs: [
-            {
-              name: 'IN_X',
-              shape: [1, 3],
-              datatype: 'BYTES',
-              parameters: { binary_data_size: bytes.length },
-            },
-          ],
-        },
-        [bytes],
-      );
+    const send = (bytes: Buffer) => postX('id-bytes', 'BYTES', [1, 3], bytes);
     const three = bytesElements([u8(0x61), u8(0x62), u8(0x63)]);
     assertErrorBody(await send(three.subarray(0, three.length - 1)), 400, 'BE_ERR_INVALID_BINARY');
     assertErrorBody(await send(three.subarray(0, 2)), 400, 'BE_ERR_INVALID_BINARY');
@@ -373,22 +350,7 @@ describe('datatype round trips', () => {
     // onnxruntime string tensors hold text: bytes that are not UTF-8 could not come back unchanged.
     const elements = bytesElements([u8(0x41), u8(0xff, 0xfe), u8(0x42)]);
     const err = assertErrorBody(
-      await postBinary(
-        base,
-        inferPath('id-bytes'),
-        {
-          inputs: [
-            {
-              name: 'IN_X',
-              shape: [1, 3],
-              datatype: 'BYTES',
-              parameters: { binary_data_size: elements.length },
-            },
-          ],
-          parameters: { binary_data_output: true },
-        },
-        [elements],
-      ),
+      await postX('id-bytes', 'BYTES', [1, 3], elements, { parameters: { binary_data_output: true } }),
       400,
       'BE_ERR_INVALID_DATA',
     );
@@ -409,21 +371,7 @@ describe('datatype round trips', () => {
     assert.match(json.error, /\[1\].*NUL/);
     const elements = bytesElements([u8(0x00), u8(0x41), u8(0x42)]);
     const binary = assertErrorBody(
-      await postBinary(
-        base,
-        inferPath('id-bytes'),
-        {
-          inputs: [
-            {
-              name: 'IN_X',
-              shape: [1, 3],
-              datatype: 'BYTES',
-              parameters: { binary_data_size: elements.length },
-            },
-          ],
-        },
-        [elements],
-      ),
+      await postX('id-bytes', 'BYTES', [1, 3], elements),
       400,
       'BE_ERR_INVALID_DATA',
     );
