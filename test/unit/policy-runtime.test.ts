@@ -8,7 +8,12 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { CompiledPolicy, PolicyIssue } from '../../gateway/policy/compile.js';
 import { type PolicyEvents, PolicyRejectedError, PolicyRuntime } from '../../gateway/policy/runtime.js';
-import { FilePolicySource, type PolicySource, type PolicyUpdate } from '../../gateway/policy/source.js';
+import {
+  FilePolicySource,
+  type FileSourceOptions,
+  type PolicySource,
+  type PolicyUpdate,
+} from '../../gateway/policy/source.js';
 
 /** A policy whose mlp split gives `candidate` this weight (and stable the rest of 100). */
 function policyText(candidate: number, comment = ''): string {
@@ -245,6 +250,26 @@ describe('FilePolicySource on a temp dir', () => {
     return file;
   };
 
+  /**
+   * A runtime on a fresh policy file (weight 10): `body` runs once that policy is applied, and the
+   * source is closed after it, whatever happens.
+   */
+  const withRuntime = async (
+    options: FileSourceOptions,
+    body: (ctx: { file: string; events: Recorder; runtime: PolicyRuntime }) => Promise<void>,
+  ): Promise<void> => {
+    const file = await fresh(policyText(10));
+    const source = new FilePolicySource(file, options);
+    const events = new Recorder();
+    const runtime = await PolicyRuntime.start(source, events);
+    try {
+      await events.next('applied');
+      await body({ file, events, runtime });
+    } finally {
+      await source.close();
+    }
+  };
+
   before(async () => {
     dir = await mkdtemp(path.join(os.tmpdir(), 'infergate-policy-'));
   });
@@ -265,28 +290,16 @@ describe('FilePolicySource on a temp dir', () => {
   });
 
   test('an edit in place is applied', async () => {
-    const file = await fresh(policyText(10));
-    const source = new FilePolicySource(file, { debounceMs: 10 });
-    const events = new Recorder();
-    const runtime = await PolicyRuntime.start(source, events);
-    try {
-      await events.next('applied');
+    await withRuntime({ debounceMs: 10 }, async ({ file, events, runtime }) => {
       await writeFile(file, policyText(20));
       const applied = await events.next('applied');
       assert.equal(applied.origin, file);
       assert.equal(candidateWeight(runtime.current), 20);
-    } finally {
-      await source.close();
-    }
+    });
   });
 
   test('a bad edit is rejected and the last good policy keeps serving; the fix is applied', async () => {
-    const file = await fresh(policyText(10));
-    const source = new FilePolicySource(file, { debounceMs: 10 });
-    const events = new Recorder();
-    const runtime = await PolicyRuntime.start(source, events);
-    try {
-      await events.next('applied');
+    await withRuntime({ debounceMs: 10 }, async ({ file, events, runtime }) => {
       const good = runtime.current;
       await writeFile(file, BAD);
       const rejected = await events.next('rejected');
@@ -296,18 +309,11 @@ describe('FilePolicySource on a temp dir', () => {
       await writeFile(file, policyText(25));
       await events.next('applied');
       assert.equal(candidateWeight(runtime.current), 25);
-    } finally {
-      await source.close();
-    }
+    });
   });
 
   test("an editor's atomic replace (write a temp file, rename it over) is applied", async () => {
-    const file = await fresh(policyText(10));
-    const source = new FilePolicySource(file, { debounceMs: 10 });
-    const events = new Recorder();
-    const runtime = await PolicyRuntime.start(source, events);
-    try {
-      await events.next('applied');
+    await withRuntime({ debounceMs: 10 }, async ({ file, events, runtime }) => {
       const tmp = `${file}.tmp`;
       await writeFile(tmp, policyText(35));
       await rename(tmp, file);
@@ -318,18 +324,11 @@ describe('FilePolicySource on a temp dir', () => {
         [],
         'no rejection or error on the way',
       );
-    } finally {
-      await source.close();
-    }
+    });
   });
 
   test('a file briefly missing is not an error; its return is applied', async () => {
-    const file = await fresh(policyText(10));
-    const source = new FilePolicySource(file, { debounceMs: 10, pollMs: 20 });
-    const events = new Recorder();
-    const runtime = await PolicyRuntime.start(source, events);
-    try {
-      await events.next('applied');
+    await withRuntime({ debounceMs: 10, pollMs: 20 }, async ({ file, events, runtime }) => {
       await unlink(file);
       // No event can say that nothing was reported: give watcher, debounce and poll (10 ms,
       // 20 ms) ten times their period to report the missing file.
@@ -345,18 +344,11 @@ describe('FilePolicySource on a temp dir', () => {
         events.all.filter((e) => e.kind === 'sourceError'),
         [],
       );
-    } finally {
-      await source.close();
-    }
+    });
   });
 
   test('writes within the debounce window are read once, as the last one left them', async () => {
-    const file = await fresh(policyText(10));
-    const source = new FilePolicySource(file, { debounceMs: 300, pollMs: 60_000 });
-    const events = new Recorder();
-    const runtime = await PolicyRuntime.start(source, events);
-    try {
-      await events.next('applied');
+    await withRuntime({ debounceMs: 300, pollMs: 60_000 }, async ({ file, events, runtime }) => {
       const text = policyText(60);
       // An editor that writes in two steps: the half-written file is never compiled.
       await writeFile(file, text.slice(0, text.length / 2));
@@ -367,9 +359,7 @@ describe('FilePolicySource on a temp dir', () => {
         events.all.map((e) => e.kind),
         ['applied', 'applied'],
       );
-    } finally {
-      await source.close();
-    }
+    });
   });
 
   test('the watch follows its own file only, and stops on close', async () => {
