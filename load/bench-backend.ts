@@ -4,15 +4,18 @@
  *
  * 1. mlp-large (compute-bound) served at concurrency 1, 16 and 64 with dynamic batching on and
  *    off, beside in-process onnxruntime at its best batch size with the same threads (the limit of
- *    this machine). Aims: batched at 64 >= 3x unbatched, and >= 0.7x the in-process limit.
+ *    this machine). Aims: batched at 64 >= 3x unbatched, and >= 0.7x the in-process limit. The
+ *    verdicts come from rounds in which the in-process limit and both backends take turns.
  * 2. simple (overhead-bound): backend CPU time per request beside a bare fastify route that only
  *    parses the same JSON body and answers a fixed reply. Aim: <= 1.5x.
  *
- * Options: --quick (fewer requests), --threads N (onnxruntime intra-op threads, default 2),
+ * Options: --quick (fewer requests), --threads N (onnxruntime intra-op threads, default the
+ * cores less one: the event loop and the load client need a core),
  * --delay-ms N (mlp-large max_queue_delay_ms, default 1), --only overhead (part 2 alone),
- * --runs N (part 2 in N rounds, default 5: both servers stay up, warmed once, and take turns
- * in 10 slices a round; CPU read per thread in nanoseconds; the median of the rounds' ratios is
- * the verdict), --compiled (the backend runs from `npm run build` output in dist/, not tsx),
+ * --runs N (each part's verdicts in N rounds, default 5, after one discarded round; in part 1
+ * the in-process limit, the batched and the unbatched backend take turns; in part 2 both servers
+ * stay up, warmed once, and take turns in 10 slices a round, CPU read per thread in nanoseconds;
+ * the median of the rounds' ratios is the verdict), --compiled (the backend runs from `npm run build` output in dist/, not tsx),
  * --warmup N (requests to each server before part 2 measures, default 20000), --profile (instead of the
  * measurements: the backend under part 2's load with `node --cpu-prof`, then its hottest
  * functions; --profile-target bare profiles the bare fastify route instead; writes
@@ -28,14 +31,15 @@ import { parseArgs } from 'node:util';
 import * as ort from 'onnxruntime-node';
 import { sessionOptions } from '../backend/model.js';
 import { buildModelRepository } from '../models/build.js';
-import { ClosedLoop, fmt, type LoadResult, load, startServer, table } from './lib.js';
+import { type ChildServer, ClosedLoop, fmt, type LoadResult, load, startServer, table } from './lib.js';
 import { profileClockUs, profileIn, profileTables, summariseProfile } from './profile.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const { values } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false },
-    threads: { type: 'string', default: '2' },
+    // One core is left to the backend's event loop and, here, the load client on the same machine.
+    threads: { type: 'string', default: String(Math.max(1, availableParallelism() - 1)) },
     'delay-ms': { type: 'string', default: '1' },
     only: { type: 'string' },
     runs: { type: 'string', default: '5' },
@@ -88,31 +92,42 @@ async function variant(name: string, maxBatchSize: number): Promise<string> {
 }
 
 // --- in-process onnxruntime: the machine's limit ------------------------------------------------
-async function inProcess(): Promise<{ batch: number; samplesPerSec: number }[]> {
+interface Limit {
+  /** Samples a second at `batch`, over about `ms` of back-to-back runs. */
+  at(batch: number, ms: number): Promise<number>;
+  release(): Promise<void>;
+}
+
+async function openLimit(): Promise<Limit> {
   const session = await ort.InferenceSession.create(join(base, 'mlp-large', '1', 'model.onnx'), {
     intraOpNumThreads: threads,
     interOpNumThreads: 1,
     graphOptimizationLevel: 'all',
     executionProviders: ['cpu'],
   });
-  const out: { batch: number; samplesPerSec: number }[] = [];
-  for (const batch of [1, 8, 16, 32, 64, 128]) {
-    const x = new ort.Tensor(
-      'float32',
-      Float32Array.from({ length: batch * 512 }, (_, i) => Math.sin(i)),
-      [batch, 512],
-    );
-    for (let i = 0; i < 3; i++) await session.run({ x });
-    let runs = 0;
-    const started = performance.now();
-    while (performance.now() - started < 1500 * Math.max(scale, 0.5)) {
-      await session.run({ x });
-      runs++;
-    }
-    out.push({ batch, samplesPerSec: (batch * runs * 1000) / (performance.now() - started) });
-  }
-  await session.release();
-  return out;
+  const inputs = new Map<number, ort.Tensor>();
+  return {
+    async at(batch, ms) {
+      let x = inputs.get(batch);
+      if (x === undefined) {
+        x = new ort.Tensor(
+          'float32',
+          Float32Array.from({ length: batch * 512 }, (_, i) => Math.sin(i)),
+          [batch, 512],
+        );
+        inputs.set(batch, x);
+        for (let i = 0; i < 3; i++) await session.run({ x });
+      }
+      let runs = 0;
+      const started = performance.now();
+      while (performance.now() - started < ms) {
+        await session.run({ x });
+        runs++;
+      }
+      return (batch * runs * 1000) / (performance.now() - started);
+    },
+    release: () => session.release(),
+  };
 }
 
 /**
@@ -201,35 +216,94 @@ interface ServedRow {
   concurrency: number;
   encoding: 'binary' | 'json';
   result: LoadResult;
+  /** Requests per session run over the load, from the backend's batch-size histogram. */
+  meanBatch: number;
+  /** Share of the load's wall time that onnxruntime spent in session.run (compute histogram). */
+  busy: number;
 }
 
-async function served(repo: string, batching: 'on' | 'off'): Promise<ServedRow[]> {
-  const server = await startServer(backendArgs(repo));
+/** The load table's rows for one running backend: binary at concurrency 1, 16 and 64, and JSON at 64. */
+async function served(server: ChildServer, batching: 'on' | 'off'): Promise<ServedRow[]> {
   const url = `${server.url}/v2/models/mlp-large/infer`;
   const bin = binaryBody();
   const rows: ServedRow[] = [];
-  try {
-    await load({ url, connections: 16, amount: n(400), ...bin }); // warm-up
-    for (const concurrency of [1, 16, 64]) {
-      const amount = n(concurrency === 1 ? 1500 : batching === 'on' ? 12000 : 4000);
+  const run = async (encoding: 'binary' | 'json', concurrency: number, amount: number) => {
+    const client = mlpClient(server, concurrency, encoding);
+    try {
+      const before = await histogramTotals(server.url, 'mlp-large');
+      const result = await client.run(amount);
+      const after = await histogramTotals(server.url, 'mlp-large');
+      const seconds = result.requests / result.rps;
       rows.push({
         batching,
         concurrency,
-        encoding: 'binary',
-        result: await load({ url, connections: concurrency, amount, ...bin }),
+        encoding,
+        result,
+        meanBatch: (after.batchSum - before.batchSum) / (after.batchCount - before.batchCount),
+        busy: (after.computeSum - before.computeSum) / seconds,
+      });
+    } finally {
+      client.close();
+    }
+  };
+  await load({ url, connections: 16, amount: n(400), ...bin }); // warm-up
+  for (const concurrency of [1, 16, 64]) {
+    await run('binary', concurrency, n(concurrency === 1 ? 1500 : batching === 'on' ? 12000 : 4000));
+  }
+  await run('json', 64, n(batching === 'on' ? 8000 : 4000));
+  return rows;
+}
+
+/**
+ * A closed-loop client of mlp-large, not autocannon: on a small machine the client shares the
+ * cores with the backend, and the leaner it is, the more of them the backend gets.
+ */
+function mlpClient(server: ChildServer, connections: number, encoding: 'binary' | 'json'): ClosedLoop {
+  const url = `${server.url}/v2/models/mlp-large/infer`;
+  if (encoding === 'json') return new ClosedLoop(url, connections, jsonMlpBody);
+  const bin = binaryBody();
+  return new ClosedLoop(url, connections, bin.body, bin.headers);
+}
+
+interface HeadlineRound {
+  limit: number;
+  batched: number;
+  unbatched: number;
+  batchedVsUnbatched: number;
+  batchedVsLimit: number;
+}
+
+/**
+ * Part 1's verdicts, in rounds: the in-process limit at its best batch, the batched backend and
+ * the unbatched one at concurrency 64 (binary), taking turns, so that a drift in this shared
+ * machine's speed over the minutes of the run weighs on all three alike. Round 0 is not kept.
+ */
+async function headline(
+  limit: Limit,
+  batch: number,
+  batched: ChildServer,
+  unbatched: ChildServer,
+): Promise<HeadlineRound[]> {
+  const clients = [mlpClient(batched, 64, 'binary'), mlpClient(unbatched, 64, 'binary')] as const;
+  try {
+    const out: HeadlineRound[] = [];
+    for (let i = -1; i < runs; i++) {
+      const limitRate = await limit.at(batch, 1000 * Math.max(scale, 0.5));
+      const b = (await clients[0].run(n(4000))).rps;
+      const u = (await clients[1].run(n(800))).rps;
+      if (i < 0) continue;
+      out.push({
+        limit: limitRate,
+        batched: b,
+        unbatched: u,
+        batchedVsUnbatched: b / u,
+        batchedVsLimit: b / limitRate,
       });
     }
-    const amount = n(batching === 'on' ? 8000 : 4000);
-    rows.push({
-      batching,
-      concurrency: 64,
-      encoding: 'json',
-      result: await load({ url, connections: 64, amount, body: jsonMlpBody }),
-    });
+    return out;
   } finally {
-    await server.stop();
+    for (const c of clients) c.close();
   }
-  return rows;
 }
 
 /** Merges slices of one load into one result: CPU and requests summed, latencies as the median slice's. */
@@ -271,14 +345,14 @@ async function overhead(repo: string): Promise<OverheadRun[]> {
         // every trial (V8 tidying a heap that sat idle), which a median of few rounds feels.
         for (let i = -1; i < runs; i++) {
           const parts: [LoadResult[], LoadResult[]] = [[], []];
-          const batchesBefore = await batchTotals(backend.url);
+          const batchesBefore = await histogramTotals(backend.url, 'simple');
           for (let slice = 0; slice < slices; slice++) {
             for (const k of slice % 2 === 0 ? [0, 1] : [1, 0]) {
               const { pid, client } = targets[k]!;
               parts[k]!.push(await client.run(amount, pid));
             }
           }
-          const batchesAfter = await batchTotals(backend.url);
+          const batchesAfter = await histogramTotals(backend.url, 'simple');
           if (i < 0) continue;
           const b = mergeSlices(parts[0]);
           const f = mergeSlices(parts[1]);
@@ -286,7 +360,9 @@ async function overhead(repo: string): Promise<OverheadRun[]> {
             backend: b,
             bare: f,
             cpuRatio: b.cpuUsPerRequest! / f.cpuUsPerRequest!,
-            meanBatch: (batchesAfter.sum - batchesBefore.sum) / (batchesAfter.count - batchesBefore.count),
+            meanBatch:
+              (batchesAfter.batchSum - batchesBefore.batchSum) /
+              (batchesAfter.batchCount - batchesBefore.batchCount),
           });
         }
         return out;
@@ -349,16 +425,21 @@ interface OverheadRun {
   meanBatch: number;
 }
 
-/** Sum and count of the backend's batch-size histogram for `simple`. */
-async function batchTotals(url: string): Promise<{ sum: number; count: number }> {
-  const text = await (await fetch(`${url}/metrics`)).text();
-  const read = (k: string) => {
-    const line = text
-      .split('\n')
-      .find((l) => l.startsWith(`infergate_backend_batch_size_${k}{model="simple"`));
+/** Sums and counts of the backend's batch-size and compute histograms for one model. */
+async function histogramTotals(
+  url: string,
+  model: string,
+): Promise<{ batchSum: number; batchCount: number; computeSum: number }> {
+  const lines = (await (await fetch(`${url}/metrics`)).text()).split('\n');
+  const read = (name: string) => {
+    const line = lines.find((l) => l.startsWith(`infergate_backend_${name}{model="${model}"`));
     return line === undefined ? 0 : Number(line.slice(line.lastIndexOf(' ') + 1));
   };
-  return { sum: read('sum'), count: read('count') };
+  return {
+    batchSum: read('batch_size_sum'),
+    batchCount: read('batch_size_count'),
+    computeSum: read('compute_seconds_sum'),
+  };
 }
 
 function median(xs: readonly number[]): number {
@@ -370,49 +451,99 @@ function median(xs: readonly number[]): number {
 type ServedPart = {
   limit: { batch: number; samplesPerSec: number }[];
   rows: ServedRow[];
+  rounds: HeadlineRound[];
   batchedVsUnbatched: number;
   batchedVsLimit: number;
   best: { batch: number; samplesPerSec: number };
 };
 
 async function servedPart(): Promise<ServedPart> {
-  const limit = await inProcess();
-  const best = limit.reduce((a, b) => (b.samplesPerSec > a.samplesPerSec ? b : a));
-  process.stdout.write(
-    `${table(
-      ['in-process batch', 'samples/s'],
-      limit.map((r) => [r.batch, r.samplesPerSec]),
-    )}\n\n`,
-  );
-
-  const rows = [
-    ...(await served(await variant('batched', 64), 'on')),
-    ...(await served(await variant('unbatched', 0), 'off')),
-  ];
-  process.stdout.write(
-    `${table(
-      ['mlp-large served', 'batching', 'conc', 'req/s', 'p50 ms', 'p99 ms', 'non-2xx', 'x in-process limit'],
-      rows.map((r) => [
-        r.encoding,
-        r.batching,
-        r.concurrency,
-        r.result.rps,
-        r.result.p50Ms,
-        r.result.p99Ms,
-        r.result.non2xx + r.result.errors,
-        r.result.rps / best.samplesPerSec,
-      ]),
-    )}\n\n`,
-  );
-  const pick = (batching: string, c: number) =>
-    rows.find((r) => r.batching === batching && r.concurrency === c && r.encoding === 'binary')!.result.rps;
-  return {
-    limit,
-    rows,
-    best,
-    batchedVsUnbatched: pick('on', 64) / pick('off', 64),
-    batchedVsLimit: pick('on', 64) / best.samplesPerSec,
-  };
+  const limiter = await openLimit();
+  try {
+    const limit: { batch: number; samplesPerSec: number }[] = [];
+    for (const batch of [1, 8, 16, 32, 64, 128]) {
+      limit.push({ batch, samplesPerSec: await limiter.at(batch, 1500 * Math.max(scale, 0.5)) });
+    }
+    const best = limit.reduce((a, b) => (b.samplesPerSec > a.samplesPerSec ? b : a));
+    process.stdout.write(
+      `${table(
+        ['in-process batch', 'samples/s'],
+        limit.map((r) => [r.batch, r.samplesPerSec]),
+      )}\n\n`,
+    );
+    // Both backends stay up for the whole part (an idle one costs nothing), so that the verdict
+    // rounds can alternate between them.
+    const batched = await startServer(backendArgs(await variant('batched', 64)));
+    try {
+      const unbatched = await startServer(backendArgs(await variant('unbatched', 0)));
+      try {
+        const rows = [...(await served(batched, 'on')), ...(await served(unbatched, 'off'))];
+        process.stdout.write(
+          `${table(
+            [
+              'mlp-large served',
+              'batching',
+              'conc',
+              'req/s',
+              'p50 ms',
+              'p99 ms',
+              'non-2xx',
+              'mean batch',
+              'run busy',
+              'x in-process limit',
+            ],
+            rows.map((r) => [
+              r.encoding,
+              r.batching,
+              r.concurrency,
+              r.result.rps,
+              r.result.p50Ms,
+              r.result.p99Ms,
+              r.result.non2xx + r.result.errors,
+              r.meanBatch,
+              `${Math.round(r.busy * 100)}%`,
+              r.result.rps / best.samplesPerSec,
+            ]),
+          )}\n\n`,
+        );
+        const rounds = await headline(limiter, best.batch, batched, unbatched);
+        process.stdout.write(
+          `${table(
+            [
+              `verdict rounds, concurrency 64 (binary)`,
+              `in-process batch ${best.batch}`,
+              'batched req/s',
+              'unbatched req/s',
+              'batched / unbatched',
+              'batched / limit',
+            ],
+            rounds.map((r, i) => [
+              `round ${i + 1}`,
+              r.limit,
+              r.batched,
+              r.unbatched,
+              r.batchedVsUnbatched,
+              r.batchedVsLimit,
+            ]),
+          )}\n\n`,
+        );
+        return {
+          limit,
+          rows,
+          rounds,
+          best,
+          batchedVsUnbatched: median(rounds.map((r) => r.batchedVsUnbatched)),
+          batchedVsLimit: median(rounds.map((r) => r.batchedVsLimit)),
+        };
+      } finally {
+        await unbatched.stop();
+      }
+    } finally {
+      await batched.stop();
+    }
+  } finally {
+    await limiter.release();
+  }
 }
 
 async function measure(): Promise<void> {
@@ -475,8 +606,8 @@ async function measure(): Promise<void> {
   if (part1 !== undefined) {
     const { batchedVsUnbatched, batchedVsLimit, best } = part1;
     summary.push(
-      `batched / unbatched at concurrency 64:      ${fmt(batchedVsUnbatched)}x   (aim >= 3x: ${verdict(batchedVsUnbatched >= 3)})`,
-      `batched at 64 / in-process limit (batch ${best.batch}): ${fmt(batchedVsLimit)}x   (aim >= 0.7x: ${verdict(batchedVsLimit >= 0.7)})`,
+      `batched / unbatched at concurrency 64:      ${fmt(batchedVsUnbatched)}x (median of ${runs})   (aim >= 3x: ${verdict(batchedVsUnbatched >= 3)})`,
+      `batched at 64 / in-process limit (batch ${best.batch}): ${fmt(batchedVsLimit)}x (median of ${runs})   (aim >= 0.7x: ${verdict(batchedVsLimit >= 0.7)})`,
     );
   }
   summary.push(
@@ -489,7 +620,9 @@ async function measure(): Promise<void> {
     machine: { cpu: cpus()[0]?.model, cores: availableParallelism(), node: process.version },
     settings: { threads, delayMs, compiled: values.compiled, runs, warmup },
     quick: values.quick,
-    ...(part1 === undefined ? {} : { inProcess: part1.limit, served: part1.rows }),
+    ...(part1 === undefined
+      ? {}
+      : { inProcess: part1.limit, served: part1.rows, verdictRounds: part1.rounds }),
     overhead: { backend: last.backend, bare: last.bare },
     overheadRuns,
     simpleSessionRun: { batch: runBatch, cpuUsPerRun: runUs, meanBatch, cpuUsPerRequest: runUs / meanBatch },
