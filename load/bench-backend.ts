@@ -12,7 +12,7 @@
  * Options: --quick (fewer requests), --threads N (onnxruntime intra-op threads, default the
  * cores less one: the event loop and the load client need a core),
  * --delay-ms N (mlp-large max_queue_delay_ms, default 1), --only overhead (part 2 alone),
- * --runs N (each part's verdicts in N rounds, default 5, after one discarded round; in part 1
+ * --runs N (each part's verdicts in N rounds, default 9, after one discarded round; in part 1
  * the in-process limit, the batched and the unbatched backend take turns; in part 2 both servers
  * stay up, warmed once, and take turns in 10 slices a round, CPU read per thread in nanoseconds;
  * the median of the rounds' ratios is the verdict), --compiled (the backend runs from `npm run build` output in dist/, not tsx),
@@ -42,7 +42,7 @@ const { values } = parseArgs({
     threads: { type: 'string', default: String(Math.max(1, availableParallelism() - 1)) },
     'delay-ms': { type: 'string', default: '1' },
     only: { type: 'string' },
-    runs: { type: 'string', default: '5' },
+    runs: { type: 'string', default: '9' },
     compiled: { type: 'boolean', default: false },
     warmup: { type: 'string', default: '20000' },
     profile: { type: 'boolean', default: false },
