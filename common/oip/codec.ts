@@ -458,9 +458,14 @@ function decodeJsonData(
   if (Array.isArray(data)) top = data;
   else if (shape.length === 0 || count === 1) top = [data];
   else throw new CodecError('INVALID_DATA', `${field}.data must be an array`, `${field}.data`);
-  const out: TensorData = datatype === 'BYTES' ? new Array<string>(count) : allocTyped(datatype, count);
+  const flat = top.length === 0 || !Array.isArray(top[0]);
+  // Sized by the data sent when it is short of the shape's count: a request that claims a huge
+  // shape with little data is refused without anything of the claimed size being allocated (the
+  // element checks still run, so the first fault is the one named).
+  const size = Math.min(count, flat ? top.length : countLeaves(top));
+  const out: TensorData = datatype === 'BYTES' ? new Array<string>(size) : allocTyped(datatype, size);
   // The common case, flat data: one tight loop, nothing else allocated.
-  if (top.length === 0 || !Array.isArray(top[0])) {
+  if (flat) {
     // Elements are checked before the length, as they come: the first fault is the one named.
     writeLeaves(top, Math.min(top.length, count), datatype, out, 0, field, name, shape, 0);
     if (top.length !== count) {
@@ -476,6 +481,13 @@ function decodeJsonData(
   }
   writeNested(top, { datatype, out, field, name, shape, path: [] }, 0, 0);
   return out;
+}
+
+/** Non-array elements in nested arrays, at any depth (bounded by the body: JSON nests at most 64 deep). */
+function countLeaves(arr: readonly unknown[]): number {
+  let n = 0;
+  for (const v of arr) n += Array.isArray(v) ? countLeaves(v) : 1;
+  return n;
 }
 
 interface NestedTarget {
@@ -548,6 +560,8 @@ function writeNested(arr: readonly unknown[], t: NestedTarget, depth: number, at
 
 /** JSON has no NaN or infinities; they travel as these strings (as Python's json writes them). */
 const NON_FINITE = new Set(['NaN', 'Infinity', '-Infinity']);
+/** The largest finite FP32 value. */
+const FP32_MAX = 3.4028234663852886e38;
 
 /**
  * Writes the first `n` of `src`, element values, to `out` from index `at`, checking each against the
@@ -577,16 +591,30 @@ function writeLeaves(
       what = 'a INT32 integer';
       break;
     }
-    case 'FP32':
-    case 'FP64': {
-      const arr = out as Float32Array | Float64Array;
+    case 'FP32': {
+      const arr = out as Float32Array;
       for (; i < n; i++) {
         const v = src[i];
-        if (typeof v === 'number') arr[at + i] = v;
+        if (typeof v === 'number') {
+          // A number beyond FP32's range would silently become an infinity.
+          if ((v > FP32_MAX || v < -FP32_MAX) && !Number.isFinite(Math.fround(v))) break;
+          arr[at + i] = v;
+        } else if (typeof v === 'string' && NON_FINITE.has(v)) arr[at + i] = Number(v);
+        else break;
+      }
+      what = 'a number in FP32 range (infinities are written "Infinity")';
+      break;
+    }
+    case 'FP64': {
+      const arr = out as Float64Array;
+      for (; i < n; i++) {
+        const v = src[i];
+        // JSON.parse reads a literal beyond FP64's range (1e400) as an infinity: refused too.
+        if (typeof v === 'number' && v - v === 0) arr[at + i] = v;
         else if (typeof v === 'string' && NON_FINITE.has(v)) arr[at + i] = Number(v);
         else break;
       }
-      what = 'a number';
+      what = 'a number in FP64 range (infinities are written "Infinity")';
       break;
     }
     case 'BYTES': {

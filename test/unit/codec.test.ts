@@ -128,24 +128,39 @@ describe('decodeInferRequest: JSON datatypes', () => {
     },
     {
       datatype: 'FP32',
-      data: [1.5, -0.25, 1e-3],
+      // 3.4028235e38 is past FP32's largest value but rounds to it, so it is in range.
+      data: [1.5, -0.25, 1e-3, 3.4028235e38, -3.4028235e38, 'Infinity', '-Infinity'],
       ctor: Float32Array,
-      expected: [1.5, -0.25, Math.fround(1e-3)],
+      expected: [
+        1.5,
+        -0.25,
+        Math.fround(1e-3),
+        3.4028234663852886e38,
+        -3.4028234663852886e38,
+        Infinity,
+        -Infinity,
+      ],
     },
-    { datatype: 'FP64', data: [0.1, -1e300, 5e-324], ctor: Float64Array, expected: [0.1, -1e300, 5e-324] },
+    {
+      datatype: 'FP64',
+      data: [0.1, -1e300, 5e-324, 'Infinity'],
+      ctor: Float64Array,
+      expected: [0.1, -1e300, 5e-324, Infinity],
+    },
     { datatype: 'BYTES', data: ['abc', '', 'héllo ✓'], ctor: Array, expected: ['abc', '', 'héllo ✓'] },
   ];
 
   for (const c of cases) {
     test(`${c.datatype}: flat data gives ${c.ctor.name} with the right values`, () => {
-      const req = decodeDoc(one({ name: 'x', datatype: c.datatype, shape: [3], data: c.data }));
+      const n = c.data.length;
+      const req = decodeDoc(one({ name: 'x', datatype: c.datatype, shape: [n], data: c.data }));
       assert.equal(req.inputs.length, 1);
       const input = req.inputs[0]!;
       assert.equal(input.name, 'x');
       assert.equal(input.datatype, c.datatype);
-      assert.deepEqual(input.shape, [3]);
+      assert.deepEqual(input.shape, [n]);
       assert.ok(input.data instanceof c.ctor, `data is ${input.data.constructor.name}`);
-      assert.equal(input.data.length, 3);
+      assert.equal(input.data.length, n);
       assert.deepEqual(values(input.data), c.expected);
     });
   }
@@ -715,6 +730,21 @@ describe('decodeInferRequest: shape rejections', () => {
     });
   }
 
+  for (const [kind, data, shape] of [
+    ['flat', [1], [1, 4e6]],
+    ['nested', [[1], [2]], [2, 2e6]],
+  ] as const) {
+    test(`a body padded past the claimed size, ${kind} data short of a 32 MB FP64 shape, allocates only what was sent`, () => {
+      // The body is large enough that no byte-count bound can refuse the shape first.
+      const doc = JSON.stringify(one({ name: 'x', datatype: 'FP64', shape, data }));
+      const body = utf8(`${doc.slice(0, -1)}${' '.repeat(4e6)}}`);
+      const before = process.memoryUsage().arrayBuffers;
+      assertCodecError(() => decodeInferRequest(body), 'DATA_LENGTH_MISMATCH', 'inputs[0].data');
+      const grown = process.memoryUsage().arrayBuffers - before;
+      assert.ok(grown < 8 * 1024 * 1024, `array buffers grew by ${grown} bytes`);
+    });
+  }
+
   test('shape [1e8] FP64 with 1 element is rejected without allocating 800 MB', () => {
     const body = jsonBody(one({ name: 'x', datatype: 'FP64', shape: [1e8], data: [1] }));
     const before = process.memoryUsage().arrayBuffers;
@@ -840,6 +870,24 @@ describe('decodeInferRequest: data rejections', () => {
           [3, 4],
         ],
       ),
+      reason: 'INVALID_DATA',
+      field: 'inputs[0].data',
+    },
+    {
+      name: 'FP32 1e39: beyond FP32 range, not silently an infinity',
+      body: withData('FP32', [2], [1, 1e39]),
+      reason: 'INVALID_DATA',
+      field: 'inputs[0].data',
+    },
+    {
+      name: 'FP32 -1e39',
+      body: withData('FP32', [1], [-1e39]),
+      reason: 'INVALID_DATA',
+      field: 'inputs[0].data',
+    },
+    {
+      name: 'FP64 1e400 (a JSON literal that parses as an infinity)',
+      body: utf8('{"inputs":[{"name":"x","datatype":"FP64","shape":[1],"data":[1e400]}]}'),
       reason: 'INVALID_DATA',
       field: 'inputs[0].data',
     },
