@@ -12,8 +12,11 @@ export interface BatcherOptions<T, R> {
   maxQueueDelayMs: number;
   maxQueueSize: number;
   clock: Clock;
-  /** Runs one batch; answers one result per item, in order. */
-  run: (payloads: readonly T[]) => Promise<R[]>;
+  /**
+   * Runs one batch; answers one result per item, in order. An item that failed alone (while the
+   * others succeeded) answers an ItemError; a rejection fails the whole batch.
+   */
+  run: (payloads: readonly T[]) => Promise<(R | ItemError)[]>;
   /**
    * Runs `fn` once the event loop has read what else arrived in this turn (setImmediate in a
    * server). A batch that could start at once is taken only then, so that requests read together
@@ -38,6 +41,11 @@ interface Item<T, R> {
   key: string;
   enqueuedAt: number;
   settle: Settle<R>;
+}
+
+/** One item's failure within a batch whose other items have results. */
+export class ItemError {
+  constructor(readonly error: unknown) {}
 }
 
 export class QueueFullError extends Error {
@@ -187,7 +195,7 @@ export class Batcher<T, R> {
     }
     const payloads: T[] = [];
     for (const item of batch) payloads.push(item.payload);
-    let done: Promise<R[]>;
+    let done: Promise<(R | ItemError)[]>;
     try {
       done = this.opts.run(payloads);
     } catch (e) {
@@ -200,13 +208,21 @@ export class Batcher<T, R> {
     );
   }
 
-  private settleBatch(batch: readonly Item<T, R>[], error: unknown, results: R[] | undefined): void {
+  private settleBatch(
+    batch: readonly Item<T, R>[],
+    error: unknown,
+    results: (R | ItemError)[] | undefined,
+  ): void {
     // The next batch starts first: a worker thread then computes it while this thread answers.
     this.batchDone();
     for (let i = 0; i < batch.length; i++) {
       try {
         if (results === undefined) batch[i]!.settle(error);
-        else batch[i]!.settle(undefined, results[i]);
+        else {
+          const r = results[i];
+          if (r instanceof ItemError) batch[i]!.settle(r.error);
+          else batch[i]!.settle(undefined, r);
+        }
       } catch (e) {
         const report = this.opts.onSettleError;
         if (report !== undefined) report(e);

@@ -27,6 +27,10 @@ export const BE_ERRORS = defineErrors({
     "The input's rank or a fixed dim differs from the model's, or inputs disagree on the batch size.",
   ],
   BE_ERR_BATCH_TOO_LARGE: [400, "The request's batch is larger than the model's max_batch_size."],
+  BE_ERR_INFERENCE_REJECTED: [
+    400,
+    "The request matches the model's metadata, but onnxruntime refused to run the model on it (a dim a layer cannot take, an index out of range).",
+  ],
   BE_ERR_MODEL_NOT_FOUND: [
     404,
     'The replica serves no model of this name (not in its repository, or not loaded).',
@@ -36,7 +40,7 @@ export const BE_ERRORS = defineErrors({
   BE_ERR_BODY_TOO_LARGE: [413, 'The body is larger than the limit (64 MiB by default).'],
   BE_ERR_UNSUPPORTED_MEDIA_TYPE: [415, 'The content type is not accepted on this route.'],
   BE_ERR_MODEL_LOAD_FAILED: [500, 'onnxruntime could not load the model.'],
-  BE_ERR_INFERENCE_FAILED: [500, 'onnxruntime failed to run the model.'],
+  BE_ERR_INFERENCE_FAILED: [500, "onnxruntime failed to run the model for a reason of the replica's (memory, a device)."],
   BE_ERR_INTERNAL: [500, 'An unexpected error; the message is logged, not sent.'],
   BE_ERR_MODEL_NOT_READY: [503, 'The model is known but not loaded (unloaded, loading, or failed to load).'],
   BE_ERR_QUEUE_FULL: [503, "The model's batching queue is full; retry after Retry-After."],
@@ -49,4 +53,18 @@ export type BackendErrorCode = keyof typeof BE_ERRORS;
 export function codecErrorDef(reason: CodecReason): (typeof BE_ERRORS)[BackendErrorCode] {
   const code: `BE_ERR_${CodecReason}` = `BE_ERR_${reason}`;
   return BE_ERRORS[code];
+}
+
+/**
+ * onnxruntime's message made fit for an answer: without the source file locations and C++
+ * function signatures it carries (`/onnxruntime_src/.../reshape_helper.h:84 onnxruntime::...(...)`),
+ * and at most 500 characters. The full message is what the replica logs.
+ */
+export function onnxruntimeMessage(raw: string): string {
+  const cleaned = raw
+    .replace(/(?:[A-Za-z]:)?(?:[\\/][^\s\\/:]+)+\.(?:h|hpp|cc|cpp|cxx|c|cu|inc):\d+\s*/g, '')
+    .replace(/\b(?:onnxruntime|Ort|std)::[\w:~<>]*\([^()]*\)(?:\s*const)?(?:::<lambda\([^()]*\)>)?\s*/g, '')
+    .replace(/\s+/g, ' ')
+    .trim();
+  return cleaned.length > 500 ? `${cleaned.slice(0, 500)}...` : cleaned;
 }

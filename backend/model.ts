@@ -12,10 +12,13 @@ import {
   type TensorData,
   type TypedArray,
 } from '../common/oip/datatypes.js';
-import { Batcher, QueueFullError, type Settle } from './batcher.js';
+import { Batcher, ItemError, QueueFullError, type Settle } from './batcher.js';
 import type { ModelConfig } from './config.js';
-import { BE_ERRORS } from './errors.js';
-import { type LoadedSession, openSession, type SessionRunner, type WireTensor } from './session.js';
+import { BE_ERRORS, onnxruntimeMessage } from './errors.js';
+import { type LoadedSession, openSession, RunError, type SessionRunner, type WireTensor } from './session.js';
+
+/** onnxruntime messages that speak of the replica, not the request: memory, a device, a provider. */
+const REPLICA_FAULT = /alloc|out of memory|CUDA|cuDNN|cuBLAS|EP_FAIL|device/i;
 
 export type Device = 'cpu' | 'cuda' | 'webgpu';
 export const DEVICES: readonly Device[] = ['cpu', 'cuda', 'webgpu'];
@@ -77,6 +80,10 @@ export function sessionOptions(
 ): ort.InferenceSession.SessionOptions {
   return {
     graphOptimizationLevel: 'all',
+    // onnxruntime's own log lines are coloured plain text on stderr, not the replica's JSON logs:
+    // only its fatal ones are let through. What it says about a failed run reaches the answer
+    // (400) or the replica's log (500) through the error it throws.
+    logSeverityLevel: 4,
     // onnxruntime's pool threads spin after each run by default; on a small machine that spinning
     // takes the cores the event loop needs to parse and answer requests.
     extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } },
@@ -352,7 +359,52 @@ export class LoadedModel {
     this.batcher.enqueue(req, req.rows, req.key, settle);
   }
 
-  private async runBatch(batch: readonly PreparedRequest[], observer: BatchObserver): Promise<Tensor[][]> {
+  /**
+   * Runs a batch. When onnxruntime refuses a merged batch, each request runs again alone, so that
+   * one request's data (an index out of range, say) fails only that request. Those re-runs are
+   * timed in the compute histogram but are not counted as batches.
+   */
+  private async runBatch(
+    batch: readonly PreparedRequest[],
+    observer: BatchObserver,
+  ): Promise<(Tensor[] | ItemError)[]> {
+    try {
+      return await this.runMerged(batch, observer);
+    } catch (e) {
+      if (batch.length === 1 || !(e instanceof RunError)) throw this.runFailure(e);
+      const out: (Tensor[] | ItemError)[] = [];
+      for (const r of batch) {
+        try {
+          out.push((await this.runMerged([r], observer))[0]!);
+        } catch (alone) {
+          out.push(new ItemError(this.runFailure(alone)));
+        }
+      }
+      return out;
+    }
+  }
+
+  /**
+   * What a failed run answers. onnxruntime's refusal of a request that passed every check against
+   * the model's metadata is the request's fault and would fail on every replica: 400, which the
+   * gateway neither retries nor counts against the replica. Failures of the replica itself (memory,
+   * a device, the session's thread) stay 500.
+   */
+  private runFailure(e: unknown): ApiError {
+    if (e instanceof ApiError) return e;
+    const raw = e instanceof Error ? e.message : String(e);
+    const detail = onnxruntimeMessage(raw);
+    if (e instanceof RunError && !REPLICA_FAULT.test(raw)) {
+      return new ApiError(
+        BE_ERRORS.BE_ERR_INFERENCE_REJECTED,
+        `model '${this.name}' version ${this.version} cannot run on this input: ${detail}`,
+        { cause: e },
+      );
+    }
+    return new ApiError(BE_ERRORS.BE_ERR_INFERENCE_FAILED, `onnxruntime failed: ${detail}`, { cause: e });
+  }
+
+  private async runMerged(batch: readonly PreparedRequest[], observer: BatchObserver): Promise<Tensor[][]> {
     const merged = batch.length === 1 ? batch[0]!.inputs : this.concat(batch);
     // Inputs are in the model's order (prepare puts them so).
     const feeds: WireTensor[] = [];
@@ -360,14 +412,7 @@ export class LoadedModel {
       const t = merged[i]!;
       feeds.push({ name: t.name, type: this.inputs[i]!.ortType, dims: t.shape, data: t.data });
     }
-    let result: { outputs: WireTensor[]; computeMs: number };
-    try {
-      result = await this.session.run(feeds);
-    } catch (e) {
-      throw new ApiError(BE_ERRORS.BE_ERR_INFERENCE_FAILED, `onnxruntime failed: ${(e as Error).message}`, {
-        cause: e,
-      });
-    }
+    const result = await this.session.run(feeds);
     observer.onCompute(result.computeMs / 1000);
     const outputs: Tensor[] = [];
     for (const spec of this.outputs) {

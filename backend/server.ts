@@ -159,8 +159,12 @@ export async function buildBackend(opts: BackendOptions): Promise<Backend> {
       }
       count(known, api.statusCode, performance.now());
     }
-    if (api.statusCode >= 500 && api.code === BE_ERRORS.BE_ERR_INTERNAL.code) {
+    if (api.code === BE_ERRORS.BE_ERR_INTERNAL.code) {
       req.log.error({ err, reqId: req.id }, 'unexpected error');
+    } else if (api.code === BE_ERRORS.BE_ERR_INFERENCE_FAILED.code) {
+      // The answer carries onnxruntime's message without file paths; the log keeps all of it.
+      const cause = api.cause instanceof Error ? api.cause.message : undefined;
+      req.log.error({ reqId: req.id, code: api.code, detail: cause ?? api.message }, 'inference failed');
     }
     return sendError(reply, api, stamp);
   });

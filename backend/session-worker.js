@@ -6,7 +6,7 @@
  *
  * Messages in:  {type:'load', path, device, options} | {type:'run', id, feeds} | {type:'release'}
  * Messages out: {type:'loaded', provider, fallbackReason, inputs, outputs} | {type:'load-failed', message}
- *               {type:'result', id, outputs, computeMs} | {type:'error', id, message} | {type:'released'}
+ *               {type:'result', id, outputs, computeMs} | {type:'error', id, message, onnxruntime?} | {type:'released'}
  */
 import { parentPort } from 'node:worker_threads';
 import { loadSession, runSession } from './session-core.js';
@@ -30,12 +30,16 @@ port.on('message', async (msg) => {
       port.postMessage({ type: 'load-failed', message: message(e) });
     }
   } else if (msg.type === 'run') {
+    if (session === undefined) {
+      port.postMessage({ type: 'error', id: msg.id, message: 'no session loaded' });
+      return;
+    }
     try {
-      if (session === undefined) throw new Error('no session loaded');
       const { outputs, computeMs, transfer } = await runSession(session, msg.feeds, true);
       port.postMessage({ type: 'result', id: msg.id, outputs, computeMs }, transfer);
     } catch (e) {
-      port.postMessage({ type: 'error', id: msg.id, message: message(e) });
+      // onnxruntime's own refusal or failure of this run (see RunError in session.ts).
+      port.postMessage({ type: 'error', id: msg.id, message: message(e), onnxruntime: true });
     }
   } else if (msg.type === 'release') {
     await session?.release();

@@ -28,6 +28,18 @@ export interface LoadedSession {
   outputs: ort.InferenceSession.ValueMetadata[];
 }
 
+/**
+ * onnxruntime's own exception from one run: it refused the feeds (a dim a kernel cannot take, an
+ * index out of range) or failed while computing. Anything else that fails a run (the session's
+ * thread gone) is a plain Error.
+ */
+export class RunError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'RunError';
+  }
+}
+
 interface Pending {
   resolve: (r: { outputs: WireTensor[]; computeMs: number }) => void;
   reject: (e: Error) => void;
@@ -55,13 +67,23 @@ export class WorkerSession implements SessionRunner {
   private constructor(private readonly worker: Worker) {
     worker.on(
       'message',
-      (msg: { type: string; id?: number; outputs?: WireTensor[]; computeMs?: number; message?: string }) => {
+      (msg: {
+        type: string;
+        id?: number;
+        outputs?: WireTensor[];
+        computeMs?: number;
+        message?: string;
+        onnxruntime?: boolean;
+      }) => {
         if (msg.id === undefined) return;
         const p = this.pending.get(msg.id);
         if (p === undefined) return;
         this.pending.delete(msg.id);
         if (msg.type === 'result') p.resolve({ outputs: msg.outputs!, computeMs: msg.computeMs! });
-        else p.reject(new Error(msg.message ?? 'inference failed'));
+        else {
+          const message = msg.message ?? 'inference failed';
+          p.reject(msg.onnxruntime === true ? new RunError(message) : new Error(message));
+        }
       },
     );
     const fail = (e: Error) => {
@@ -138,10 +160,14 @@ class InlineSession implements SessionRunner {
 
   run(feeds: WireTensor[]): Promise<{ outputs: WireTensor[]; computeMs: number }> {
     // runSession's answer has the fields asked for (and an empty transfer list): no extra hop.
-    return runSession(this.session, feeds as Parameters<typeof runSession>[1], false) as Promise<{
-      outputs: WireTensor[];
-      computeMs: number;
-    }>;
+    return (
+      runSession(this.session, feeds as Parameters<typeof runSession>[1], false) as Promise<{
+        outputs: WireTensor[];
+        computeMs: number;
+      }>
+    ).catch((e: unknown) => {
+      throw new RunError(e instanceof Error ? e.message : String(e));
+    });
   }
 
   release(): Promise<void> {

@@ -314,6 +314,11 @@ export function assertNoStack(text: string): void {
   assert.doesNotMatch(text, /\n\s+at\s/, 'no stack frames');
   assert.doesNotMatch(text, /\bat .+:\d+:\d+/, 'no stack frames');
   assert.doesNotMatch(text, /node_modules|\.ts:\d|\.js:\d|file:\/\//, 'no source paths');
+  assert.doesNotMatch(
+    text,
+    /\.(?:h|hpp|cc|cpp|c):\d|onnxruntime::/,
+    'no onnxruntime source paths or C++ names',
+  );
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -4,7 +4,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import onnxProto, { type onnx as Onnx } from 'onnx-proto';
 import { CONFIG_FILE, MODEL_FILE } from '../../models/build.js';
-import { encodeModel, node } from '../../models/onnx.js';
+import { encodeModel, float32Initializer, node } from '../../models/onnx.js';
 import { type ConfigYaml, renderConfigYaml } from './backend.js';
 
 const { onnx } = onnxProto;
@@ -52,6 +52,34 @@ export function identityModel(
     },
     1,
     `${name}: identity fixture`,
+  );
+}
+
+/** Entries of `lookupModel`'s table: value i is 1.5 * i. */
+export const LOOKUP_SIZE = 10;
+
+/**
+ * A lookup model whose failure depends on the data, not the shape: INT64 `index` [batch, 1] ->
+ * FP32 `value` [batch, 1] = table[index], a Gather over a table of LOOKUP_SIZE entries. An index
+ * outside [-10, 9] makes onnxruntime refuse the run.
+ */
+export function lookupModel(): Uint8Array {
+  return encodeModel(
+    {
+      name: 'lookup',
+      nodes: [node('Gather', ['table', 'index'], ['value'], 'lookup')],
+      inputs: [valueInfo('index', T.INT64, ['batch', 1])],
+      outputs: [valueInfo('value', T.FLOAT, ['batch', 1])],
+      initializers: [
+        float32Initializer(
+          'table',
+          [LOOKUP_SIZE],
+          Float32Array.from({ length: LOOKUP_SIZE }, (_, i) => 1.5 * i),
+        ),
+      ],
+    },
+    1,
+    'lookup: Gather fixture whose failure depends on the data',
   );
 }
 

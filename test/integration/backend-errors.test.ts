@@ -19,8 +19,12 @@ import {
   removeTempDirs,
   type RunningBackend,
   sampleRepository,
+  scrape,
+  histogram,
   startBackend,
+  tempDir,
 } from '../helpers/backend.js';
+import { LOOKUP_SIZE, lookupModel, writeModel } from '../helpers/fixtures.js';
 
 const BODY_LIMIT = 1024 * 1024;
 let server: RunningBackend;
@@ -415,6 +419,27 @@ const CASES: Case[] = [
     mentions: /limit/,
     url: () => small.url,
   },
+  // Shapes that match the model's metadata ([-1,3,-1,-1]) but that its layers cannot take: the
+  // request's fault, the same on every replica, so a 400 (a 5xx would count against the replica
+  // at the gateway), and onnxruntime's message without its source paths.
+  {
+    name: 'text-direction with a zero-width image: onnxruntime refuses it, 400',
+    send: post('text-direction', {
+      inputs: [{ name: 'x', shape: [1, 3, 48, 0], datatype: 'FP32', data: [] }],
+    }),
+    status: 400,
+    code: 'BE_ERR_INFERENCE_REJECTED',
+    mentions: /model 'text-direction' version 1 cannot run on this input: .*Conv/,
+  },
+  {
+    name: 'text-direction with no rows: onnxruntime refuses it, 400',
+    send: post('text-direction', {
+      inputs: [{ name: 'x', shape: [0, 3, 48, 192], datatype: 'FP32', data: [] }],
+    }),
+    status: 400,
+    code: 'BE_ERR_INFERENCE_REJECTED',
+    mentions: /cannot run on this input: .*reshape/i,
+  },
 ];
 
 describe('regressions', () => {
@@ -526,4 +551,43 @@ describe('bad requests', () => {
     const err = assertErrorBody(await post(name, goodMlp())(), 404, 'BE_ERR_MODEL_NOT_FOUND');
     assert.ok(err.error.length < 200, 'the echoed name is bounded');
   });
+});
+
+describe('a request that onnxruntime refuses for its data, in a merged batch', () => {
+  let lookups: RunningBackend;
+  before(async () => {
+    const root = await tempDir('infergate-lookup-');
+    // A long delay, so that requests sent together are merged into one batch.
+    const config = { max_batch_size: 8, max_queue_delay_ms: 300 };
+    await writeModel(root, 'lookup', lookupModel(), config);
+    await writeModel(root, 'lookup-inline', lookupModel(), { ...config, execution: 'inline' });
+    lookups = await startBackend({ modelRepository: root });
+  });
+  after(() => lookups?.close());
+
+  const lookup = (model: string, index: number) =>
+    request(lookups.url + inferPath(model), {
+      method: 'POST',
+      body: JSON.stringify({ inputs: [{ name: 'index', shape: [1, 1], datatype: 'INT64', data: [index] }] }),
+    });
+
+  for (const model of ['lookup', 'lookup-inline']) {
+    test(`${model}: only the request at fault fails (400); the others in its batch are answered`, async () => {
+      const indices = [1, 99, 4, -1];
+      const results = await Promise.all(indices.map((i) => lookup(model, i)));
+      const { samples } = await scrape(lookups.url);
+      // The four ran as one merged batch (then each alone, after the merged run was refused).
+      assert.deepEqual(histogram(samples, 'infergate_backend_batch_size', { model, version: '1' }), {
+        sum: 4,
+        count: 1,
+      });
+      const err = assertErrorBody(results[1]!, 400, 'BE_ERR_INFERENCE_REJECTED');
+      assert.match(err.error, new RegExp(`model '${model}' version 1 cannot run on this input: .*99`));
+      for (const k of [0, 2, 3]) {
+        const doc = okInfer(results[k]!);
+        const i = indices[k]!;
+        assert.deepEqual(output(doc, 'value').data, [1.5 * (i < 0 ? LOOKUP_SIZE + i : i)]);
+      }
+    });
+  }
 });

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { Batcher, type BatcherOptions, QueueFullError } from '../../backend/batcher.js';
+import { Batcher, type BatcherOptions, ItemError, QueueFullError } from '../../backend/batcher.js';
 import { FakeClock, flushMicrotasks } from '../helpers/fake-clock.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -10,7 +10,7 @@ import { FakeClock, flushMicrotasks } from '../helpers/fake-clock.js';
 interface Call {
   readonly payloads: readonly string[];
   readonly startedAt: number;
-  resolve(results: string[]): void;
+  resolve(results: (string | ItemError)[]): void;
   reject(e: unknown): void;
 }
 
@@ -46,7 +46,7 @@ function harness(opts: Partial<BatcherOptions<string, string>> = {}) {
     maxQueueSize: 100,
     clock,
     run: (payloads) =>
-      new Promise<string[]>((resolve, reject) => {
+      new Promise<(string | ItemError)[]>((resolve, reject) => {
         events.push(`run ${payloads.join(',')}`);
         calls.push({ payloads: [...payloads], startedAt: clock.now(), resolve, reject });
       }),
@@ -259,6 +259,17 @@ describe('Batcher: keys, order and results', () => {
       [a, b, c].map((s) => s.value),
       ['A', 'B', 'C'],
     );
+  });
+
+  test('an ItemError in the results fails only its own item; the others get their results', async () => {
+    const h = harness({ maxBatchSize: 3, maxQueueDelayMs: 10 });
+    const [a, b, c] = ['a', 'b', 'c'].map((p) => h.submit(p));
+    const refused = new Error('b alone was refused');
+    h.calls[0]!.resolve(['A', new ItemError(refused), 'C']);
+    await flushMicrotasks();
+    assert.deepEqual([a!.status, a!.value], ['fulfilled', 'A']);
+    assert.deepEqual([b!.status, b!.error], ['rejected', refused]);
+    assert.deepEqual([c!.status, c!.value], ['fulfilled', 'C']);
   });
 
   test('results of two batches are not mixed up', async () => {
