@@ -6,6 +6,10 @@ export const BE_ERRORS = defineErrors({
   BE_ERR_MALFORMED_JSON: [400, 'The body (or its JSON header) is not valid JSON or not UTF-8.'],
   BE_ERR_NESTING_TOO_DEEP: [400, 'The JSON is nested deeper than the limit (64 levels).'],
   BE_ERR_INVALID_REQUEST: [400, 'The request does not have the form of an inference request.'],
+  BE_ERR_BAD_URL: [
+    400,
+    'The URL cannot be decoded (a bad percent-escape) or a path segment is longer than 256 characters.',
+  ],
   BE_ERR_UNSUPPORTED_DATATYPE: [
     400,
     'The datatype is unknown, unsupported by onnxruntime, or has no JSON form.',

@@ -123,6 +123,14 @@ export async function buildBackend(opts: BackendOptions): Promise<Backend> {
     // Requests that arrive while draining get this replica's own 503 (BE_ERR_SHUTTING_DOWN).
     ...sharedServerOptions(logger, bodyLimit),
     routerOptions: { maxParamLength: 256 },
+    // A URL fastify cannot decode, or a path segment over maxParamLength, gets the replica's own
+    // error (with the request id), not fastify's.
+    frameworkErrors: (error, _req, reply) =>
+      sendError(
+        reply,
+        new ApiError(BE_ERRORS.BE_ERR_BAD_URL, `the URL cannot be routed: ${error.message.slice(0, 200)}`),
+        stamp,
+      ),
     // req.log's child logger is made only when a request logs (errors): see LazyChildLogger.
     childLoggerFactory: (parent, bindings, childOptions) =>
       new LazyChildLogger(parent, bindings, childOptions),

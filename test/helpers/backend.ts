@@ -464,7 +464,6 @@ export function rawHttp(
   });
 }
 
-/** Deterministic pseudo-random floats in [-1, 1). */
 /**
  * A JSON inference request with one FP32 input `x`, the input of the sample `mlp` models (and
  * `mlp-large`): by default one row holding all of `x`.
@@ -476,6 +475,7 @@ export function xDoc(x: Float32Array, shape: readonly number[] = [1, x.length], 
   };
 }
 
+/** Deterministic pseudo-random floats in [-1, 1). */
 export function randomFloats(seed: number, n: number): Float32Array {
   const next = mulberry32(seed);
   const out = new Float32Array(n);

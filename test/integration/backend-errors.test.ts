@@ -546,6 +546,28 @@ describe('bad requests', () => {
     assert.equal(doc.code, 'BE_ERR_MODEL_NOT_FOUND');
   });
 
+  for (const [what, method, path] of [
+    ['a URL that cannot be decoded', 'GET', '/v2/models/%zz'],
+    ['an infer URL that cannot be decoded', 'POST', '/v2/models/%zz/infer'],
+    ['a model name over 256 characters', 'GET', `/v2/models/${'a'.repeat(300)}/ready`],
+  ] as const) {
+    test(`${what} is the replica's own 400 BE_ERR_BAD_URL, with the request id`, async () => {
+      const res = await rawHttp(
+        base,
+        method,
+        path,
+        method === 'POST' ? JSON.stringify(goodMlp()) : undefined,
+      );
+      assert.equal(res.status, 400, res.text);
+      const doc = JSON.parse(res.text) as { code: string; error: string };
+      assert.deepEqual(Object.keys(doc).sort(), ['code', 'error']);
+      assert.equal(doc.code, 'BE_ERR_BAD_URL');
+      assert.ok(doc.error.length < 300, 'the echoed URL is bounded');
+      assert.ok(res.headers['x-request-id'], 'the answer carries x-request-id');
+      await stillServes();
+    });
+  }
+
   test('a very long model name is cut in the message', async () => {
     const name = 'm'.repeat(200);
     const err = assertErrorBody(await post(name, goodMlp())(), 404, 'BE_ERR_MODEL_NOT_FOUND');

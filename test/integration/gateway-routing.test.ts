@@ -242,12 +242,17 @@ describe('the protocol through the gateway', () => {
     assert.equal((pinned.json as { versions: string[] }).versions[0], '2');
   });
 
-  test('a URL that cannot be decoded is a 400 GW_ERR_BAD_REQUEST with a request id', async () => {
-    const res = await rawHttp(gw.url, 'GET', '/v2/models/%E0%A4%A/ready');
-    assert.equal(res.status, 400);
-    assert.equal((JSON.parse(res.text) as { code: string }).code, 'GW_ERR_BAD_REQUEST');
-    assert.ok(res.headers['x-request-id']);
-  });
+  for (const [what, path] of [
+    ['a URL that cannot be decoded', '/v2/models/%E0%A4%A/ready'],
+    ['a model name over 256 characters', `/v2/models/${'a'.repeat(300)}/ready`],
+  ] as const) {
+    test(`${what} is a 400 GW_ERR_BAD_REQUEST with a request id`, async () => {
+      const res = await rawHttp(gw.url, 'GET', path);
+      assert.equal(res.status, 400);
+      assert.equal((JSON.parse(res.text) as { code: string }).code, 'GW_ERR_BAD_REQUEST');
+      assert.ok(res.headers['x-request-id']);
+    });
+  }
 
   test("the gateway's own health and server metadata", async () => {
     assert.equal((await getJson(gw.url, '/v2/health/live')).status, 200);
