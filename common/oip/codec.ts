@@ -200,6 +200,8 @@ function decodeDocument(doc: unknown, binary: Uint8Array | undefined, jsonLength
 function decodeRequestedOutputs(v: unknown, binaryDefault: boolean): RequestedOutput[] | undefined {
   if (v === undefined) return undefined;
   if (!Array.isArray(v)) throw new CodecError('INVALID_REQUEST', 'outputs must be an array', 'outputs');
+  // An empty list names no output: every output, as without the field (Triton and KServe agree).
+  if (v.length === 0) return undefined;
   const out: RequestedOutput[] = [];
   for (let i = 0; i < v.length; i++) {
     const o: unknown = v[i];

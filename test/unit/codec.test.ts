@@ -334,9 +334,9 @@ describe('decodeInferRequest: id, parameters and outputs', () => {
     assert.equal(req.outputs, undefined);
   });
 
-  test('empty outputs array is kept as an empty list (not "all outputs")', () => {
+  test('an empty outputs array names no output: all of them, as without the field (Triton, KServe)', () => {
     const req = decodeDoc({ inputs: [input], outputs: [] });
-    assert.deepEqual(req.outputs, []);
+    assert.equal(req.outputs, undefined);
   });
 });
 
