@@ -42,9 +42,11 @@ export const BE_ERRORS = defineErrors({
   BE_ERR_VERSION_NOT_FOUND: [404, 'The replica serves no version of this number of the model.'],
   BE_ERR_NOT_FOUND: [404, 'No such route.'],
   BE_ERR_BODY_TOO_LARGE: [413, 'The body is larger than the limit (64 MiB by default).'],
-  BE_ERR_UNSUPPORTED_MEDIA_TYPE: [415, 'The content type is not accepted on this route.'],
   BE_ERR_MODEL_LOAD_FAILED: [500, 'onnxruntime could not load the model.'],
-  BE_ERR_INFERENCE_FAILED: [500, "onnxruntime failed to run the model for a reason of the replica's (memory, a device)."],
+  BE_ERR_INFERENCE_FAILED: [
+    500,
+    "onnxruntime failed to run the model for a reason of the replica's (memory, a device).",
+  ],
   BE_ERR_INTERNAL: [500, 'An unexpected error; the message is logged, not sent.'],
   BE_ERR_MODEL_NOT_READY: [503, 'The model is known but not loaded (unloaded, loading, or failed to load).'],
   BE_ERR_QUEUE_FULL: [503, "The model's batching queue is full; retry after Retry-After."],

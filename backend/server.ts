@@ -377,7 +377,6 @@ function toApiError(err: Error, bodyLimit: number): ApiError {
       `body is larger than the limit of ${bodyLimit} bytes`,
     );
   }
-  if (fe.statusCode === 415) return new ApiError(BE_ERRORS.BE_ERR_UNSUPPORTED_MEDIA_TYPE, fe.message);
   if (fe.statusCode !== undefined && fe.statusCode >= 400 && fe.statusCode < 500) {
     return new ApiError(BE_ERRORS.BE_ERR_INVALID_REQUEST, fe.message);
   }

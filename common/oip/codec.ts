@@ -279,7 +279,7 @@ export function checkShape(shape: unknown, datatype: Datatype, field: string): n
   if (count > INT64_MAX || bytes > INT64_MAX) {
     throw new CodecError(
       'SHAPE_OVERFLOW',
-      `${field} [${shape.join(',')}] has ${count} elements of ${datatype}, which overflows 64 bits`,
+      `${field} [${shape.join(',')}] has ${bigCount(count)} elements of ${datatype}, which overflows 64 bits`,
       field,
     );
   }
@@ -287,6 +287,12 @@ export function checkShape(shape: unknown, datatype: Datatype, field: string): n
     throw new CodecError('SHAPE_OVERFLOW', `${field} [${shape.join(',')}] has too many elements`, field);
   }
   return Number(count);
+}
+
+/** An element count for a message: exact while short, else in scientific notation. */
+function bigCount(n: bigint): string {
+  const text = n.toString();
+  return text.length <= 24 ? text : `about ${text[0]}.${text.slice(1, 3)}e+${text.length - 1}`;
 }
 
 function decodeInput(

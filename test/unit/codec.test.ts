@@ -682,6 +682,12 @@ describe('decodeInferRequest: shape rejections', () => {
       field: 'inputs[0].shape',
     },
     {
+      name: 'shape [1e300, 1e300]: SHAPE_OVERFLOW',
+      body: withShape([1e300, 1e300]),
+      reason: 'SHAPE_OVERFLOW',
+      field: 'inputs[0].shape',
+    },
+    {
       name: 'count wrapping to a small number in uint64: [2^32, 2^32+1]',
       body: withShape([4294967296, 4294967297], 'UINT8', [1]),
       reason: 'SHAPE_OVERFLOW',
@@ -751,6 +757,18 @@ describe('decodeInferRequest: shape rejections', () => {
     assertCodecError(() => decodeInferRequest(body), 'DATA_LENGTH_MISMATCH', 'inputs[0].data');
     assert.ok(process.memoryUsage().arrayBuffers - before < 64 * 1024 * 1024);
   });
+});
+
+test('a SHAPE_OVERFLOW message gives a huge count in scientific notation, not 600 digits', () => {
+  assert.throws(
+    () =>
+      decodeInferRequest(jsonBody(one({ name: 'x', datatype: 'FP32', shape: [1e300, 1e300], data: [1] }))),
+    (e: Error) => {
+      assert.match(e.message, /has about 1\.00e\+600 elements of FP32/);
+      assert.ok(e.message.length < 200, e.message);
+      return true;
+    },
+  );
 });
 
 describe('checkShape', () => {
