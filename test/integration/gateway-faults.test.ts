@@ -9,7 +9,11 @@ import { request, tempDir, waitFor } from '../helpers/backend.js';
 import type { CliProcess } from '../helpers/cli.js';
 import { deadPort, gatewayTestbed, mlpBody, policyYaml } from '../helpers/gateway.js';
 
-const bed = gatewayTestbed({ real: [{ name: 'mlp', version: '1' }] });
+const bed = gatewayTestbed({
+  real: [{ name: 'mlp', version: '1' }],
+  // A real network whose layers refuse some shapes its metadata allows ([-1,3,-1,-1]).
+  ocr: [{ name: 'text-direction', version: '1' }],
+});
 const real = {
   get url() {
     return bed.replica('real').url;
@@ -368,5 +372,34 @@ describe('fault tests', () => {
     t.diagnostic(
       `overload: 96 of 100 shed with 503 in at most ${slowest.toFixed(0)} ms; RSS grew ${(grown / 1048576).toFixed(1)} MiB over 2,000 more requests of 64 KiB`,
     );
+  });
+
+  test('f) input that onnxruntime refuses is passed on as 400 and never counts against the replica', async () => {
+    const ocr = bed.replica('ocr').url;
+    const g = await bed.gateway({
+      policy: policyYaml({
+        variants: { only: { endpoints: [ocr], model: 'text-direction', version: '1' } },
+        // Quick to eject and to open: a 5xx per bad request would take the only replica out.
+        defaults: {
+          healthCheck: { intervalMs: 0 },
+          outlierDetection: { consecutiveFailures: 2, baseEjectionMs: 60000 },
+        },
+      }),
+    });
+    const send = (shape: number[], data: number[]) =>
+      request(`${g.url}/v2/models/m/infer`, {
+        method: 'POST',
+        body: JSON.stringify({ inputs: [{ name: 'x', shape, datatype: 'FP32', data }] }),
+        headers: { 'content-type': 'application/json' },
+      });
+    for (let i = 0; i < 10; i++) {
+      const res = await send([1, 3, 48, 0], []);
+      assert.equal(res.status, 400, res.body.toString());
+      assert.equal((res.json as { code: string }).code, 'BE_ERR_INFERENCE_REJECTED');
+    }
+    const up = await upstream(g.adminUrl, ocr);
+    assert.deepEqual([up.state, up.breaker], ['available', 'closed']);
+    const good = await send([1, 3, 48, 192], new Array(3 * 48 * 192).fill(0.5));
+    assert.equal(good.status, 200, good.body.toString());
   });
 });
