@@ -89,8 +89,6 @@ async function isDir(path: string): Promise<boolean> {
 
 export class ModelRepository {
   private readonly models = new Map<string, VersionSlot[]>();
-  /** Versions on disk that the last load of a model left out (a startup selection). */
-  private readonly notLoaded = new Map<string, string[]>();
   /** One load or unload at a time per model. */
   private readonly pending = new Map<string, Promise<void>>();
 
@@ -200,7 +198,6 @@ export class ModelRepository {
     }
     const onDisk = await this.versionsOnDisk(name);
     const versions = only === undefined ? onDisk : onDisk.filter((v) => only.includes(v));
-    const skipped = onDisk.filter((v) => !versions.includes(v));
     const old = this.models.get(name) ?? [];
     const slots: VersionSlot[] = versions.map((version) => ({
       version,
@@ -211,7 +208,6 @@ export class ModelRepository {
     // Old versions keep serving until the new ones are ready.
     if (old.length === 0) {
       this.models.set(name, slots);
-      this.setNotLoaded(name, skipped);
     }
     let config: Awaited<ReturnType<typeof readModelConfig>> | undefined;
     let configError = '';
@@ -257,7 +253,6 @@ export class ModelRepository {
       }
     }
     this.models.set(name, slots);
-    this.setNotLoaded(name, skipped);
     await Promise.all(old.map((s) => s.model?.close()));
     if (!slots.some((s) => s.state === 'READY')) {
       const reason =
@@ -267,11 +262,6 @@ export class ModelRepository {
         `model '${name}' could not be loaded: ${reason}`,
       );
     }
-  }
-
-  private setNotLoaded(name: string, versions: string[]): void {
-    if (versions.length === 0) this.notLoaded.delete(name);
-    else this.notLoaded.set(name, versions);
   }
 
   private async doUnload(name: string): Promise<void> {
@@ -307,8 +297,11 @@ export class ModelRepository {
         state: s.state,
         reason: s.reason,
       }));
-      // Versions a startup selection left out: on disk, not loaded (as a model never loaded is).
-      for (const version of this.notLoaded.get(name) ?? []) {
+      // Versions on disk without a slot (left out by a startup selection, or copied there since
+      // the model loaded): not loaded, as a model never loaded is.
+      const onDisk = await this.versionsOnDisk(name).catch(() => [] as string[]);
+      for (const version of onDisk) {
+        if (slots.some((s) => s.version === version)) continue;
         entries.push({ name, version, state: 'UNAVAILABLE', reason: 'not loaded' });
       }
       entries.sort((a, b) => Number(a.version) - Number(b.version));

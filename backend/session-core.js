@@ -6,6 +6,11 @@
  */
 import * as ort from 'onnxruntime-node';
 
+// onnxruntime's own log lines are coloured plain text on stderr, not the replica's JSON logs; what
+// they would say reaches the replica's log through the errors it throws (a provider that cannot
+// load, a failed run). Read once, when the first session of this thread is made.
+ort.env.logLevel = 'fatal';
+
 /** @param {readonly ort.InferenceSession.ValueMetadata[]} list */
 function describe(list) {
   return list.map((m) =>

@@ -226,6 +226,24 @@ describe('load and unload', () => {
     assert.equal(meta.parameters.max_batch_size, 0);
   });
 
+  test('a version added to a loaded model on disk is listed as not loaded, then the load API loads it', async () => {
+    await cp(path.join(sample, 'mlp', '1'), path.join(root, 'later', '1'), { recursive: true });
+    assert.equal((await request(`${base}/v2/repository/models/later/load`, { method: 'POST' })).status, 200);
+    await cp(path.join(sample, 'mlp', '2'), path.join(root, 'later', '2'), { recursive: true });
+    const listed = (await repositoryIndex(base)).filter((e) => e.name === 'later');
+    assert.deepEqual(listed, [
+      { name: 'later', version: '1', state: 'READY', reason: '' },
+      { name: 'later', version: '2', state: 'UNAVAILABLE', reason: 'not loaded' },
+    ]);
+    assert.ok(
+      !(await repositoryIndex(base, { ready: true })).some((e) => e.name === 'later' && e.version === '2'),
+    );
+    assert.equal((await request(`${base}/v2/repository/models/later/load`, { method: 'POST' })).status, 200);
+    const x = randomFloats(5, 64);
+    const doc = okInfer(await infer(base, 'later', xDoc(x), '2'));
+    assertClose(output(doc, 'y').data as number[], mlpReference('2', x, 1), TOL);
+  });
+
   test('path traversal names are rejected and load nothing', async () => {
     // A loadable model right beside the repository: '../<it>' must not reach it.
     const outside = await tempDir('infergate-outside-');
