@@ -85,10 +85,6 @@ export function sessionOptions(
 ): ort.InferenceSession.SessionOptions {
   return {
     graphOptimizationLevel: 'all',
-    // onnxruntime's own log lines are coloured plain text on stderr, not the replica's JSON logs:
-    // only its fatal ones are let through. What it says about a failed run reaches the answer
-    // (400) or the replica's log (500) through the error it throws.
-    logSeverityLevel: 4,
     // onnxruntime's pool threads spin after each run by default; on a small machine that spinning
     // takes the cores the event loop needs to parse and answer requests.
     extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } },
