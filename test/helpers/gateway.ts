@@ -221,6 +221,11 @@ export interface Testbed {
   readonly repo: string;
   /** A replica started in `before`, by the name given to `gatewayTestbed`. */
   replica(name: string): RunningBackend;
+  /**
+   * The URL of that replica, read when used: for module-level constants, which exist before the
+   * replicas start in `before`.
+   */
+  endpoint(name: string): { readonly url: string };
   /** Starts a gateway, closed in `after`. */
   gateway(opts: StartGatewayOptions): Promise<RunningGateway>;
   /** Starts a fake replica, closed in `after`. */
@@ -248,14 +253,22 @@ export function gatewayTestbed(replicas: Record<string, readonly ModelSelector[]
     await Promise.all([...running.values()].map((r) => r.close()));
     await removeTempDirs();
   });
+  const replica = (name: string): RunningBackend => {
+    const r = running.get(name);
+    if (r === undefined) throw new Error(`no replica '${name}'`);
+    return r;
+  };
   return {
     get repo() {
       return repo;
     },
-    replica(name) {
-      const r = running.get(name);
-      if (r === undefined) throw new Error(`no replica '${name}'`);
-      return r;
+    replica,
+    endpoint(name) {
+      return {
+        get url() {
+          return replica(name).url;
+        },
+      };
     },
     async gateway(opts) {
       const g = await startGateway(opts);

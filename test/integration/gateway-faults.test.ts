@@ -14,11 +14,7 @@ const bed = gatewayTestbed({
   // A real network whose layers refuse some shapes its metadata allows ([-1,3,-1,-1]).
   ocr: [{ name: 'text-direction', version: '1' }],
 });
-const real = {
-  get url() {
-    return bed.replica('real').url;
-  },
-};
+const real = bed.endpoint('real');
 const body = mlpBody(11);
 
 interface Upstream {

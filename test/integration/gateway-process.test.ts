@@ -7,11 +7,7 @@ import { request, tempDir } from '../helpers/backend.js';
 import { gatewayTestbed, mlpBody, policyYaml } from '../helpers/gateway.js';
 
 const bed = gatewayTestbed({ backend: [{ name: 'mlp', version: '1' }] });
-const backend = {
-  get url() {
-    return bed.replica('backend').url;
-  },
-};
+const backend = bed.endpoint('backend');
 const body = mlpBody(9);
 const cli = bed.cli;
 

@@ -7,16 +7,8 @@ import { assertErrorBody, request, sampleValue, scrape } from '../helpers/backen
 import { gatewayTestbed, mlpBody, policyYaml, type RunningGateway } from '../helpers/gateway.js';
 
 const bed = gatewayTestbed({ v1: [{ name: 'mlp', version: '1' }], v2: [{ name: 'mlp', version: '2' }] });
-const v1 = {
-  get url() {
-    return bed.replica('v1').url;
-  },
-};
-const v2 = {
-  get url() {
-    return bed.replica('v2').url;
-  },
-};
+const v1 = bed.endpoint('v1');
+const v2 = bed.endpoint('v2');
 const body = mlpBody(3);
 
 const split = (stable: number, candidate: number) =>

@@ -17,16 +17,8 @@ import {
 
 const bed = gatewayTestbed({ a: [{ name: 'mlp', version: '1' }], b: [{ name: 'mlp', version: '1' }] });
 const body = mlpBody(5);
-const real = {
-  get url() {
-    return bed.replica('a').url;
-  },
-};
-const real2 = {
-  get url() {
-    return bed.replica('b').url;
-  },
-};
+const real = bed.endpoint('a');
+const real2 = bed.endpoint('b');
 
 async function gateway(
   endpoints: string[],
