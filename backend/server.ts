@@ -6,7 +6,7 @@ import Fastify, {
 } from 'fastify';
 import { type Clock, systemClock } from '../common/clock.js';
 import { ApiError } from '../common/errors.js';
-import { sendApiError, sharedServerOptions } from '../common/http.js';
+import { healthRoutes, sendApiError, sharedServerOptions } from '../common/http.js';
 import { type Logger, silentLogger } from '../common/logging.js';
 import {
   CodecError,
@@ -19,7 +19,6 @@ import {
   type Tensor,
 } from '../common/oip/codec.js';
 import { DATATYPE_INFO } from '../common/oip/datatypes.js';
-import { PRODUCT_VERSION } from '../common/version.js';
 import { BE_ERRORS, codecErrorDef } from './errors.js';
 import { LazyChildLogger } from './lazy-logger.js';
 import { BackendMetrics } from './metrics.js';
@@ -283,16 +282,11 @@ export async function buildBackend(opts: BackendOptions): Promise<Backend> {
       stamp(reply);
       done(null, payload);
     });
-    api.get('/v2/health/live', async () => ({ live: true }));
-    api.get('/v2/health/ready', async (_req, reply) => {
-      const ready = !draining;
-      return reply.code(ready ? 200 : 503).send({ ready });
-    });
-    api.get('/v2', async () => ({
+    healthRoutes(api, {
       name: 'infergate',
-      version: PRODUCT_VERSION,
       extensions: ['binary_tensor_data', 'model_repository', 'dynamic_batching'],
-    }));
+      ready: () => !draining,
+    });
 
     const metadata = async (req: FastifyRequest<{ Params: InferParams }>) => {
       const { model, version } = req.params;

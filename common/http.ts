@@ -1,7 +1,8 @@
-import { type FastifyBaseLogger, type FastifyReply, LogController } from 'fastify';
+import { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, LogController } from 'fastify';
 import type { ApiError } from './errors.js';
 import type { Logger } from './logging.js';
 import { requestId } from './request-id.js';
+import { PRODUCT_VERSION } from './version.js';
 
 /**
  * The fastify options both tiers share: their own logger, without fastify's per-request log
@@ -26,4 +27,25 @@ export function sharedServerOptions(logger: Logger, bodyLimit: number) {
 export function sendApiError(reply: FastifyReply, err: ApiError): FastifyReply {
   if (err.retryAfterSeconds !== undefined) reply.header('retry-after', String(err.retryAfterSeconds));
   return reply.code(err.statusCode).type('application/json').send(err.toJSON());
+}
+
+/**
+ * The Open Inference Protocol's health and server-metadata routes, as both tiers serve them:
+ * live always; ready while `ready()` holds (503 `{ready: false}` otherwise); `GET /v2` with the
+ * server's name, the product version and its protocol extensions.
+ */
+export function healthRoutes(
+  app: FastifyInstance,
+  server: { name: string; extensions: readonly string[]; ready: () => boolean },
+): void {
+  app.get('/v2/health/live', async () => ({ live: true }));
+  app.get('/v2/health/ready', async (_req, reply) => {
+    const ready = server.ready();
+    return reply.code(ready ? 200 : 503).send({ ready });
+  });
+  app.get('/v2', async () => ({
+    name: server.name,
+    version: PRODUCT_VERSION,
+    extensions: server.extensions,
+  }));
 }

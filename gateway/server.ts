@@ -15,9 +15,8 @@ import Fastify, {
 } from 'fastify';
 import { type Clock, systemClock } from '../common/clock.js';
 import { ApiError } from '../common/errors.js';
-import { sendApiError, sharedServerOptions } from '../common/http.js';
+import { healthRoutes, sendApiError, sharedServerOptions } from '../common/http.js';
 import { type Logger, silentLogger } from '../common/logging.js';
-import { PRODUCT_VERSION } from '../common/version.js';
 import { GW_ERRORS } from './errors.js';
 import { type EndpointSeries, GatewayMetrics, type VariantSeries } from './metrics.js';
 import {
@@ -270,16 +269,11 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
     return name !== undefined && snapshot?.policy.models.has(name) ? name : '';
   };
 
-  app.get('/v2/health/live', async () => ({ live: true }));
-  app.get('/v2/health/ready', async (_req, reply) => {
-    const ready = !draining;
-    return reply.code(ready ? 200 : 503).send({ ready });
-  });
-  app.get('/v2', async () => ({
+  healthRoutes(app, {
     name: 'infergate-gateway',
-    version: PRODUCT_VERSION,
     extensions: ['binary_tensor_data'],
-  }));
+    ready: () => !draining,
+  });
 
   /** What a request to one variant needs besides the policy, built once per variant of a snapshot. */
   interface VariantContext extends ForwardContext {
