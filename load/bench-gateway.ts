@@ -736,28 +736,35 @@ async function main(): Promise<void> {
         };
       }
 
-      const sat = new Map<
-        TargetName,
-        { slices: LoadResult[]; proxyUs: number; backendUs: number; clientUs: number }
-      >();
-      for (const t of targets) sat.set(t.name, { slices: [], proxyUs: 0, backendUs: 0, clientUs: 0 });
-      for (let slice = 0; slice < counts.slices; slice++) {
+      /**
+       * autocannon loads of `amount` requests in all at `connections`, the targets taking turns
+       * slice by slice; each target's slices, and the CPU of its processes, summed.
+       */
+      const slicedLoads = async (connections: number, amount: number) => {
+        const accs = new Map<
+          TargetName,
+          { slices: LoadResult[]; proxyUs: number; ticksUs: number; backendUs: number; clientUs: number }
+        >();
         for (const t of targets) {
-          const acc = sat.get(t.name)!;
-          const m = await metered(await t.pids(), backend.pid, () =>
-            load({
-              url: t.url,
-              connections: counts.saturationConnections,
-              amount: part(counts.saturation),
-              body: simpleBody,
-            }),
-          );
-          acc.slices.push(m.value);
-          acc.proxyUs += m.proxyUs;
-          acc.backendUs += m.backendUs;
-          acc.clientUs += m.clientUs;
+          accs.set(t.name, { slices: [], proxyUs: 0, ticksUs: 0, backendUs: 0, clientUs: 0 });
         }
-      }
+        for (let slice = 0; slice < counts.slices; slice++) {
+          for (const t of targets) {
+            const acc = accs.get(t.name)!;
+            const m = await metered(await t.pids(), backend.pid, () =>
+              load({ url: t.url, connections, amount: part(amount), body: simpleBody }),
+            );
+            acc.slices.push(m.value);
+            acc.proxyUs += m.proxyUs;
+            acc.ticksUs += m.proxyTicksUs;
+            acc.backendUs += m.backendUs;
+            acc.clientUs += m.clientUs;
+          }
+        }
+        return accs;
+      };
+
+      const sat = await slicedLoads(counts.saturationConnections, counts.saturation);
       for (const t of targets) {
         const acc = sat.get(t.name)!;
         const requests = acc.slices.reduce((a, x) => a + x.requests, 0);
@@ -780,28 +787,7 @@ async function main(): Promise<void> {
         };
       }
 
-      const cpu = new Map<
-        TargetName,
-        { slices: LoadResult[]; proxyUs: number; ticksUs: number; backendUs: number }
-      >();
-      for (const t of targets) cpu.set(t.name, { slices: [], proxyUs: 0, ticksUs: 0, backendUs: 0 });
-      for (let slice = 0; slice < counts.slices; slice++) {
-        for (const t of targets) {
-          const acc = cpu.get(t.name)!;
-          const m = await metered(await t.pids(), backend.pid, () =>
-            load({
-              url: t.url,
-              connections: counts.cpuConnections,
-              amount: part(counts.cpu),
-              body: simpleBody,
-            }),
-          );
-          acc.slices.push(m.value);
-          acc.proxyUs += m.proxyUs;
-          acc.ticksUs += m.proxyTicksUs;
-          acc.backendUs += m.backendUs;
-        }
-      }
+      const cpu = await slicedLoads(counts.cpuConnections, counts.cpu);
       for (const t of targets) {
         const acc = cpu.get(t.name)!;
         const n = acc.slices.reduce((a, x) => a + x.requests, 0);
