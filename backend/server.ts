@@ -6,6 +6,7 @@ import Fastify, {
 } from 'fastify';
 import { type Clock, systemClock } from '../common/clock.js';
 import { ApiError } from '../common/errors.js';
+import { fastifyApiError } from '../common/fastify-errors.js';
 import { healthRoutes, sendApiError, sharedServerOptions } from '../common/http.js';
 import { type Logger, silentLogger } from '../common/logging.js';
 import {
@@ -364,18 +365,15 @@ function toApiError(err: Error, bodyLimit: number): ApiError {
       err.field === undefined ? {} : { field: err.field },
     );
   }
-  const fe = err as FastifyError;
-  if (fe.code === 'FST_ERR_CTP_BODY_TOO_LARGE' || fe.statusCode === 413) {
-    return new ApiError(
-      BE_ERRORS.BE_ERR_BODY_TOO_LARGE,
-      `body is larger than the limit of ${bodyLimit} bytes`,
-    );
-  }
-  if (fe.statusCode !== undefined && fe.statusCode >= 400 && fe.statusCode < 500) {
-    return new ApiError(BE_ERRORS.BE_ERR_INVALID_REQUEST, fe.message);
-  }
-  return new ApiError(BE_ERRORS.BE_ERR_INTERNAL, 'internal error; the replica logged it with the request id');
+  return fastifyApiError(err, bodyLimit, BACKEND_FASTIFY_ERRORS);
 }
+
+const BACKEND_FASTIFY_ERRORS = {
+  bodyTooLarge: BE_ERRORS.BE_ERR_BODY_TOO_LARGE,
+  badRequest: BE_ERRORS.BE_ERR_INVALID_REQUEST,
+  internal: BE_ERRORS.BE_ERR_INTERNAL,
+  internalMessage: 'internal error; the replica logged it with the request id',
+} as const;
 
 /** One answer output. A literal, not a spread: V8 gives spread copies here a new map each time. */
 function responseOutput(o: Tensor, binary: boolean): ResponseOutput {

@@ -15,6 +15,7 @@ import Fastify, {
 } from 'fastify';
 import { type Clock, systemClock } from '../common/clock.js';
 import { ApiError } from '../common/errors.js';
+import { fastifyApiError } from '../common/fastify-errors.js';
 import { healthRoutes, sendApiError, sharedServerOptions } from '../common/http.js';
 import { type Logger, silentLogger } from '../common/logging.js';
 import { GW_ERRORS } from './errors.js';
@@ -561,19 +562,15 @@ function backendCode(body: Buffer): string {
 }
 
 function toApiError(err: Error, bodyLimit: number): ApiError {
-  if (err instanceof ApiError) return err;
-  const fe = err as FastifyError;
-  if (fe.code === 'FST_ERR_CTP_BODY_TOO_LARGE' || fe.statusCode === 413) {
-    return new ApiError(
-      GW_ERRORS.GW_ERR_BODY_TOO_LARGE,
-      `body is larger than the limit of ${bodyLimit} bytes`,
-    );
-  }
-  if (fe.statusCode !== undefined && fe.statusCode >= 400 && fe.statusCode < 500) {
-    return new ApiError(GW_ERRORS.GW_ERR_BAD_REQUEST, fe.message);
-  }
-  return new ApiError(GW_ERRORS.GW_ERR_INTERNAL, 'internal error; the gateway logged it with the request id');
+  return fastifyApiError(err, bodyLimit, GATEWAY_FASTIFY_ERRORS);
 }
+
+const GATEWAY_FASTIFY_ERRORS = {
+  bodyTooLarge: GW_ERRORS.GW_ERR_BODY_TOO_LARGE,
+  badRequest: GW_ERRORS.GW_ERR_BAD_REQUEST,
+  internal: GW_ERRORS.GW_ERR_INTERNAL,
+  internalMessage: 'internal error; the gateway logged it with the request id',
+} as const;
 
 function buildAdmin(deps: {
   metrics: GatewayMetrics;
