@@ -1,0 +1,169 @@
+/**
+ * One entry of the `models` section: variants resolved to their backends, the weighted split
+ * turned into bounds, explicit routes, and the shadow and canary references checked. Features
+ * this version cannot enforce are refused (rate limits) or accepted with a warning (shadow,
+ * canary).
+ *
+ * Imports neither fastify, undici nor ioredis.
+ */
+import { merge, retries } from './compile-defaults.js';
+import { at } from './compile-issues.js';
+import type {
+  CompiledBackend,
+  CompiledConcurrency,
+  CompiledModel,
+  CompiledRetries,
+  CompiledRoute,
+  CompiledSplit,
+  CompiledVariant,
+  PolicyIssue,
+} from './compiled.js';
+import type { ModelDocument } from './schema.js';
+
+/** A UTF-16 surrogate without its pair: not a character, and encodeURIComponent throws on it. */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+export interface ModelDefaults {
+  readonly timeoutMs: number;
+  readonly retries: CompiledRetries;
+  readonly concurrency: CompiledConcurrency;
+}
+
+/** One model, or undefined when it has problems (pushed onto `errors`). */
+export function compileModel(
+  name: string,
+  def: ModelDocument,
+  backends: ReadonlyMap<string, CompiledBackend>,
+  defaults: ModelDefaults,
+  errors: PolicyIssue[],
+  warnings: PolicyIssue[],
+): CompiledModel | undefined {
+  const base = ['models', name] as const;
+  const before = errors.length;
+  const variants = new Map<string, CompiledVariant>();
+  const byVersion = new Map<string, CompiledVariant>();
+  for (const [vname, v] of Object.entries(def.variants)) {
+    const backend = backends.get(v.backend);
+    if (backend === undefined) {
+      errors.push({
+        path: at(...base, 'variants', vname, 'backend'),
+        message: `unknown backend '${v.backend}'`,
+      });
+      continue;
+    }
+    if (LONE_SURROGATE.test(v.model)) {
+      errors.push({ path: at(...base, 'variants', vname, 'model'), message: 'is not well-formed Unicode' });
+      continue;
+    }
+    const version = v.version === undefined ? undefined : String(v.version);
+    const prefix = `/v2/models/${encodeURIComponent(v.model)}${version === undefined ? '' : `/versions/${version}`}`;
+    const variant: CompiledVariant = Object.freeze({
+      name: vname,
+      backend,
+      model: v.model,
+      version,
+      inferPath: `${prefix}/infer`,
+      metadataPath: prefix,
+      readyPath: `${prefix}/ready`,
+    });
+    variants.set(vname, variant);
+    if (version !== undefined && !byVersion.has(version)) byVersion.set(version, variant);
+  }
+  const variantAt = (path: string, vname: string): CompiledVariant | undefined => {
+    const v = variants.get(vname);
+    if (v === undefined && !Object.hasOwn(def.variants, vname)) {
+      errors.push({ path, message: `unknown variant '${vname}'` });
+    }
+    return v;
+  };
+
+  // The weighted split.
+  let split: CompiledSplit = { variants: [], bounds: [] };
+  if (def.split === undefined) {
+    const only = [...variants.values()];
+    if (Object.keys(def.variants).length > 1) {
+      errors.push({ path: at(...base, 'split'), message: 'required when a model has more than one variant' });
+    } else if (only[0] !== undefined) {
+      split = { variants: [only[0]], bounds: [100] };
+    }
+  } else {
+    const weighted: [CompiledVariant, number][] = [];
+    let total = 0;
+    for (const [vname, weight] of Object.entries(def.split)) {
+      const v = variantAt(at(...base, 'split', vname), vname);
+      if (v !== undefined && weight > 0) {
+        weighted.push([v, weight]);
+        total += weight;
+      }
+    }
+    if (total <= 0 && errors.length === before) {
+      errors.push({ path: at(...base, 'split'), message: 'the weights must have a positive sum' });
+    } else if (total > 0) {
+      let cumulative = 0;
+      const bounds = weighted.map(([, w], i) => {
+        cumulative += w;
+        return i === weighted.length - 1 ? 100 : (cumulative / total) * 100;
+      });
+      split = { variants: weighted.map(([v]) => v), bounds };
+    }
+  }
+
+  const routes: CompiledRoute[] = [];
+  (def.routes ?? []).forEach((r, i) => {
+    const v = variantAt(at(...base, 'routes', i, 'variant'), r.variant);
+    const headers = Object.entries(r.match.headers).map(([h, value]) => [h.toLowerCase(), value] as const);
+    const seen = new Set<string>();
+    for (const [h] of headers) {
+      if (seen.has(h)) {
+        errors.push({
+          path: at(...base, 'routes', i, 'match', 'headers'),
+          message: `header '${h}' is listed twice`,
+        });
+      }
+      seen.add(h);
+    }
+    if (v !== undefined) routes.push(Object.freeze({ headers, variant: v }));
+  });
+
+  if (def.shadow !== undefined) {
+    variantAt(at(...base, 'shadow', 'variant'), def.shadow.variant);
+    warnings.push({
+      path: at(...base, 'shadow'),
+      message: 'accepted, but shadow mirroring is not active in this version',
+    });
+  }
+  if (def.canary !== undefined) {
+    variantAt(at(...base, 'canary', 'variant'), def.canary.variant);
+    def.canary.steps.forEach((step, i) => {
+      const prev = def.canary?.steps[i - 1];
+      if (prev !== undefined && step <= prev) {
+        errors.push({ path: at(...base, 'canary', 'steps', i), message: 'steps must increase' });
+      }
+    });
+    warnings.push({
+      path: at(...base, 'canary'),
+      message:
+        'accepted, but automatic canary progression is not active in this version; the split stays as written',
+    });
+  }
+  if (def.rateLimit !== undefined) {
+    // Fail closed: a limit the operator relies on must not be silently ignored.
+    errors.push({
+      path: at(...base, 'rateLimit'),
+      message: 'rate limiting is not supported by this version of infergate',
+    });
+  }
+
+  if (errors.length > before) return undefined;
+  return Object.freeze({
+    name,
+    variants,
+    byVersion,
+    split: Object.freeze(split),
+    stickyHeader: def.sticky?.header.toLowerCase(),
+    routes: Object.freeze(routes),
+    timeoutMs: def.timeoutMs ?? defaults.timeoutMs,
+    retries: retries(def.retries, defaults.retries),
+    concurrency: merge(defaults.concurrency, def.concurrency),
+  });
+}

@@ -1,0 +1,109 @@
+/**
+ * The compiled policy: the frozen runtime snapshot that `compilePolicy` builds and the router,
+ * the upstream pools and the admin view read. Types only.
+ *
+ * Imports neither fastify, undici nor ioredis.
+ */
+import type { PolicyDocument } from './schema.js';
+
+/** One problem in a policy, with the dotted path of the field (`models.mlp.split.canary`). */
+export interface PolicyIssue {
+  readonly path: string;
+  readonly message: string;
+}
+
+export interface CompiledCircuitBreaker {
+  readonly errorThresholdPercentage: number;
+  readonly volumeThreshold: number;
+  readonly resetTimeoutMs: number;
+  readonly windowMs: number;
+}
+export interface CompiledHealthCheck {
+  /** 0: active checks off. */
+  readonly intervalMs: number;
+  readonly timeoutMs: number;
+  readonly unhealthyThreshold: number;
+  readonly healthyThreshold: number;
+}
+export interface CompiledOutlierDetection {
+  readonly consecutiveFailures: number;
+  readonly baseEjectionMs: number;
+  readonly maxEjectionMs: number;
+  readonly maxEjectionPercent: number;
+}
+export interface CompiledConcurrency {
+  readonly maxInFlight: number;
+  readonly maxQueue: number;
+  readonly queueTimeoutMs: number;
+}
+
+export interface CompiledRetries {
+  readonly attempts: number;
+  readonly budgetPercent: number;
+  readonly backoffMs: number;
+  /** 0: no per-attempt limit, only the request's deadline. */
+  readonly perTryTimeoutMs: number;
+}
+
+export interface CompiledBackend {
+  readonly name: string;
+  /** Normalised origins (`http://127.0.0.1:8001`), in policy order. */
+  readonly endpoints: readonly string[];
+  readonly circuitBreaker: CompiledCircuitBreaker;
+  readonly healthCheck: CompiledHealthCheck;
+  readonly outlierDetection: CompiledOutlierDetection;
+}
+
+export interface CompiledVariant {
+  readonly name: string;
+  readonly backend: CompiledBackend;
+  /** Model name and version on the backend. */
+  readonly model: string;
+  readonly version: string | undefined;
+  /** Upstream paths, computed once. */
+  readonly inferPath: string;
+  readonly metadataPath: string;
+  readonly readyPath: string;
+}
+
+export interface CompiledRoute {
+  /** Lower-cased header names with the exact value each must have. */
+  readonly headers: readonly (readonly [name: string, value: string])[];
+  readonly variant: CompiledVariant;
+}
+
+export interface CompiledSplit {
+  /** Variants with a positive weight, in policy order. */
+  readonly variants: readonly CompiledVariant[];
+  /** Upper bounds in [0, 100]: a point p in [0, 100) picks the first variant with p < bound. */
+  readonly bounds: readonly number[];
+}
+
+export interface CompiledModel {
+  readonly name: string;
+  readonly variants: ReadonlyMap<string, CompiledVariant>;
+  /** First variant of each backend version, for `/versions/{v}` pins. */
+  readonly byVersion: ReadonlyMap<string, CompiledVariant>;
+  readonly split: CompiledSplit;
+  readonly stickyHeader: string | undefined;
+  readonly routes: readonly CompiledRoute[];
+  readonly timeoutMs: number;
+  readonly retries: CompiledRetries;
+  readonly concurrency: CompiledConcurrency;
+}
+
+export interface CompiledPolicy {
+  readonly sha256: string;
+  readonly backends: ReadonlyMap<string, CompiledBackend>;
+  readonly models: ReadonlyMap<string, CompiledModel>;
+  /** Gateway-wide load shedding. */
+  readonly limits: CompiledConcurrency;
+  /** Features the policy sets that this gateway version accepts but does not act on yet. */
+  readonly warnings: readonly PolicyIssue[];
+  /** The validated document, for display (`infergate policy get`, the admin view). */
+  readonly document: PolicyDocument;
+}
+
+export type CompileResult =
+  | { readonly ok: true; readonly policy: CompiledPolicy }
+  | { readonly ok: false; readonly errors: readonly PolicyIssue[] };

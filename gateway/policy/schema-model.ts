@@ -1,0 +1,123 @@
+/**
+ * Schema of one entry of the `models` section: variants, the weighted split, stickiness, explicit
+ * routes, shadow, canary and the per-model limits; and the token-bucket rate limit that API keys
+ * share.
+ *
+ * Imports neither fastify, undici nor ioredis.
+ */
+import { Type } from '@sinclair/typebox';
+import { HEADER_PATTERN, hint, NAME_PATTERN, Name, NamedMap, Percent } from './schema-common.js';
+import { ConcurrencySchema, RetriesSchema, TimeoutMs } from './schema-upstream.js';
+
+export const RateLimitSchema = Type.Object(
+  {
+    requestsPerSecond: Type.Number({ exclusiveMinimum: 0, description: 'Sustained rate.' }),
+    burst: Type.Optional(Type.Integer({ minimum: 1, description: 'Bucket size.' })),
+  },
+  { additionalProperties: false, description: 'Token-bucket rate limit.' },
+);
+
+const VariantSchema = Type.Object(
+  {
+    backend: Name('backend'),
+    model: hint(
+      Type.String({
+        minLength: 1,
+        maxLength: 256,
+        pattern: '^[^/\\s]+$',
+        description: 'Model name on the backend.',
+      }),
+      'must be a model name without slashes or spaces',
+    ),
+    version: Type.Optional(
+      hint(
+        Type.Union(
+          [
+            Type.String({ pattern: '^[0-9]{1,18}$' }),
+            Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER }),
+          ],
+          {
+            description: 'Model version on the backend; absent: the backend chooses.',
+          },
+        ),
+        'must be a version number such as "1"',
+      ),
+    ),
+  },
+  { additionalProperties: false, description: 'Where a variant of the model is served.' },
+);
+
+const RouteSchema = Type.Object(
+  {
+    match: Type.Object(
+      {
+        headers: Type.Record(
+          Type.String({ pattern: HEADER_PATTERN }),
+          Type.String({ maxLength: 1024, description: 'Exact value.' }),
+          {
+            additionalProperties: false,
+            minProperties: 1,
+            description: 'Every header must have this value.',
+          },
+        ),
+      },
+      { additionalProperties: false },
+    ),
+    variant: Name('variant'),
+  },
+  { additionalProperties: false, description: 'An explicit rule, checked before the split.' },
+);
+
+export const ModelSchema = Type.Object(
+  {
+    variants: Type.Record(Type.String({ pattern: NAME_PATTERN }), VariantSchema, {
+      additionalProperties: false,
+      minProperties: 1,
+      description: 'Variants of the model by name.',
+    }),
+    split: Type.Optional(
+      NamedMap(
+        Type.Number({ minimum: 0, maximum: 1_000_000, description: 'Relative weight.' }),
+        'Weighted split between variants; may be left out when there is one variant.',
+      ),
+    ),
+    sticky: Type.Optional(
+      Type.Object(
+        {
+          header: hint(
+            Type.String({ pattern: HEADER_PATTERN, description: 'Request header naming the user.' }),
+            'must be an HTTP header name',
+          ),
+        },
+        { additionalProperties: false, description: 'One user always sees one variant while weights stay.' },
+      ),
+    ),
+    routes: Type.Optional(Type.Array(RouteSchema, { maxItems: 256 })),
+    shadow: Type.Optional(
+      Type.Object(
+        { variant: Name('variant'), percent: Percent('Share of requests mirrored.') },
+        {
+          additionalProperties: false,
+          description: 'Mirror requests to a variant; never affects the reply.',
+        },
+      ),
+    ),
+    canary: Type.Optional(
+      Type.Object(
+        {
+          variant: Name('variant'),
+          steps: Type.Array(Percent('Weight of the canary at this step.'), { minItems: 1, maxItems: 100 }),
+          intervalSeconds: Type.Number({ exclusiveMinimum: 0 }),
+          maxErrorRate: Type.Number({ minimum: 0, maximum: 1 }),
+          maxLatencyP99Ms: Type.Number({ exclusiveMinimum: 0 }),
+        },
+        { additionalProperties: false, description: 'Automatic progressive rollout.' },
+      ),
+    ),
+    rateLimit: Type.Optional(RateLimitSchema),
+    concurrency: Type.Optional(ConcurrencySchema),
+    timeoutMs: Type.Optional(TimeoutMs),
+    retries: Type.Optional(RetriesSchema),
+  },
+  { additionalProperties: false },
+);
