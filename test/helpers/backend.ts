@@ -410,9 +410,14 @@ export async function promtoolCheck(text: string): Promise<{ code: number | null
 // ---------------------------------------------------------------------------------------------
 // Waiting and raw HTTP
 
+const WAIT_FIRST_MS = 5;
+const WAIT_MAX_MS = 50;
+
 /**
  * Polls `check` until it returns a value other than undefined. For conditions that only an
- * outside observer can see (a queue gauge); fails after `timeoutMs` with `what`.
+ * outside observer can see (a queue gauge); fails after `timeoutMs` with `what`, also when one
+ * check hangs. Between checks it sleeps, 5 ms at first, doubling up to 50 ms, so it never spins
+ * the event loop the code under test needs.
  */
 export async function waitFor<T>(
   what: string,
@@ -420,11 +425,23 @@ export async function waitFor<T>(
   timeoutMs = 10_000,
 ): Promise<T> {
   const deadline = performance.now() + timeoutMs;
-  for (;;) {
-    const v = await check();
-    if (v !== undefined) return v;
-    if (performance.now() > deadline) assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setImmediate(r));
+  const timedOut = () =>
+    new assert.AssertionError({ message: `timed out after ${timeoutMs} ms waiting for ${what}` });
+  let timer: NodeJS.Timeout | undefined;
+  const expiry = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(timedOut()), timeoutMs);
+  });
+  expiry.catch(() => {}); // only a race below may see the rejection
+  try {
+    for (let pauseMs = WAIT_FIRST_MS; ; pauseMs = Math.min(pauseMs * 2, WAIT_MAX_MS)) {
+      const v = await Promise.race([check(), expiry]);
+      if (v !== undefined) return v;
+      const left = deadline - performance.now();
+      if (left <= 0) throw timedOut();
+      await new Promise((r) => setTimeout(r, Math.min(pauseMs, left)));
+    }
+  } finally {
+    clearTimeout(timer);
   }
 }
 
