@@ -1,5 +1,6 @@
-import { defineErrors } from '../common/errors.js';
-import type { CodecReason } from '../common/oip/codec.js';
+import { ApiError, defineErrors } from '../common/errors.js';
+import { fastifyApiError } from '../common/fastify-errors.js';
+import { CodecError, type CodecReason } from '../common/oip/codec-error.js';
 
 /** Every error a backend replica answers with. Documented in docs/errors.md. */
 export const BE_ERRORS = defineErrors({
@@ -59,6 +60,26 @@ export type BackendErrorCode = keyof typeof BE_ERRORS;
 export function codecErrorDef(reason: CodecReason): (typeof BE_ERRORS)[BackendErrorCode] {
   const code: `BE_ERR_${CodecReason}` = `BE_ERR_${reason}`;
   return BE_ERRORS[code];
+}
+
+const BACKEND_FASTIFY_ERRORS = {
+  bodyTooLarge: BE_ERRORS.BE_ERR_BODY_TOO_LARGE,
+  badRequest: BE_ERRORS.BE_ERR_INVALID_REQUEST,
+  internal: BE_ERRORS.BE_ERR_INTERNAL,
+  internalMessage: 'internal error; the replica logged it with the request id',
+} as const;
+
+/** Any error a request meets (ours, the codec's, fastify's) as the backend answers it. */
+export function toApiError(err: Error, bodyLimit: number): ApiError {
+  if (err instanceof ApiError) return err;
+  if (err instanceof CodecError) {
+    return new ApiError(
+      codecErrorDef(err.reason),
+      err.message,
+      err.field === undefined ? {} : { field: err.field },
+    );
+  }
+  return fastifyApiError(err, bodyLimit, BACKEND_FASTIFY_ERRORS);
 }
 
 /**

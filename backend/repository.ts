@@ -1,4 +1,3 @@
-import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Clock } from '../common/clock.js';
 import { ApiError } from '../common/errors.js';
@@ -6,12 +5,18 @@ import type { Logger } from '../common/logging.js';
 import { readModelConfig } from './config.js';
 import { BE_ERRORS } from './errors.js';
 import { type BatchObserver, type Device, LoadedModel } from './model.js';
+import {
+  isDir,
+  isModelName,
+  type ModelSelector,
+  modelDirs,
+  type StartupLoad,
+  startupLoads,
+  versionDirs,
+} from './repository-layout.js';
 
-/**
- * The model repository: `<root>/<model>/<version>/model.onnx`, with an optional
- * `<root>/<model>/config.yaml`. Versions are positive integers; a request without a version gets
- * the highest ready one.
- */
+// Kept here too: the test helpers import ModelSelector from this file.
+export type { ModelSelector } from './repository-layout.js';
 
 export type ModelState = 'READY' | 'LOADING' | 'UNAVAILABLE';
 
@@ -29,27 +34,6 @@ interface VersionSlot {
   model: LoadedModel | undefined;
 }
 
-/** One entry of a startup selection: every version of a model, or one version of it. */
-export interface ModelSelector {
-  name: string;
-  /** A version directory's name; undefined selects every version. */
-  version?: string | undefined;
-}
-
-/** A startup selection that names a model or version the repository does not have. */
-export class ModelSelectionError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'ModelSelectionError';
-  }
-}
-
-/** What one model loads at startup: every version (undefined), or only these. */
-export interface StartupLoad {
-  name: string;
-  versions: readonly string[] | undefined;
-}
-
 export interface RepositoryOptions {
   root: string;
   /**
@@ -63,30 +47,11 @@ export interface RepositoryOptions {
   observer: (model: string, version: string) => BatchObserver;
 }
 
-const MODEL_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
-const VERSION = /^[1-9][0-9]{0,8}$/;
-
-export function isModelName(s: string): boolean {
-  return MODEL_NAME.test(s);
-}
-
-/** A version directory's name: a positive integer without leading zeros. */
-export function isVersion(s: string): boolean {
-  return VERSION.test(s);
-}
-
-function selectorText(s: ModelSelector): string {
-  return s.version === undefined ? s.name : `${s.name}:${s.version}`;
-}
-
-async function isDir(path: string): Promise<boolean> {
-  try {
-    return (await stat(path)).isDirectory();
-  } catch {
-    return false;
-  }
-}
-
+/**
+ * The model repository's loaded models: each version's state, loads and unloads one at a time per
+ * model, and the version a request names. What is on disk: see repository-layout.ts. A request
+ * without a version gets the highest ready one.
+ */
 export class ModelRepository {
   private readonly models = new Map<string, VersionSlot[]>();
   /** One load or unload at a time per model. */
@@ -95,61 +60,16 @@ export class ModelRepository {
   constructor(private readonly opts: RepositoryOptions) {}
 
   /** Model directories on disk (whether loaded or not). */
-  async scan(): Promise<string[]> {
-    const entries = await readdir(this.opts.root, { withFileTypes: true });
-    return entries
-      .filter((e) => e.isDirectory() && isModelName(e.name))
-      .map((e) => e.name)
-      .sort();
-  }
-
-  /** Version directories of a model on disk, in numeric order. */
-  private async versionsOnDisk(name: string): Promise<string[]> {
-    return (await readdir(join(this.opts.root, name), { withFileTypes: true }))
-      .filter((e) => e.isDirectory() && VERSION.test(e.name))
-      .map((e) => e.name)
-      .sort((a, b) => Number(a) - Number(b));
+  scan(): Promise<string[]> {
+    return modelDirs(this.opts.root);
   }
 
   /**
    * What to load at startup: every model on disk, or the `models` selection checked against the
    * disk. Throws ModelSelectionError naming every entry whose model or version is not there.
    */
-  async startupLoads(): Promise<StartupLoad[]> {
-    const names = await this.scan();
-    const selection = this.opts.models;
-    if (selection === undefined) return names.map((name) => ({ name, versions: undefined }));
-    const wanted = new Map<string, Set<string> | 'all'>();
-    const problems: string[] = [];
-    for (const sel of selection) {
-      const entry = `'${selectorText(sel).slice(0, 160)}'`;
-      if (!isModelName(sel.name) || !names.includes(sel.name)) {
-        problems.push(`entry ${entry}: no model '${sel.name.slice(0, 128)}' in the model repository`);
-        continue;
-      }
-      if (sel.version === undefined) {
-        wanted.set(sel.name, 'all');
-        continue;
-      }
-      const versions = await this.versionsOnDisk(sel.name);
-      if (!versions.includes(sel.version)) {
-        problems.push(
-          `entry ${entry}: model '${sel.name}' has no version '${sel.version.slice(0, 32)}' (versions: ${versions.join(', ') || 'none'})`,
-        );
-        continue;
-      }
-      const prev = wanted.get(sel.name);
-      if (prev === 'all') continue;
-      if (prev === undefined) wanted.set(sel.name, new Set([sel.version]));
-      else prev.add(sel.version);
-    }
-    if (problems.length > 0) throw new ModelSelectionError(problems.join('; '));
-    return names
-      .filter((name) => wanted.has(name))
-      .map((name) => {
-        const w = wanted.get(name)!;
-        return { name, versions: w === 'all' ? undefined : [...w].sort((a, b) => Number(a) - Number(b)) };
-      });
+  startupLoads(): Promise<StartupLoad[]> {
+    return startupLoads(this.opts.root, this.opts.models);
   }
 
   /** Loads what startupLoads names; throws on the first model that cannot be loaded. */
@@ -196,7 +116,7 @@ export class ModelRepository {
         field: 'model',
       });
     }
-    const onDisk = await this.versionsOnDisk(name);
+    const onDisk = await versionDirs(this.opts.root, name);
     const versions = only === undefined ? onDisk : onDisk.filter((v) => only.includes(v));
     const old = this.models.get(name) ?? [];
     const slots: VersionSlot[] = versions.map((version) => ({
@@ -299,7 +219,7 @@ export class ModelRepository {
       }));
       // Versions on disk without a slot (left out by a startup selection, or copied there since
       // the model loaded): not loaded, as a model never loaded is.
-      const onDisk = await this.versionsOnDisk(name).catch(() => [] as string[]);
+      const onDisk = await versionDirs(this.opts.root, name).catch(() => [] as string[]);
       for (const version of onDisk) {
         if (slots.some((s) => s.version === version)) continue;
         entries.push({ name, version, state: 'UNAVAILABLE', reason: 'not loaded' });

@@ -1,5 +1,10 @@
 import { DEVICES, type Device } from '../backend/model.js';
-import { isModelName, isVersion, ModelSelectionError, type ModelSelector } from '../backend/repository.js';
+import {
+  isModelName,
+  isVersion,
+  ModelSelectionError,
+  type ModelSelector,
+} from '../backend/repository-layout.js';
 import { type Backend, buildBackend } from '../backend/server.js';
 import { createLogger } from '../common/logging.js';
 import { parse, port, serverLimits, setting, UsageError } from './args.js';

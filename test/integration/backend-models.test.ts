@@ -2,7 +2,7 @@
 // repository, as a replica of a multi-replica stack does. The real command in a child process.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { ModelSelectionError } from '../../backend/repository.js';
+import { ModelSelectionError } from '../../backend/repository-layout.js';
 import { mlpReference, simpleReference } from '../../models/reference.js';
 import {
   assertClose,

@@ -1,21 +1,14 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import {
-  CodecError,
-  type CodecReason,
-  checkShape,
-  type DecodedRequest,
-  type DecodeOptions,
-  decodeInferRequest,
-  decodeInferResponse,
-  encodeInferResponse,
-  type InferResponse,
-  jsonData,
-  parseJson,
-  tensorBytes,
-} from '../../common/oip/codec.js';
+import { tensorBytes } from '../../common/oip/binary-data.js';
+import { CodecError, type CodecReason } from '../../common/oip/codec-error.js';
+import { type DecodeOptions, decodeInferRequest } from '../../common/oip/decode-request.js';
 import type { Datatype, TensorData } from '../../common/oip/datatypes.js';
-import { jsonDepthExceeds } from '../../common/oip/json-scan.js';
+import { jsonDepthExceeds, parseJson } from '../../common/oip/json-scan.js';
+import { jsonData } from '../../common/oip/json-values.js';
+import type { DecodedRequest, InferResponse } from '../../common/oip/messages.js';
+import { decodeInferResponse, encodeInferResponse } from '../../common/oip/response.js';
+import { checkShape } from '../../common/oip/shape.js';
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
