@@ -16,6 +16,7 @@ import type {
   ConcurrencyDocument,
   HealthCheckDocument,
   OutlierDetectionDocument,
+  PolicyDocument,
   RetriesDocument,
 } from './schema.js';
 
@@ -80,4 +81,21 @@ export function retries(doc: RetriesDocument | undefined, base: CompiledRetries)
     backoffMs: doc?.backoffMs ?? base.backoffMs,
     perTryTimeoutMs: doc?.perTryTimeoutMs ?? base.perTryTimeoutMs,
   });
+}
+
+/** The policy's `defaults` over the built-in ones: what every backend and every model inherits. */
+export function inheritedDefaults(section: PolicyDocument['defaults']) {
+  const d = section ?? {};
+  return {
+    backend: {
+      circuitBreaker: merge(DEFAULT_CIRCUIT_BREAKER, d.circuitBreaker),
+      healthCheck: merge(DEFAULT_HEALTH_CHECK, d.healthCheck),
+      outlierDetection: merge(DEFAULT_OUTLIER_DETECTION, d.outlierDetection),
+    },
+    model: {
+      timeoutMs: d.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+      retries: retries(d.retries, DEFAULT_RETRIES),
+      concurrency: merge(DEFAULT_MODEL_CONCURRENCY, d.concurrency),
+    },
+  };
 }

@@ -11,18 +11,7 @@
 import { createHash } from 'node:crypto';
 import { LineCounter, parseDocument } from 'yaml';
 import { compileBackends } from './compile-backends.js';
-import {
-  DEFAULT_CIRCUIT_BREAKER,
-  DEFAULT_HEALTH_CHECK,
-  DEFAULT_LIMITS,
-  DEFAULT_MODEL_CONCURRENCY,
-  DEFAULT_OUTLIER_DETECTION,
-  DEFAULT_RETRIES,
-  DEFAULT_TIMEOUT_MS,
-  MAX_POLICY_BYTES,
-  merge,
-  retries,
-} from './compile-defaults.js';
+import { DEFAULT_LIMITS, inheritedDefaults, MAX_POLICY_BYTES, merge } from './compile-defaults.js';
 import { fail, firstLine, schemaIssues } from './compile-issues.js';
 import { compileModel } from './compile-model.js';
 import type { CompiledModel, CompileResult, PolicyIssue } from './compiled.js';
@@ -101,25 +90,11 @@ export function compileDocument(value: unknown): CompileResult {
   const errors: PolicyIssue[] = [];
   const warnings: PolicyIssue[] = [];
 
-  const defaults = document.defaults ?? {};
-  const backends = compileBackends(
-    document.backends,
-    {
-      circuitBreaker: merge(DEFAULT_CIRCUIT_BREAKER, defaults.circuitBreaker),
-      healthCheck: merge(DEFAULT_HEALTH_CHECK, defaults.healthCheck),
-      outlierDetection: merge(DEFAULT_OUTLIER_DETECTION, defaults.outlierDetection),
-    },
-    errors,
-  );
-
-  const modelDefaults = {
-    timeoutMs: defaults.timeoutMs ?? DEFAULT_TIMEOUT_MS,
-    retries: retries(defaults.retries, DEFAULT_RETRIES),
-    concurrency: merge(DEFAULT_MODEL_CONCURRENCY, defaults.concurrency),
-  };
+  const defaults = inheritedDefaults(document.defaults);
+  const backends = compileBackends(document.backends, defaults.backend, errors);
   const models = new Map<string, CompiledModel>();
   for (const [name, def] of Object.entries(document.models)) {
-    const model = compileModel(name, def, backends, modelDefaults, errors, warnings);
+    const model = compileModel(name, def, backends, defaults.model, errors, warnings);
     if (model !== undefined) models.set(name, model);
   }
 
