@@ -2,7 +2,12 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { tensorBytes } from '../../common/oip/binary-data.js';
 import { CodecError, type CodecReason } from '../../common/oip/codec-error.js';
-import { type DecodeOptions, decodeInferRequest } from '../../common/oip/decode-request.js';
+import {
+  type DecodeOptions,
+  decodeInferRequest,
+  decodeRawRequest,
+  rawInput,
+} from '../../common/oip/decode-request.js';
 import type { Datatype, TensorData } from '../../common/oip/datatypes.js';
 import { jsonDepthExceeds, parseJson } from '../../common/oip/json-scan.js';
 import { jsonData } from '../../common/oip/json-values.js';
@@ -1162,6 +1167,71 @@ describe('decodeInferRequest: binary extension', () => {
     const out = decodeInferRequest(body, { headerLength: '0' });
     assert.ok('raw' in out);
     assert.equal(out.raw.length, body.length);
+  });
+
+  test('header length 0 with a rawInput: the body decoded as that input, dim 0 from the byte count', () => {
+    const input = rawInput('x', 'FP32', [-1, 2]);
+    assert.deepEqual(input, { name: 'x', datatype: 'FP32', rowShape: [2], rowBytes: 8 });
+    const body = f32le(1, 2, 3, 4, 5, 6);
+    const req = decode(body, { headerLength: '0', rawInput: input });
+    assert.deepEqual(
+      { ...req, inputs: req.inputs.map((t) => ({ ...t, data: values(t.data) })) },
+      {
+        id: undefined,
+        parameters: undefined,
+        inputs: [
+          {
+            name: 'x',
+            datatype: 'FP32',
+            shape: [3, 2],
+            data: [1, 2, 3, 4, 5, 6],
+            parameters: { binary_data_size: 24 },
+          },
+        ],
+        outputs: undefined,
+        binaryOutput: false,
+      },
+    );
+    assert.ok(req.inputs[0]!.data instanceof Float32Array);
+    // The same request as the binary extension would carry it.
+    const { body: ext, headerLength } = binaryRequest(
+      one({ name: 'x', datatype: 'FP32', shape: [3, 2], parameters: { binary_data_size: 24 } }),
+      body,
+    );
+    assert.deepEqual(decodeRawRequest(body, input!), decode(ext, { headerLength }));
+  });
+
+  test('a raw body of no bytes is zero rows; one not a whole number of rows is refused', () => {
+    const input = rawInput('x', 'INT64', [-1, 3])!;
+    assert.deepEqual(decodeRawRequest(new Uint8Array(0), input).inputs[0]!.shape, [0, 3]);
+    assert.deepEqual(values(decodeRawRequest(i64le(1n, -2n, 3n), input).inputs[0]!.data), [1n, -2n, 3n]);
+    assertCodecError(() => decodeRawRequest(i64le(1n, 2n), input), 'DATA_LENGTH_MISMATCH', 'body');
+    // A row with a zero dim: no body is a whole number of such rows.
+    assertCodecError(
+      () => decodeRawRequest(new Uint8Array(0), rawInput('z', 'FP32', [-1, 0])!),
+      'DATA_LENGTH_MISMATCH',
+      'body',
+    );
+  });
+
+  test('raw BOOL bytes other than 0 and 1 are refused as in the binary extension', () => {
+    const input = rawInput('b', 'BOOL', [-1])!;
+    assert.deepEqual(values(decodeRawRequest(Uint8Array.of(1, 0, 1), input).inputs[0]!.data), [1, 0, 1]);
+    assertCodecError(() => decodeRawRequest(Uint8Array.of(0, 2), input), 'INVALID_DATA', 'inputs[0]');
+  });
+
+  test('rawInput: none for BYTES, an unknown datatype, no dims, or a dynamic dim after the first', () => {
+    assert.equal(rawInput('x', 'BYTES', [-1]), undefined);
+    assert.equal(rawInput('x', undefined, [-1]), undefined);
+    assert.equal(rawInput('x', 'FP32', []), undefined);
+    assert.equal(rawInput('x', 'FP32', [-1, -1]), undefined);
+    assert.deepEqual(rawInput('x', 'UINT16', [4, 2, 3]), {
+      name: 'x',
+      datatype: 'UINT16',
+      rowShape: [2, 3],
+      rowBytes: 12,
+    });
+    assert.ok(Object.isFrozen(rawInput('x', 'FP32', [-1])));
   });
 
   test('header length equal to the body: a plain JSON request', () => {
