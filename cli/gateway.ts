@@ -1,7 +1,7 @@
 import { createLogger } from '../common/logging.js';
 import { formatIssue } from '../gateway/policy/compile.js';
 import { PolicyRejectedError } from '../gateway/policy/runtime.js';
-import { FilePolicySource } from '../gateway/policy/source.js';
+import { FilePolicySource } from '../gateway/policy/file-source.js';
 import { buildGateway } from '../gateway/server.js';
 import { nonNegativeInt, parse, port, serverLimits, setting, UsageError } from './args.js';
 import { onShutdownSignal } from './signals.js';

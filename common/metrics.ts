@@ -31,6 +31,16 @@ function checkLabels(metric: string, names: readonly string[], labels: Record<st
   return JSON.stringify(names.map((n) => labels[n] ?? ''));
 }
 
+function removeMatching<L extends string>(
+  series: Map<string, { labels: Labels<L> }>,
+  match: Partial<Labels<L>>,
+): void {
+  const keys = Object.keys(match) as L[];
+  for (const [key, s] of series) {
+    if (keys.every((k) => s.labels[k] === match[k])) series.delete(key);
+  }
+}
+
 /**
  * A counter with prom-client's exposition (registered in a prom-client Registry, which renders
  * it as it renders prom-client's Counter), but an increment costs one map lookup: prom-client
@@ -65,6 +75,11 @@ export class FastCounter<L extends string> {
 
   reset(): void {
     this.series = new Map();
+  }
+
+  /** Drops every series whose labels include these (a model or an endpoint that left). */
+  remove(match: Partial<Labels<L>>): void {
+    removeMatching(this.series, match);
   }
 
   async get(): Promise<MetricData> {
@@ -132,6 +147,11 @@ export class FastHistogram<L extends string> {
 
   reset(): void {
     this.series = new Map();
+  }
+
+  /** Drops every series whose labels include these (a model or an endpoint that left). */
+  remove(match: Partial<Labels<L>>): void {
+    removeMatching(this.series, match);
   }
 
   /** The shape prom-client's Histogram gives the registry for the text exposition. */

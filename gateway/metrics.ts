@@ -1,8 +1,14 @@
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import { FastCounter, FastHistogram } from '../common/metrics.js';
-import type { AttemptOutcome } from './upstream/forward.js';
+import type { ShedScope } from './admission/concurrency.js';
+import type { Refusal } from './admission/limiter.js';
+import type { AttemptOutcome, RetryReason } from './upstream/forward.js';
 
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
+const RETRY_REASONS: readonly RetryReason[] = ['network_error', 'overloaded', 'timeout'];
+const SHED_SCOPES: readonly ShedScope[] = ['gateway', 'model'];
+const SHED_REASONS: readonly Refusal[] = ['queue_full', 'queue_timeout'];
 
 /** What the gauges read at scrape time. */
 export interface UpstreamSample {
@@ -194,6 +200,24 @@ export class GatewayMetrics {
   request(model: string, variant: string, code: number, seconds: number): void {
     this.requests.labels({ model, variant, code: String(code) }).inc();
     if (variant !== '') this.duration.labels({ model, variant }).observe(seconds);
+  }
+
+  /** Drops the series of a logical model that left the policy. */
+  forgetModel(model: string): void {
+    this.requests.remove({ model });
+    this.duration.remove({ model });
+    for (const reason of RETRY_REASONS) this.retries.remove({ model, reason });
+    this.retriesDenied.remove({ model });
+    for (const scope of SHED_SCOPES)
+      for (const reason of SHED_REASONS) this.shed.remove({ model, scope, reason });
+  }
+
+  /** Drops the series of an endpoint that left the policy. */
+  forgetEndpoint(endpoint: string): void {
+    this.upstreamAttempts.remove({ endpoint });
+    this.upstreamDuration.remove({ endpoint });
+    this.ejections.remove({ endpoint });
+    for (const result of ['pass', 'fail']) this.healthChecks.remove({ endpoint, result });
   }
 
   policyApplied(sha256: string, unixSeconds: number): void {

@@ -1,7 +1,8 @@
 /**
- * The policy in force: compiled once per load into an immutable snapshot; a reload swaps one
- * reference, so a request keeps the snapshot it started with. A bad policy never replaces a good
- * one.
+ * Validates and compiles what a policy source offers, once per load, and tells the gateway of each
+ * good policy (`onApplied`) and each rejected one with every error's path (`onRejected`). A bad
+ * policy never replaces a good one. The snapshot that requests read is composed and swapped by
+ * `SnapshotOwner` (gateway/snapshot.ts), not here.
  */
 import { type CompiledPolicy, compilePolicy, formatIssue, type PolicyIssue } from './compile.js';
 import type { PolicySource, PolicyUpdate } from './source.js';
@@ -15,13 +16,14 @@ export interface PolicyEvents {
 }
 
 export class PolicyRuntime {
-  private snapshot: CompiledPolicy;
+  /** The last good policy: what a new text is compared with. */
+  private lastGood: CompiledPolicy;
 
   private constructor(
     initial: CompiledPolicy,
     private readonly events: PolicyEvents,
   ) {
-    this.snapshot = initial;
+    this.lastGood = initial;
   }
 
   /**
@@ -41,9 +43,9 @@ export class PolicyRuntime {
     return runtime;
   }
 
-  /** The snapshot in force now; take it once per request. */
+  /** The last good policy compiled (requests read the gateway's snapshot, never this). */
   get current(): CompiledPolicy {
-    return this.snapshot;
+    return this.lastGood;
   }
 
   /** Compiles new text; swaps it in when it is good and differs from the one in force. */
@@ -63,8 +65,8 @@ export class PolicyRuntime {
       this.events.onRejected?.(compiled.errors, update.origin);
       return 'rejected';
     }
-    if (compiled.policy.sha256 === this.snapshot.sha256) return 'unchanged';
-    this.snapshot = compiled.policy;
+    if (compiled.policy.sha256 === this.lastGood.sha256) return 'unchanged';
+    this.lastGood = compiled.policy;
     this.events.onApplied?.(compiled.policy, update.origin);
     return 'applied';
   }

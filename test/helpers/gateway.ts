@@ -9,7 +9,7 @@ import { after, before } from 'node:test';
 import type { ModelSelector } from '../../backend/repository.js';
 import type { Clock } from '../../common/clock.js';
 import type { RandomSource } from '../../gateway/router.js';
-import { FilePolicySource } from '../../gateway/policy/source.js';
+import { FilePolicySource } from '../../gateway/policy/file-source.js';
 import { buildGateway, type Gateway, type PolicyEvent } from '../../gateway/server.js';
 import type { EndpointPoolOptions } from '../../gateway/upstream/endpoint.js';
 import {

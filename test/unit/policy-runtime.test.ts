@@ -8,12 +8,8 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { CompiledPolicy, PolicyIssue } from '../../gateway/policy/compile.js';
 import { type PolicyEvents, PolicyRejectedError, PolicyRuntime } from '../../gateway/policy/runtime.js';
-import {
-  FilePolicySource,
-  type FileSourceOptions,
-  type PolicySource,
-  type PolicyUpdate,
-} from '../../gateway/policy/source.js';
+import { FilePolicySource, type FileSourceOptions } from '../../gateway/policy/file-source.js';
+import type { PolicySource, PolicyUpdate } from '../../gateway/policy/source.js';
 
 /** A policy whose mlp split gives `candidate` this weight (and stable the rest of 100). */
 function policyText(candidate: number, comment = ''): string {

@@ -2,7 +2,7 @@
 // arrival order, and limits changed by a reload.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { ConcurrencyLimiter } from '../../gateway/upstream/limiter.js';
+import { ConcurrencyLimiter } from '../../gateway/admission/limiter.js';
 import { FakeClock, flushMicrotasks } from '../helpers/fake-clock.js';
 
 const limiter = (maxInFlight: number, maxQueue: number, queueTimeoutMs: number, clock = new FakeClock()) =>

@@ -1,0 +1,68 @@
+/**
+ * The admin app, on its own port: Prometheus metrics, the policy in force, the standing of every
+ * upstream endpoint. Later issues add the canary and shadow views here.
+ */
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
+import type { Clock } from '../common/clock.js';
+import { ApiError } from '../common/errors.js';
+import { sendApiError } from '../common/http.js';
+import type { Logger } from '../common/logging.js';
+import { GW_ERRORS } from './errors.js';
+import type { GatewayMetrics } from './metrics.js';
+import type { Snapshot } from './snapshot.js';
+
+export interface AdminDeps {
+  readonly metrics: GatewayMetrics;
+  readonly logger: Logger;
+  readonly clock: Clock;
+  readonly current: () => Snapshot;
+}
+
+export function buildAdmin(deps: AdminDeps): FastifyInstance {
+  const admin = Fastify({
+    loggerInstance: deps.logger as FastifyBaseLogger,
+    logController: new LogController({ disableRequestLogging: true }),
+  });
+  admin.get('/metrics', async (_req, reply) => {
+    reply.type(deps.metrics.registry.contentType);
+    return deps.metrics.registry.metrics();
+  });
+  admin.get('/admin/policy', async () => {
+    const s = deps.current();
+    return {
+      sha256: s.policy.sha256,
+      appliedAt: new Date(s.appliedAt).toISOString(),
+      warnings: s.policy.warnings,
+      policy: s.policy.document,
+    };
+  });
+  admin.get('/admin/upstreams', async () => {
+    const s = deps.current();
+    const now = deps.clock.now();
+    return {
+      backends: [...s.endpoints].map(([name, endpoints]) => ({
+        name,
+        endpoints: endpoints.map((e) => {
+          const recent = e.recent;
+          return {
+            url: e.origin,
+            state: e.state(now),
+            healthy: e.healthy,
+            breaker: e.breakerState,
+            ejectedForMs: Math.max(0, Math.round(e.ejectedUntil - now)),
+            outstanding: e.outstanding,
+            recentRequests: recent.requests,
+            recentErrorRate: recent.requests === 0 ? 0 : recent.failures / recent.requests,
+          };
+        }),
+      })),
+    };
+  });
+  admin.setNotFoundHandler((req, reply) =>
+    sendApiError(
+      reply,
+      new ApiError(GW_ERRORS.GW_ERR_NOT_FOUND, `no route ${req.method} ${req.url.slice(0, 256)}`),
+    ),
+  );
+  return admin;
+}

@@ -1,0 +1,257 @@
+/**
+ * The snapshot: the compiled policy, the endpoints of each backend (from an `EndpointSource`), and
+ * the run-time overlay of weights, composed into one frozen object that a request takes once and
+ * keeps to its end. `SnapshotOwner` is the one place that swaps it, and it owns the lifetime of
+ * per-model and per-backend state: concurrency limiters and retry budgets are carried over while
+ * their model stays, endpoints (pools, breakers, health checks) while their origin stays, and
+ * both are released, metric series included, once what left is out of every request's reach.
+ */
+import type { Clock } from '../common/clock.js';
+import { concurrencyStage, type OnShed } from './admission/concurrency.js';
+import { ConcurrencyLimiter } from './admission/limiter.js';
+import type { AdmissionStage } from './admission/stage.js';
+import type { EndpointSource } from './endpoint-source.js';
+import type { EndpointSeries, GatewayMetrics, VariantSeries } from './metrics.js';
+import { applyOverlay, EMPTY_OVERLAY, type WeightOverlay } from './overlay.js';
+import type { CompiledModel, CompiledPolicy, CompiledVariant } from './policy/compile.js';
+import type { RandomSource } from './router.js';
+import type { Endpoint, EndpointRegistry } from './upstream/endpoint.js';
+import type { ForwardContext } from './upstream/forward.js';
+import { RetryBudget } from './upstream/retry-budget.js';
+
+/** What a request to one variant needs besides the policy: built once per variant and snapshot. */
+export interface VariantState extends ForwardContext {
+  readonly variant: CompiledVariant;
+  readonly series: VariantSeries;
+  /** The endpoints of the variant's backend. */
+  readonly endpoints: readonly Endpoint[];
+}
+
+/** A logical model's share of the snapshot. */
+export interface ModelState {
+  readonly model: CompiledModel;
+  /** Its admission stages, in order, compiled for this snapshot. */
+  readonly admission: readonly AdmissionStage[];
+  readonly budget: RetryBudget;
+  /** By the variant objects the router returns. */
+  readonly variants: ReadonlyMap<CompiledVariant, VariantState>;
+}
+
+export interface Snapshot {
+  /** Counts up with each composition (a policy, an overlay or an endpoint change). */
+  readonly generation: number;
+  /** The policy as compiled. */
+  readonly policy: CompiledPolicy;
+  /** What the router reads: the policy with the overlay's weights. */
+  readonly routing: CompiledPolicy;
+  readonly overlay: WeightOverlay;
+  /** Endpoints of each backend, by backend name. */
+  readonly endpoints: ReadonlyMap<string, readonly Endpoint[]>;
+  readonly models: ReadonlyMap<string, ModelState>;
+  /** Wall-clock time (ms since the epoch) of the composition. */
+  readonly appliedAt: number;
+}
+
+export interface SnapshotDeps {
+  readonly clock: Clock;
+  readonly random: RandomSource;
+  readonly metrics: GatewayMetrics;
+  readonly registry: EndpointRegistry;
+  readonly endpointSource: EndpointSource;
+  readonly onShed: OnShed;
+}
+
+/** What outlives one snapshot: a model's limiter and budget, kept while the model stays. */
+interface Carried {
+  readonly limiter: ConcurrencyLimiter;
+  readonly budget: RetryBudget;
+}
+
+export class SnapshotOwner {
+  private snapshot: Snapshot | undefined;
+  private overlay: WeightOverlay = EMPTY_OVERLAY;
+  private generation = 0;
+  private gatewayStage: AdmissionStage | undefined;
+  private gatewayLimiter: ConcurrencyLimiter | undefined;
+  private readonly carried = new Map<string, Carried>();
+  /** Models and endpoints that left, by `model:` / `endpoint:` key: their series go at the timer. */
+  private readonly leaving = new Map<string, unknown>();
+
+  constructor(private readonly deps: SnapshotDeps) {
+    deps.endpointSource.onChange(() => {
+      if (this.snapshot !== undefined) this.compose(this.snapshot.policy);
+    });
+  }
+
+  /** The snapshot in force; take it once per request. */
+  get current(): Snapshot {
+    if (this.snapshot === undefined) throw new Error('no policy applied yet');
+    return this.snapshot;
+  }
+
+  get hasSnapshot(): boolean {
+    return this.snapshot !== undefined;
+  }
+
+  /** A new policy: composes and swaps in its snapshot. */
+  apply(policy: CompiledPolicy): Snapshot {
+    return this.compose(policy);
+  }
+
+  /** New run-time weights (the canary's): the same policy, composed again. */
+  setOverlay(overlay: WeightOverlay): Snapshot {
+    this.overlay = overlay;
+    return this.compose(this.current.policy);
+  }
+
+  /** Models whose state this owner carries (for tests and the admin view). */
+  get carriedModels(): number {
+    return this.carried.size;
+  }
+
+  close(): void {
+    for (const t of this.leaving.values()) this.deps.clock.clearTimer(t);
+    this.leaving.clear();
+  }
+
+  private compose(policy: CompiledPolicy): Snapshot {
+    const { registry, endpointSource, clock } = this.deps;
+    const previous = this.snapshot;
+    const graceMs = graceFor(previous?.policy);
+    const backends = [...policy.backends.values()].map((b) => ({
+      ...b,
+      endpoints: endpointSource.endpointsOf(b),
+    }));
+    registry.sync(backends, graceMs);
+    const endpoints = new Map<string, readonly Endpoint[]>();
+    for (const b of backends) endpoints.set(b.name, Object.freeze(b.endpoints.map((e) => registry.get(e))));
+
+    if (this.gatewayLimiter === undefined) {
+      this.gatewayLimiter = new ConcurrencyLimiter(policy.limits, clock);
+      this.gatewayStage = concurrencyStage('gateway', this.gatewayLimiter, this.deps.onShed);
+    } else {
+      this.gatewayLimiter.update(policy.limits);
+    }
+    const routing = applyOverlay(policy, this.overlay);
+    const models = new Map<string, ModelState>();
+    for (const model of routing.models.values()) models.set(model.name, this.modelState(model, endpoints));
+    for (const name of this.carried.keys()) {
+      if (!models.has(name)) {
+        this.carried.delete(name);
+        this.leave(`model:${name}`, graceMs, () => this.deps.metrics.forgetModel(name));
+      }
+    }
+    this.trackEndpoints(previous, endpoints, graceMs);
+    this.generation += 1;
+    this.snapshot = Object.freeze({
+      generation: this.generation,
+      policy,
+      routing,
+      overlay: this.overlay,
+      endpoints,
+      models,
+      appliedAt: Date.now(),
+    });
+    return this.snapshot;
+  }
+
+  private modelState(model: CompiledModel, endpoints: ReadonlyMap<string, readonly Endpoint[]>): ModelState {
+    const { clock } = this.deps;
+    let carried = this.carried.get(model.name);
+    if (carried === undefined) {
+      carried = { limiter: new ConcurrencyLimiter(model.concurrency, clock), budget: new RetryBudget(clock) };
+      this.carried.set(model.name, carried);
+    } else {
+      carried.limiter.update(model.concurrency);
+    }
+    this.stay(`model:${model.name}`);
+    const variants = new Map<CompiledVariant, VariantState>();
+    for (const v of model.variants.values()) {
+      variants.set(v, this.variantState(model, v, endpoints.get(v.backend.name) ?? []));
+    }
+    const admission = Object.freeze([
+      this.gatewayStage as AdmissionStage,
+      concurrencyStage('model', carried.limiter, this.deps.onShed),
+    ]);
+    return Object.freeze({ model, admission, budget: carried.budget, variants });
+  }
+
+  private variantState(
+    model: CompiledModel,
+    variant: CompiledVariant,
+    endpoints: readonly Endpoint[],
+  ): VariantState {
+    const { metrics, clock, random } = this.deps;
+    const endpointSeries = new Map<Endpoint, EndpointSeries>();
+    return {
+      variant,
+      endpoints,
+      clock,
+      random,
+      series: metrics.forVariant(model.name, variant.name),
+      onAttempt(endpoint, outcome, seconds) {
+        let s = endpointSeries.get(endpoint);
+        if (s === undefined) {
+          s = metrics.forEndpoint(variant.backend.name, endpoint.origin);
+          endpointSeries.set(endpoint, s);
+        }
+        s.attempt(outcome, seconds);
+      },
+      onRetry(reason, allowed) {
+        if (allowed) metrics.retries.inc({ model: model.name, reason });
+        else metrics.retriesDenied.inc({ model: model.name });
+      },
+    };
+  }
+
+  /** Endpoints that left: their series go with them, once the grace of older snapshots is over. */
+  private trackEndpoints(
+    previous: Snapshot | undefined,
+    next: ReadonlyMap<string, readonly Endpoint[]>,
+    graceMs: number,
+  ): void {
+    const now = new Set<string>();
+    for (const list of next.values()) for (const e of list) now.add(e.origin);
+    for (const origin of now) this.stay(`endpoint:${origin}`);
+    if (previous === undefined) return;
+    for (const list of previous.endpoints.values()) {
+      for (const e of list) {
+        if (!now.has(e.origin))
+          this.leave(`endpoint:${e.origin}`, graceMs, () => this.deps.metrics.forgetEndpoint(e.origin));
+      }
+    }
+  }
+
+  private leave(key: string, graceMs: number, forget: () => void): void {
+    if (this.leaving.has(key)) return;
+    const timer = this.deps.clock.setTimer(() => {
+      this.leaving.delete(key);
+      forget();
+    }, graceMs);
+    (timer as { unref?: () => void }).unref?.();
+    this.leaving.set(key, timer);
+  }
+
+  private stay(key: string): void {
+    const timer = this.leaving.get(key);
+    if (timer === undefined) return;
+    this.deps.clock.clearTimer(timer);
+    this.leaving.delete(key);
+  }
+}
+
+/**
+ * How long what a reload drops stays usable for requests of the older snapshot: its longest
+ * deadline plus the longest wait for a concurrency slot, and a second more.
+ */
+function graceFor(previous: CompiledPolicy | undefined): number {
+  let graceMs = 1000;
+  if (previous === undefined) return graceMs;
+  for (const m of previous.models.values()) {
+    graceMs = Math.max(
+      graceMs,
+      m.timeoutMs + m.concurrency.queueTimeoutMs + previous.limits.queueTimeoutMs + 1000,
+    );
+  }
+  return graceMs;
+}
