@@ -220,7 +220,7 @@ export class LoadedModel {
 
   private async runMerged(batch: readonly PreparedRequest[], observer: BatchObserver): Promise<Tensor[][]> {
     const merged = batch.length === 1 ? batch[0]!.inputs : concatRows(batch, this.inline);
-    // Inputs are in the model's order (prepare puts them so).
+    // Inputs are in the model's order (validateRequest puts them so).
     const feeds: WireTensor[] = [];
     for (let i = 0; i < merged.length; i++) {
       const t = merged[i]!;
