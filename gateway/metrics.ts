@@ -212,6 +212,12 @@ export class GatewayMetrics {
       for (const reason of SHED_REASONS) this.shed.remove({ model, scope, reason });
   }
 
+  /** Drops the attempt series of a backend that left the policy. */
+  forgetBackend(backend: string): void {
+    this.upstreamAttempts.remove({ backend });
+    this.upstreamDuration.remove({ backend });
+  }
+
   /** Drops the series of an endpoint that left the policy. */
   forgetEndpoint(endpoint: string): void {
     this.upstreamAttempts.remove({ endpoint });

@@ -104,9 +104,9 @@ export class SnapshotOwner {
     return this.compose(this.current.policy);
   }
 
-  /** Models whose state this owner carries (for tests and the admin view). */
-  get carriedModels(): number {
-    return this.carried.size;
+  /** What this owner holds beyond the snapshot: models carried, and series waiting to go. */
+  get held(): { readonly models: number; readonly leaving: number } {
+    return { models: this.carried.size, leaving: this.leaving.size };
   }
 
   close(): void {
@@ -204,20 +204,25 @@ export class SnapshotOwner {
     };
   }
 
-  /** Endpoints that left: their series go with them, once the grace of older snapshots is over. */
+  /** Backends and endpoints that left: their series go too, once older snapshots are done. */
   private trackEndpoints(
     previous: Snapshot | undefined,
     next: ReadonlyMap<string, readonly Endpoint[]>,
     graceMs: number,
   ): void {
-    const now = new Set<string>();
-    for (const list of next.values()) for (const e of list) now.add(e.origin);
-    for (const origin of now) this.stay(`endpoint:${origin}`);
+    const origins = new Set<string>();
+    for (const [backend, list] of next) {
+      this.stay(`backend:${backend}`);
+      for (const e of list) origins.add(e.origin);
+    }
+    for (const origin of origins) this.stay(`endpoint:${origin}`);
     if (previous === undefined) return;
-    for (const list of previous.endpoints.values()) {
+    const { metrics } = this.deps;
+    for (const [backend, list] of previous.endpoints) {
+      if (!next.has(backend)) this.leave(`backend:${backend}`, graceMs, () => metrics.forgetBackend(backend));
       for (const e of list) {
-        if (!now.has(e.origin))
-          this.leave(`endpoint:${e.origin}`, graceMs, () => this.deps.metrics.forgetEndpoint(e.origin));
+        if (!origins.has(e.origin))
+          this.leave(`endpoint:${e.origin}`, graceMs, () => metrics.forgetEndpoint(e.origin));
       }
     }
   }
