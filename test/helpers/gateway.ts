@@ -113,7 +113,50 @@ export interface FakeReplica {
   received: { method: string; path: string; headers: http.IncomingHttpHeaders }[];
   /** What it answers when the request does not say (`x-fake-status`, `x-fake-delay-ms`). */
   mode: { status: number; delayMs: number; body: string; retryAfter?: string; hang?: boolean };
+  /** Resolves with the next request to arrive after the call (fails after `timeoutMs`). */
+  nextRequest(timeoutMs?: number): Promise<FakeReplica['received'][number]>;
+  /** Resolves once `n` requests in all have arrived (at once when they have). */
+  arrived(n: number, timeoutMs?: number): Promise<void>;
   close(): Promise<void>;
+}
+
+/**
+ * A count that tests await instead of polling: `reached(n)` resolves when `add()` has been called
+ * `n` times in all, and fails with `what` after `timeoutMs`.
+ */
+export class Tally {
+  count = 0;
+  private readonly waiters: { target: number; resolve: () => void }[] = [];
+
+  add(): void {
+    this.count += 1;
+    for (let i = this.waiters.length - 1; i >= 0; i--) {
+      const w = this.waiters[i] as { target: number; resolve: () => void };
+      if (this.count >= w.target) {
+        this.waiters.splice(i, 1);
+        w.resolve();
+      }
+    }
+  }
+
+  reached(target: number, what = `${target} events`, timeoutMs = 10_000): Promise<void> {
+    if (this.count >= target) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        const i = this.waiters.indexOf(waiter);
+        if (i >= 0) this.waiters.splice(i, 1);
+        reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what} (${this.count} of ${target})`));
+      }, timeoutMs);
+      const waiter = {
+        target,
+        resolve: () => {
+          clearTimeout(timer);
+          resolve();
+        },
+      };
+      this.waiters.push(waiter);
+    });
+  }
 }
 
 /**
@@ -129,8 +172,10 @@ export async function startFakeReplica(mode: Partial<FakeReplica['mode']> = {}):
     ...mode,
   };
   const sockets = new Set<net.Socket>();
+  const arrivals = new Tally();
   const server = http.createServer((req, res) => {
     received.push({ method: req.method ?? '', path: req.url ?? '', headers: req.headers });
+    arrivals.add();
     req.resume();
     req.on('end', () => {
       if (req.headers['x-fake-hang'] === '1' || state.hang === true) return;
@@ -159,6 +204,15 @@ export async function startFakeReplica(mode: Partial<FakeReplica['mode']> = {}):
     url: `http://127.0.0.1:${port}`,
     received,
     mode: state,
+    async nextRequest(timeoutMs = 10_000) {
+      const n = arrivals.count + 1;
+      await arrivals.reached(n, 'a request at the fake replica', timeoutMs);
+      // The n-th arrival (counted even when a test empties `received`).
+      return received[received.length - 1 - (arrivals.count - n)] as FakeReplica['received'][number];
+    },
+    arrived(n, timeoutMs = 10_000) {
+      return arrivals.reached(n, `${n} requests at the fake replica`, timeoutMs);
+    },
     async close() {
       for (const s of sockets) s.destroy();
       await new Promise<void>((resolve) => server.close(() => resolve()));

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { assertErrorBody, request, sampleValue, scrape } from '../helpers/backend.js';
-import { gatewayTestbed, mlpBody, policyYaml, type RunningGateway } from '../helpers/gateway.js';
+import { gatewayTestbed, mlpBody, policyYaml, type RunningGateway, Tally } from '../helpers/gateway.js';
 
 const bed = gatewayTestbed({ v1: [{ name: 'mlp', version: '1' }], v2: [{ name: 'mlp', version: '2' }] });
 const v1 = bed.endpoint('v1');
@@ -38,6 +38,7 @@ describe('hot reload', () => {
     const g = await gateway(split(100, 0));
     const failures: string[] = [];
     const seen: (string | null)[] = [];
+    const answered = new Tally();
     let stop = false;
     const load = Promise.all(
       Array.from({ length: 12 }, async () => {
@@ -45,13 +46,11 @@ describe('hot reload', () => {
           const r = await send(g);
           if (r.status < 200 || r.status > 299) failures.push(`${r.status} ${r.text}`);
           seen.push(r.variant);
+          answered.add();
         }
       }),
     );
-    const waitRequests = async (n: number) => {
-      const target = seen.length + n;
-      while (seen.length < target) await new Promise((r) => setImmediate(r));
-    };
+    const waitRequests = (n: number) => answered.reached(answered.count + n, `${n} more answers`);
     await waitRequests(100);
     for (const [a, b] of [
       [90, 10],
@@ -118,8 +117,9 @@ describe('hot reload', () => {
     const slow = await bed.fake({ delayMs: 400 });
     const onlySlow = policyYaml({ variants: { slow: { endpoints: [slow.url] } } });
     const g = await gateway(onlySlow);
+    const arrived = slow.nextRequest();
     const inFlight = send(g);
-    while (slow.received.length === 0) await new Promise((r) => setImmediate(r));
+    await arrived;
     const verdict = await g.writePolicy(
       policyYaml({ variants: { fast: { endpoints: [v1.url], version: '1' } } }),
     );
