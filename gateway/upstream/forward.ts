@@ -4,48 +4,34 @@
  * another endpoint when the failure is retryable, the retry budget allows it and time is left.
  */
 import type { IncomingHttpHeaders } from 'node:http';
-import type { Dispatcher } from 'undici';
 import type { Clock } from '../../common/clock.js';
 import type { CompiledRetries } from '../policy/compile.js';
+import { type Attempt, dispatchAttempt } from './attempt.js';
+import { deadlineQueue } from './deadline.js';
 import type { Endpoint } from './endpoint.js';
-import { pickEndpoint } from './picker.js';
+import {
+  type AttemptOutcome,
+  type AttemptResult,
+  attemptOutcome,
+  CANCELLED,
+  CancelledError,
+  classify,
+  PerTryTimeoutError,
+  RETRYABLE_ERROR_CODES,
+  type RetryReason,
+  type Settlement,
+  TimeoutError,
+} from './outcome.js';
+import { pick } from './picker.js';
 import type { RetryBudget } from './retry-budget.js';
 
-/**
- * Network errors after which the request is sent again. Inference is treated as idempotent: a
- * model computes the same answer twice, so an attempt cut off by a dying replica is safe to repeat.
- */
-export const RETRYABLE_ERROR_CODES: ReadonlySet<string> = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'EPIPE',
-  'ETIMEDOUT',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'EAI_AGAIN',
-  'UND_ERR_CONNECT_TIMEOUT',
-  'UND_ERR_SOCKET',
-  'UND_ERR_CLOSED',
-  'UND_ERR_DESTROYED',
-]);
-/** Errors that mean nothing listens at the endpoint: its breaker opens at once. */
-export const CONNECT_ERROR_CODES: ReadonlySet<string> = new Set([
-  'ECONNREFUSED',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'UND_ERR_CONNECT_TIMEOUT',
-]);
-/** Statuses after which the request is sent again: the replica is overloaded or draining. */
-export const RETRYABLE_STATUSES: ReadonlySet<number> = new Set([503]);
-
-export type AttemptOutcome =
-  | 'ok'
-  | 'client_error'
-  | 'server_error'
-  | 'overloaded'
-  | 'network_error'
-  | 'timeout'
-  | 'circuit_open';
+export {
+  type AttemptOutcome,
+  CONNECT_ERROR_CODES,
+  RETRYABLE_ERROR_CODES,
+  RETRYABLE_STATUSES,
+  type RetryReason,
+} from './outcome.js';
 
 /** Set by the caller when the client has gone away; `onCancel` is installed by `forward`. */
 export interface Cancellation {
@@ -90,164 +76,6 @@ export type ForwardResult =
   | { readonly kind: 'cancelled' }
   | { readonly kind: 'unavailable'; readonly attempts: number; readonly error: Error | undefined };
 
-export type RetryReason = 'network_error' | 'overloaded' | 'timeout';
-
-class TimeoutError extends Error {
-  readonly code = 'INFERGATE_TIMEOUT';
-}
-
-class CancelledError extends Error {
-  readonly code = 'INFERGATE_CANCELLED';
-}
-
-/** An attempt abandoned at the policy's perTryTimeoutMs; the request may go on elsewhere. */
-class PerTryTimeoutError extends Error {
-  readonly code = 'INFERGATE_PER_TRY_TIMEOUT';
-}
-
-interface Deadline {
-  readonly at: number;
-  /** Cleared when the request ends first. */
-  fire: (() => void) | undefined;
-}
-
-/**
- * Deadlines of one timeout value expire in the order they were set, so one timer per value
- * serves them all (a timer per request cost more than the rest of the deadline logic).
- */
-class DeadlineQueue {
-  private readonly entries: Deadline[] = [];
-  private head = 0;
-  private timer: unknown;
-
-  constructor(
-    private readonly clock: Clock,
-    private readonly timeoutMs: number,
-  ) {}
-
-  add(fire: () => void): Deadline {
-    const d: Deadline = { at: this.clock.now() + this.timeoutMs, fire };
-    this.entries.push(d);
-    if (this.timer === undefined) this.arm(this.timeoutMs);
-    return d;
-  }
-
-  private arm(ms: number): void {
-    this.timer = this.clock.setTimer(() => this.expire(), Math.max(1, ms));
-  }
-
-  private expire(): void {
-    this.timer = undefined;
-    const now = this.clock.now();
-    while (this.head < this.entries.length) {
-      const d = this.entries[this.head] as Deadline;
-      if (d.fire !== undefined && d.at > now) break;
-      this.head += 1;
-      const fire = d.fire;
-      d.fire = undefined;
-      fire?.();
-    }
-    if (this.head === this.entries.length) {
-      this.entries.length = 0;
-      this.head = 0;
-      return;
-    }
-    if (this.head > 1024) {
-      this.entries.splice(0, this.head);
-      this.head = 0;
-    }
-    this.arm((this.entries[this.head] as Deadline).at - now);
-  }
-}
-
-/** Deadline queues by clock and timeout value. */
-const deadlineQueues = new WeakMap<Clock, Map<number, DeadlineQueue>>();
-
-function deadlineQueue(clock: Clock, timeoutMs: number): DeadlineQueue {
-  let byTimeout = deadlineQueues.get(clock);
-  if (byTimeout === undefined) {
-    byTimeout = new Map();
-    deadlineQueues.set(clock, byTimeout);
-  }
-  let q = byTimeout.get(timeoutMs);
-  if (q === undefined) {
-    q = new DeadlineQueue(clock, timeoutMs);
-    byTimeout.set(timeoutMs, q);
-  }
-  return q;
-}
-
-/** Collects one upstream answer; resolves once, with the response or the error. */
-class Attempt implements Dispatcher.DispatchHandler {
-  private controller: Dispatcher.DispatchController | undefined;
-  private abortReason: Error | undefined;
-  private status = 0;
-  private headers: IncomingHttpHeaders = {};
-  private readonly chunks: Buffer[] = [];
-  private settled = false;
-
-  constructor(
-    private readonly done: (
-      r: { status: number; headers: IncomingHttpHeaders; body: Buffer } | { error: Error },
-    ) => void,
-  ) {}
-
-  abort(reason: Error): void {
-    if (this.settled) return;
-    this.abortReason = reason;
-    if (this.controller !== undefined) {
-      this.controller.abort(reason);
-    } else {
-      // Still queued in the pool (no connection yet): settle now, so that a deadline holds even
-      // then; when undici starts it later, onRequestStart aborts it before anything is sent.
-      this.settled = true;
-      this.done({ error: reason });
-    }
-  }
-
-  onRequestStart(controller: Dispatcher.DispatchController): void {
-    this.controller = controller;
-    if (this.abortReason !== undefined) controller.abort(this.abortReason);
-  }
-
-  onResponseStart(_c: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders): void {
-    this.status = statusCode;
-    this.headers = headers;
-  }
-
-  onResponseData(_c: Dispatcher.DispatchController, chunk: Buffer): void {
-    this.chunks.push(chunk);
-  }
-
-  onResponseEnd(): void {
-    if (this.settled) return;
-    this.settled = true;
-    const body = this.chunks.length === 1 ? (this.chunks[0] as Buffer) : Buffer.concat(this.chunks);
-    this.done({ status: this.status, headers: this.headers, body });
-  }
-
-  onResponseError(_c: Dispatcher.DispatchController, error: Error): void {
-    if (this.settled) return;
-    this.settled = true;
-    this.done({ error: this.abortReason ?? error });
-  }
-}
-
-type AttemptResult = { status: number; headers: IncomingHttpHeaders; body: Buffer } | { error: Error };
-
-/** What counts against an endpoint (breaker, ejection): no answer, a timeout, or a 5xx. */
-function isFailure(r: AttemptResult): boolean {
-  return 'error' in r || r.status >= 500;
-}
-
-/** The endpoints that may take traffic now; the same array when all may (no allocation). */
-function availableEndpoints(endpoints: readonly Endpoint[], now: number): readonly Endpoint[] {
-  for (let i = 0; i < endpoints.length; i++) {
-    if (!(endpoints[i] as Endpoint).available(now)) return endpoints.filter((e) => e.available(now));
-  }
-  return endpoints;
-}
-
 /** Seconds until the first endpoint may take traffic again (at least 1). */
 function retryAfter(endpoints: readonly Endpoint[], now: number): number {
   let soonest = Number.POSITIVE_INFINITY;
@@ -255,12 +83,11 @@ function retryAfter(endpoints: readonly Endpoint[], now: number): number {
   return Number.isFinite(soonest) ? Math.max(1, Math.ceil((soonest - now) / 1000)) : 1;
 }
 
-function isRetryableError(err: Error): boolean {
-  const code = (err as { code?: unknown }).code;
-  return typeof code === 'string' && RETRYABLE_ERROR_CODES.has(code);
-}
-
-/** Sends the request, retrying as the policy allows, and never throws. */
+/**
+ * Sends the request, retrying as the policy allows, and never throws. Each attempt: pick an
+ * endpoint (filter, then P2C), `admit` it through its breaker, send, classify the result, and
+ * `settle` it on the endpoint, which decides what that does to its standing.
+ */
 export async function forward(req: ForwardRequest, ctx: ForwardContext): Promise<ForwardResult> {
   const { clock, random } = ctx;
   const deadline = clock.now() + req.timeoutMs;
@@ -297,12 +124,7 @@ export async function forward(req: ForwardRequest, ctx: ForwardContext): Promise
         tried.add(lastEndpoint);
       }
       const now = clock.now();
-      let candidates = availableEndpoints(req.endpoints, now);
-      if (refused !== undefined) {
-        const out = refused;
-        candidates = candidates.filter((e) => !out.has(e));
-      }
-      const endpoint = pickEndpoint(candidates, random, tried);
+      const endpoint = pick(req.endpoints, now, random, refused, tried);
       if (endpoint === undefined) {
         if (attempts === 0) return { kind: 'no_endpoint', retryAfterSeconds: retryAfter(req.endpoints, now) };
         break;
@@ -314,93 +136,49 @@ export async function forward(req: ForwardRequest, ctx: ForwardContext): Promise
         pendingRetry = undefined;
         if (!allowed) break;
       }
+      if (!endpoint.admit()) {
+        // The breaker refused (it opened since the pick, or the endpoint was closed): nothing was
+        // sent. Never pick it again for this request; pick another.
+        ctx.onAttempt?.(endpoint, 'circuit_open', 0);
+        refused ??= new Set();
+        refused.add(endpoint);
+        lastEndpoint = undefined;
+        continue;
+      }
       lastEndpoint = endpoint;
       attempts += 1;
       const started = clock.now();
-      endpoint.outstanding += 1;
       const perTry =
         req.retries.perTryTimeoutMs > 0
           ? deadlineQueue(clock, req.retries.perTryTimeoutMs).add(() =>
               current?.abort(new PerTryTimeoutError('attempt took longer than perTryTimeoutMs')),
             )
           : undefined;
-      const sent = endpoint.run(
-        () =>
-          new Promise<AttemptResult>((resolve) => {
-            const attempt = new Attempt(resolve);
-            current = attempt;
-            try {
-              endpoint.pool.dispatch(
-                {
-                  origin: endpoint.origin,
-                  method: req.method,
-                  path: req.path,
-                  headers: req.headers,
-                  body: req.body,
-                },
-                attempt,
-              );
-            } catch (e) {
-              resolve({ error: e as Error });
-            }
-          }),
-        isFailure,
-      );
-      const result = await sent;
+      const result = await new Promise<AttemptResult>((resolve) => {
+        current = dispatchAttempt(endpoint.dispatcher, endpoint.origin, req, resolve);
+      });
       if (perTry !== undefined) perTry.fire = undefined;
-      endpoint.outstanding -= 1;
       current = undefined;
-      if (cancel?.cancelled) return { kind: 'cancelled' };
-      const seconds = (clock.now() - started) / 1000;
+      if (cancel?.cancelled) {
+        endpoint.settle(CANCELLED, req.endpoints);
+        return { kind: 'cancelled' };
+      }
+      const outcome = classify(result, timedOut);
+      endpoint.settle(outcome, req.endpoints);
+      ctx.onAttempt?.(endpoint, attemptOutcome(outcome), (clock.now() - started) / 1000);
 
       let retryReason: RetryReason;
-      if (result === undefined) {
-        // The breaker refused (it opened since the pick, or the endpoint was closed): nothing was
-        // sent. Never pick it again for this request; pick another.
-        ctx.onAttempt?.(endpoint, 'circuit_open', seconds);
-        attempts -= 1;
-        refused ??= new Set();
-        refused.add(endpoint);
-        lastEndpoint = undefined;
-        if (timedOut) return { kind: 'timeout', attempts, endpoint };
-        continue;
-      }
-      if (isFailure(result)) {
-        endpoint.recordFailure(req.endpoints);
-        if ('error' in result && CONNECT_ERROR_CODES.has((result.error as { code?: string }).code ?? '')) {
-          endpoint.failFast();
-        }
-      } else {
-        endpoint.recordSuccess();
-      }
       if ('error' in result) {
-        if (timedOut) {
-          ctx.onAttempt?.(endpoint, 'timeout', seconds);
-          return { kind: 'timeout', attempts, endpoint };
-        }
-        if (result.error instanceof PerTryTimeoutError) {
-          ctx.onAttempt?.(endpoint, 'timeout', seconds);
-          lastError = result.error;
+        if (timedOut) return { kind: 'timeout', attempts, endpoint };
+        lastError = result.error;
+        if (outcome.kind === 'per_try_timeout') {
           retryReason = 'timeout';
         } else {
-          const retryable = isRetryableError(result.error);
-          ctx.onAttempt?.(endpoint, 'network_error', seconds);
-          lastError = result.error;
-          if (!retryable) return { kind: 'unavailable', attempts, error: result.error };
+          if (!isRetryable(outcome)) return { kind: 'unavailable', attempts, error: result.error };
           retryReason = 'network_error';
         }
       } else {
-        const { status } = result;
-        if (!RETRYABLE_STATUSES.has(status)) {
-          ctx.onAttempt?.(
-            endpoint,
-            status < 400 ? 'ok' : status < 500 ? 'client_error' : 'server_error',
-            seconds,
-          );
-          return { kind: 'response', ...result, endpoint, attempts };
-        }
-        ctx.onAttempt?.(endpoint, 'overloaded', seconds);
-        endpoint.backOff(Number(result.headers['retry-after']));
+        if (outcome.kind !== 'overloaded') return { kind: 'response', ...result, endpoint, attempts };
         lastOverloaded = { kind: 'response', ...result, endpoint, attempts };
         retryReason = 'overloaded';
       }
@@ -436,4 +214,10 @@ export async function forward(req: ForwardRequest, ctx: ForwardContext): Promise
   }
   if (lastError instanceof PerTryTimeoutError) return { kind: 'timeout', attempts, endpoint: lastEndpoint };
   return { kind: 'unavailable', attempts, error: lastError };
+}
+
+function isRetryable(outcome: Settlement): boolean {
+  return (
+    outcome.kind === 'network_error' && outcome.code !== undefined && RETRYABLE_ERROR_CODES.has(outcome.code)
+  );
 }

@@ -1,6 +1,7 @@
 // An endpoint's standing without sockets: passive ejection (consecutive failures, doubling,
 // the share of a backend that may be out), a backend's Retry-After, fail-fast, and what the
-// picker is told. A fake clock; nothing is sent (the pool connects lazily, to a closed port).
+// picker is told, all reached through admit() and settle(). A fake clock; nothing is sent (the
+// pool connects lazily, to a closed port).
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { after, describe, test } from 'node:test';
@@ -9,8 +10,15 @@ import {
   DEFAULT_HEALTH_CHECK,
   DEFAULT_OUTLIER_DETECTION,
 } from '../../gateway/policy/compile.js';
-import { Endpoint, EndpointRegistry, type EndpointSettings } from '../../gateway/upstream/endpoint.js';
+import { createDispatcher } from '../../gateway/upstream/connection.js';
+import {
+  Endpoint,
+  EndpointRegistry,
+  type EndpointSettings,
+  type Settlement,
+} from '../../gateway/upstream/endpoint.js';
 import { forward } from '../../gateway/upstream/forward.js';
+import { OK, SERVER_ERROR } from '../../gateway/upstream/outcome.js';
 import { RetryBudget } from '../../gateway/upstream/retry-budget.js';
 import { FakeClock } from '../helpers/fake-clock.js';
 
@@ -29,25 +37,37 @@ function endpoints(
     healthCheck: { ...DEFAULT_HEALTH_CHECK, intervalMs: 0 },
     outlierDetection: { ...DEFAULT_OUTLIER_DETECTION, ...outlier },
   };
-  const list = Array.from(
-    { length: n },
-    (_, i) => new Endpoint(`http://127.0.0.1:${i + 1}`, { connections: 1 }, settings, clock, {}),
-  );
-  made.push(...list);
+  const list = Array.from({ length: n }, (_, i) => endpoint(`http://127.0.0.1:${i + 1}`, settings, clock));
   return { list, clock };
 }
+
+function endpoint(origin: string, settings: EndpointSettings, clock: FakeClock): Endpoint {
+  const e = new Endpoint(origin, createDispatcher(origin, { connections: 1 }), settings, clock, {});
+  made.push(e);
+  return e;
+}
+
+/** One attempt, admitted and settled with `outcome`; false when the breaker refused it. */
+function attempt(e: Endpoint, outcome: Settlement, peers: readonly Endpoint[] = [e]): boolean {
+  if (!e.admit()) return false;
+  e.settle(outcome, peers);
+  return true;
+}
+const failed = (e: Endpoint, peers?: readonly Endpoint[]) => attempt(e, SERVER_ERROR, peers);
+const answered = (e: Endpoint) => attempt(e, OK);
+const refusedConnection = (e: Endpoint) => attempt(e, { kind: 'network_error', code: 'ECONNREFUSED' });
 
 describe('Endpoint: passive ejection', () => {
   test('ejected after consecutiveFailures in a row, for baseEjectionMs; a success resets the run', () => {
     const { list, clock } = endpoints(2, { consecutiveFailures: 3, baseEjectionMs: 1000 });
     const [a] = list as [Endpoint];
-    a.recordFailure(list);
-    a.recordFailure(list);
-    a.recordSuccess();
-    a.recordFailure(list);
-    a.recordFailure(list);
+    failed(a, list);
+    failed(a, list);
+    answered(a);
+    failed(a, list);
+    failed(a, list);
     assert.equal(a.state(clock.now()), 'available', 'the success broke the run');
-    a.recordFailure(list);
+    failed(a, list);
     assert.equal(a.state(clock.now()), 'ejected');
     assert.equal(a.returnsAt(clock.now()), 1000);
     clock.advance(999);
@@ -61,22 +81,22 @@ describe('Endpoint: passive ejection', () => {
     const [a] = list as [Endpoint];
     const lengths: number[] = [];
     for (let i = 0; i < 4; i++) {
-      a.recordFailure(list);
+      failed(a, list);
       lengths.push(a.ejectedUntil - clock.now());
       clock.advance(a.ejectedUntil - clock.now());
     }
     assert.deepEqual(lengths, [100, 200, 350, 350]);
-    a.recordSuccess();
-    a.recordFailure(list);
+    answered(a);
+    failed(a, list);
     assert.equal(a.ejectedUntil - clock.now(), 100);
   });
 
   test('never more than maxEjectionPercent of a backend at once, but always at least one', () => {
     const { list, clock } = endpoints(4, { consecutiveFailures: 1, maxEjectionPercent: 50 });
-    for (const e of list) e.recordFailure(list);
+    for (const e of list) failed(e, list);
     assert.equal(list.filter((e) => !e.available(clock.now())).length, 2);
     const pair = endpoints(2, { consecutiveFailures: 1, maxEjectionPercent: 10 });
-    for (const e of pair.list) e.recordFailure(pair.list);
+    for (const e of pair.list) failed(e, pair.list);
     assert.equal(pair.list.filter((e) => !e.available(pair.clock.now())).length, 1);
   });
 });
@@ -85,12 +105,12 @@ describe('Endpoint: other reasons to stay out', () => {
   test("a backend's Retry-After keeps it out that long, at most 30 s", () => {
     const { list, clock } = endpoints(1);
     const [a] = list as [Endpoint];
-    a.backOff(7);
+    attempt(a, { kind: 'overloaded', retryAfterSeconds: 7 });
     assert.equal(a.state(clock.now()), 'backing_off');
     assert.equal(a.returnsAt(clock.now()), 7000);
-    a.backOff(3600);
+    attempt(a, { kind: 'overloaded', retryAfterSeconds: 3600 });
     assert.equal(a.returnsAt(clock.now()), 30_000);
-    a.backOff(Number.NaN);
+    attempt(a, { kind: 'overloaded', retryAfterSeconds: Number.NaN });
     assert.equal(a.returnsAt(clock.now()), 30_000, 'a missing or bad Retry-After changes nothing');
   });
 
@@ -98,7 +118,7 @@ describe('Endpoint: other reasons to stay out', () => {
     const { list, clock } = endpoints(1);
     const [a] = list as [Endpoint];
     assert.equal(a.breakerState, 'closed');
-    a.failFast();
+    refusedConnection(a);
     assert.equal(a.breakerState, 'open');
     assert.equal(a.state(clock.now()), 'circuit_open');
     assert.equal(a.returnsAt(clock.now()), DEFAULT_CIRCUIT_BREAKER.resetTimeoutMs);
@@ -107,25 +127,16 @@ describe('Endpoint: other reasons to stay out', () => {
   test('the breaker opens on the error rate once volumeThreshold calls are in', async () => {
     const { list } = endpoints(1);
     const [a] = list as [Endpoint];
-    const fail = () =>
-      a.run(
-        async () => ({ status: 500 }),
-        (r) => r.status >= 500,
-      );
-    const ok = () =>
-      a.run(
-        async () => ({ status: 200 }),
-        (r) => r.status >= 500,
-      );
-    for (let i = 0; i < 5; i++) await ok();
-    for (let i = 0; i < 4; i++) await fail();
+    for (let i = 0; i < 5; i++) answered(a);
+    for (let i = 0; i < 4; i++) failed(a);
     assert.equal(a.breakerState, 'closed', '9 calls: under the volume threshold of 10');
-    await fail();
+    failed(a);
     assert.equal(a.breakerState, 'closed', '5 of 10 failed: 50 % is not more than 50 %');
-    await fail();
+    failed(a);
     assert.equal(a.breakerState, 'open', '6 of 11 failed');
     assert.deepEqual(a.recent, { requests: 11, failures: 6 });
-    assert.equal(await ok(), undefined, 'an open breaker refuses the call');
+    assert.equal(answered(a), false, 'an open breaker refuses the call');
+    assert.equal(a.outstanding, 0, 'a refused call is not outstanding');
   });
 });
 
@@ -148,9 +159,8 @@ describe('Endpoint: health checks and reloads', () => {
   test('a replica that stays ready while its answers fail keeps its ejection when checks pass', async () => {
     const srv = await readyServer();
     const clock = new FakeClock();
-    const e = new Endpoint(srv.url, { connections: 1 }, settings(), clock, {});
-    made.push(e);
-    e.recordFailure([e, e]);
+    const e = endpoint(srv.url, settings(), clock);
+    failed(e, [e, e]);
     assert.equal(e.state(clock.now()), 'ejected');
     assert.equal(await e.check(), true);
     assert.equal(await e.check(), true);
@@ -161,9 +171,8 @@ describe('Endpoint: health checks and reloads', () => {
   test('a replica that was down (refused) and answers ready again returns at once', async () => {
     const srv = await readyServer();
     const clock = new FakeClock();
-    const e = new Endpoint(srv.url, { connections: 1 }, settings(), clock, {});
-    made.push(e);
-    e.failFast();
+    const e = endpoint(srv.url, { ...settings(), outlierDetection: DEFAULT_OUTLIER_DETECTION }, clock);
+    refusedConnection(e);
     assert.equal(e.state(clock.now()), 'circuit_open');
     assert.equal(await e.check(), true);
     assert.equal(e.breakerState, 'closed');
@@ -226,49 +235,44 @@ describe('Endpoint: the half-open probe', () => {
   /** An endpoint whose breaker a refused connection opened and whose 20 ms reset has run out. */
   async function halfOpen(): Promise<{ e: Endpoint; clock: FakeClock }> {
     const clock = new FakeClock();
+    let halfOpened = () => {};
+    const origin = 'http://127.0.0.1:1';
     const e = new Endpoint(
-      'http://127.0.0.1:1',
-      { connections: 1 },
+      origin,
+      createDispatcher(origin, { connections: 1 }),
       {
         circuitBreaker: { ...DEFAULT_CIRCUIT_BREAKER, resetTimeoutMs: 20 },
         healthCheck: { ...DEFAULT_HEALTH_CHECK, intervalMs: 0 },
         outlierDetection: DEFAULT_OUTLIER_DETECTION,
       },
       clock,
-      {},
+      { onBreaker: (_e, state) => state === 'half_open' && halfOpened() },
     );
     made.push(e);
-    e.failFast();
-    // opossum's reset timer is a real one.
-    await new Promise<void>((resolve) => {
-      const poll = () => (e.breakerState === 'half_open' ? resolve() : setTimeout(poll, 5));
-      poll();
+    // opossum's reset timer is a real one, and unref'd: a timer of the test's own holds the process.
+    const hold = setTimeout(() => {}, 10_000);
+    const reset = new Promise<void>((resolve) => {
+      halfOpened = resolve;
     });
+    refusedConnection(e);
+    await reset;
+    clearTimeout(hold);
     return { e, clock };
   }
-  const failedOn5xx = (r: { status: number }) => r.status >= 500;
 
   test('after the reset timeout one probe goes through, others are refused, and its success closes the breaker', async () => {
     const { e, clock } = await halfOpen();
     assert.equal(e.state(clock.now()), 'available', 'half-open: a probe may go');
-    let answer: (r: { status: number }) => void = () => {};
-    const probe = e.run(
-      () =>
-        new Promise<{ status: number }>((r) => {
-          answer = r;
-        }),
-      failedOn5xx,
-    );
+    assert.equal(e.admit(), true, 'the probe goes');
     assert.equal(e.state(clock.now()), 'circuit_open', 'the probe is out');
-    assert.equal(await e.run(async () => ({ status: 200 }), failedOn5xx), undefined);
-    answer({ status: 200 });
-    assert.deepEqual(await probe, { status: 200 });
+    assert.equal(e.admit(), false, 'a second call is refused while the probe is out');
+    e.settle(OK, [e]);
     assert.equal(e.breakerState, 'closed');
   });
 
   test('a failed probe opens the breaker again', async () => {
     const { e } = await halfOpen();
-    await e.run(async () => ({ status: 500 }), failedOn5xx);
+    assert.equal(failed(e), true);
     assert.equal(e.breakerState, 'open');
   });
 });
