@@ -3,15 +3,7 @@
  * same JSON body as the backend's `simple` model and answers a fixed reply of the same shape.
  */
 import Fastify from 'fastify';
-
-const reply = JSON.stringify({
-  model_name: 'simple',
-  model_version: '1',
-  outputs: [
-    { name: 'OUTPUT0', datatype: 'INT32', shape: [1, 16], data: Array.from({ length: 16 }, (_, i) => 2 * i) },
-    { name: 'OUTPUT1', datatype: 'INT32', shape: [1, 16], data: new Array(16).fill(0) },
-  ],
-});
+import { simpleAnswer as reply } from './common.js';
 
 const app = Fastify({ logger: false });
 app.post('/v2/models/simple/infer', async (req, res) => {

@@ -51,7 +51,7 @@ export function startServer(
 }
 
 function stopChild(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null) return Promise.resolve();
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
   return new Promise((resolve) => {
     child.once('exit', () => resolve());
     child.kill('SIGTERM');
@@ -159,6 +159,8 @@ export async function load(opts: LoadOptions): Promise<LoadResult> {
  * decides how many requests meet at the server.
  */
 export class ClosedLoop {
+  /** A run fails when a connection waits this long for an answer: runs stop by themselves. */
+  static answerTimeoutMs = 30_000;
   private readonly request: Buffer;
   private sockets: Socket[] = [];
 
@@ -175,26 +177,38 @@ export class ClosedLoop {
     this.request = Buffer.concat([Buffer.from(`${head}\r\n`), payload]);
   }
 
+  /**
+   * Opens the connections that are missing: all at first, and afresh any that the server closed
+   * while it sat idle between runs (a keep-alive timeout).
+   */
   private async connect(): Promise<void> {
-    if (this.sockets.length > 0) return;
+    this.sockets = this.sockets.filter((s) => !s.destroyed && s.readyState === 'open');
+    if (this.sockets.length === this.connections) return;
     const u = new URL(this.url);
-    this.sockets = await Promise.all(
+    const fresh = await Promise.all(
       Array.from(
-        { length: this.connections },
+        { length: this.connections - this.sockets.length },
         () =>
           new Promise<Socket>((resolve, reject) => {
-            const socket = createConnection({ host: u.hostname, port: Number(u.port) }, () =>
-              resolve(socket),
-            );
+            const socket = createConnection({ host: u.hostname, port: Number(u.port) }, () => {
+              socket.off('error', reject);
+              resolve(socket);
+            });
             socket.setNoDelay(true);
             socket.once('error', reject);
+            // A close between runs is noticed by the next connect(); one mid-run fails that run.
+            socket.on('error', () => {});
           }),
       ),
     );
+    this.sockets.push(...fresh);
   }
 
-  /** Sends `amount` requests; with `pid`, reads that process's CPU over the run. */
-  async run(amount: number, pid?: number): Promise<LoadResult> {
+  /**
+   * Sends `amount` requests; with `pid`, reads that process's CPU over the run; with `sink`,
+   * pushes each answered request's latency (ms, microsecond clock) onto it.
+   */
+  async run(amount: number, pid?: number, sink?: number[]): Promise<LoadResult> {
     await this.connect();
     const before = pid === undefined ? 0 : await cpuOf([pid]);
     const latencies: number[] = [];
@@ -209,8 +223,7 @@ export class ClosedLoop {
             let t0 = 0;
             const send = () => {
               if (sent >= amount) {
-                socket.off('data', onData);
-                socket.off('error', onError);
+                done();
                 resolve();
                 return;
               }
@@ -218,7 +231,19 @@ export class ClosedLoop {
               t0 = performance.now();
               socket.write(this.request);
             };
-            const onError = (e: Error) => reject(e);
+            const done = () => {
+              socket.off('data', onData);
+              socket.off('error', onError);
+              socket.off('close', onClose);
+              socket.off('timeout', onTimeout);
+              socket.setTimeout(0);
+            };
+            const onError = (e: Error) => {
+              done();
+              reject(e);
+            };
+            const onClose = () => onError(new Error('the server closed a connection mid-run'));
+            const onTimeout = () => onError(new Error(`no answer in ${ClosedLoop.answerTimeoutMs} ms`));
             const onData = (chunk: Buffer) => {
               buffered = buffered.length === 0 ? chunk : Buffer.concat([buffered, chunk]);
               const end = buffered.indexOf('\r\n\r\n');
@@ -226,13 +251,13 @@ export class ClosedLoop {
               const head = buffered.toString('latin1', 0, end);
               const m = /\r\ncontent-length: *(\d+)/i.exec(head);
               if (m === null) {
-                reject(new Error(`answer without content-length: ${head.slice(0, 200)}`));
+                onError(new Error(`answer without content-length: ${head.slice(0, 200)}`));
                 return;
               }
               const total = end + 4 + Number(m[1]);
               if (buffered.length < total) return;
               if (buffered.length > total) {
-                reject(new Error('more bytes than one answer: the server answered unasked'));
+                onError(new Error('more bytes than one answer: the server answered unasked'));
                 return;
               }
               buffered = Buffer.alloc(0);
@@ -243,12 +268,16 @@ export class ClosedLoop {
             };
             socket.on('data', onData);
             socket.on('error', onError);
+            socket.on('close', onClose);
+            socket.on('timeout', onTimeout);
+            socket.setTimeout(ClosedLoop.answerTimeoutMs);
             send();
           }),
       ),
     );
     const seconds = (performance.now() - started) / 1000;
     const after = pid === undefined ? 0 : await cpuOf([pid]);
+    if (sink !== undefined) for (const l of latencies) sink.push(l);
     latencies.sort((a, b) => a - b);
     const at = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))]!;
     const out: LoadResult = {

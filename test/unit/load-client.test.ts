@@ -3,7 +3,7 @@
 // connections kept, bad answers refused).
 import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { after, before, test } from 'node:test';
 import { ClosedLoop, cpuOf } from '../../load/lib.js';
 
@@ -92,6 +92,45 @@ test('ClosedLoop refuses an answer without Content-Length rather than miscount',
     await assert.rejects(client.run(1), /answer without content-length/);
   } finally {
     client.close();
+  }
+});
+
+test('ClosedLoop opens afresh the connections a server closed between runs (keep-alive timeout)', async () => {
+  const sockets = new Set<unknown>();
+  const short = createServer((req, res) => {
+    sockets.add(req.socket);
+    req.resume();
+    req.on('end', () => res.writeHead(200, { 'content-length': 2 }).end('{}'));
+  });
+  short.keepAliveTimeout = 50;
+  await new Promise<void>((resolve) => short.listen(0, '127.0.0.1', resolve));
+  const client = new ClosedLoop(`http://127.0.0.1:${(short.address() as AddressInfo).port}/`, 2, '{}');
+  try {
+    await client.run(10);
+    const closed = new Promise<void>((resolve) => {
+      let open = 2;
+      for (const s of sockets) (s as Socket).once('close', () => --open === 0 && resolve());
+    });
+    await closed; // the server's keep-alive timeout ends both idle connections
+    const second = await client.run(10);
+    assert.equal(second.requests, 10);
+    assert.equal(sockets.size, 4, 'two fresh connections for the second run');
+  } finally {
+    client.close();
+    short.closeAllConnections();
+    await new Promise<void>((resolve) => short.close(() => resolve()));
+  }
+});
+
+test('ClosedLoop fails a run whose connection the server closes mid-run, rather than wait forever', async () => {
+  const rude = createServer((req) => req.socket.destroy());
+  await new Promise<void>((resolve) => rude.listen(0, '127.0.0.1', resolve));
+  const client = new ClosedLoop(`http://127.0.0.1:${(rude.address() as AddressInfo).port}/`, 1, '{}');
+  try {
+    await assert.rejects(client.run(1), /closed a connection mid-run|ECONNRESET/);
+  } finally {
+    client.close();
+    await new Promise<void>((resolve) => rude.close(() => resolve()));
   }
 });
 
