@@ -6,6 +6,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { availableParallelism, cpus } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { Dispatcher, Pool } from 'undici';
 
 /** The repository's root (this file lives in load/). */
 export const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -92,3 +93,13 @@ export const simpleAnswer = JSON.stringify({
     { name: 'OUTPUT1', datatype: 'INT32', shape: [1, 16], data: new Array(16).fill(0) },
   ],
 });
+
+/** One POST of `simple`'s body on `pool`. */
+export function postSimple(pool: Pool, path: string): Promise<Dispatcher.ResponseData> {
+  return pool.request({
+    path,
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: simpleBody,
+  });
+}

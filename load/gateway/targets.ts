@@ -9,7 +9,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Pool } from 'undici';
 import { buildModelRepository } from '../../models/build.js';
-import { root, simpleBody } from '../common.js';
+import { postSimple, root } from '../common.js';
 import { type ChildServer, startServer } from '../lib.js';
 import { startNginx } from './nginx.js';
 import type { Options, TargetName } from './options.js';
@@ -154,12 +154,7 @@ export async function check(url: string): Promise<{ outputs: unknown; bytes: num
   const u = new URL(url);
   const pool = new Pool(u.origin, { connections: 1 });
   try {
-    const res = await pool.request({
-      path: u.pathname,
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: simpleBody,
-    });
+    const res = await postSimple(pool, u.pathname);
     const text = await res.body.text();
     if (res.statusCode !== 200) throw new Error(`${url} answered ${res.statusCode}: ${text.slice(0, 500)}`);
     return { outputs: (JSON.parse(text) as { outputs: unknown }).outputs, bytes: Buffer.byteLength(text) };

@@ -8,7 +8,7 @@
 import { median } from '../../common.js';
 import type { PhaseContext } from '../meter.js';
 import type { TargetName } from '../options.js';
-import { slicedLoads, totalRequests } from './sliced.js';
+import { perTarget, slicedLoads } from './sliced.js';
 
 export interface Cpu {
   requests: number;
@@ -21,20 +21,14 @@ export interface Cpu {
 }
 
 export async function cpuPhase(ctx: PhaseContext): Promise<Partial<Record<TargetName, Cpu>>> {
-  const cpu = await slicedLoads(ctx, ctx.counts.cpuConnections, ctx.counts.cpu);
-  const out: Partial<Record<TargetName, Cpu>> = {};
-  for (const t of ctx.targets) {
-    const acc = cpu.get(t.name)!;
-    const n = totalRequests(acc);
-    out[t.name] = {
-      requests: n,
-      rps: median(acc.slices.map((x) => x.rps)),
-      failed: acc.slices.reduce((a, x) => a + x.non2xx + x.errors, 0),
-      ...(t.name !== 'direct'
-        ? { proxyCpuUsPerRequest: acc.proxyUs / n, proxyCpuUsPerRequestFromTicks: acc.ticksUs / n }
-        : {}),
-      backendCpuUsPerRequest: acc.backendUs / n,
-    };
-  }
-  return out;
+  const sliced = await slicedLoads(ctx, ctx.counts.cpuConnections, ctx.counts.cpu);
+  return perTarget(ctx, sliced, (acc, n, proxy) => ({
+    requests: n,
+    rps: median(acc.slices.map((x) => x.rps)),
+    failed: acc.slices.reduce((a, x) => a + x.non2xx + x.errors, 0),
+    ...(proxy
+      ? { proxyCpuUsPerRequest: acc.proxyUs / n, proxyCpuUsPerRequestFromTicks: acc.ticksUs / n }
+      : {}),
+    backendCpuUsPerRequest: acc.backendUs / n,
+  }));
 }

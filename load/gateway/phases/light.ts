@@ -6,7 +6,7 @@
  * It also reads the proxy's CPU per request at that rate, and what it burns while idle (measured
  * just before, after a pause), since at 200 req/s that is not negligible.
  */
-import { type LatencyStats, latencyStats, simpleBody, sleep, turnOrder } from '../../common.js';
+import { type LatencyStats, latencyStats, postSimple, sleep, turnOrder } from '../../common.js';
 import { type PhaseContext, metered, part } from '../meter.js';
 import type { TargetName } from '../options.js';
 import { Pool } from 'undici';
@@ -39,12 +39,7 @@ async function paced(
   const one = async () => {
     const t0 = performance.now();
     try {
-      const res = await pool.request({
-        path: u.pathname,
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: simpleBody,
-      });
+      const res = await postSimple(pool, u.pathname);
       await res.body.arrayBuffer();
       if (res.statusCode === 200) latencies.push(performance.now() - t0);
       else failed++;

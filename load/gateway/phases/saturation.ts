@@ -2,7 +2,7 @@
 import { median } from '../../common.js';
 import type { PhaseContext } from '../meter.js';
 import type { TargetName } from '../options.js';
-import { slicedLoads, totalRequests } from './sliced.js';
+import { perTarget, slicedLoads } from './sliced.js';
 
 export interface Saturation {
   requests: number;
@@ -23,15 +23,12 @@ export interface Saturation {
 }
 
 export async function saturationPhase(ctx: PhaseContext): Promise<Partial<Record<TargetName, Saturation>>> {
-  const sat = await slicedLoads(ctx, ctx.counts.saturationConnections, ctx.counts.saturation);
-  const out: Partial<Record<TargetName, Saturation>> = {};
-  for (const t of ctx.targets) {
-    const acc = sat.get(t.name)!;
-    const requests = totalRequests(acc);
+  const sliced = await slicedLoads(ctx, ctx.counts.saturationConnections, ctx.counts.saturation);
+  return perTarget(ctx, sliced, (acc, requests, proxy) => {
     // Busy time: from each slice's first request to its last answer (the call itself ends on
     // autocannon's next one-second tick).
     const busy = acc.slices.reduce((a, x) => a + x.requests / x.rps, 0);
-    out[t.name] = {
+    return {
       requests,
       rps: median(acc.slices.map((x) => x.rps)),
       p50Ms: median(acc.slices.map((x) => x.p50Ms)),
@@ -39,12 +36,11 @@ export async function saturationPhase(ctx: PhaseContext): Promise<Partial<Record
       non2xx: acc.slices.reduce((a, x) => a + x.non2xx, 0),
       errors: acc.slices.reduce((a, x) => a + x.errors, 0),
       sliceRps: acc.slices.map((x) => x.rps),
-      ...(t.name !== 'direct' ? { proxyCpuUsPerRequest: acc.proxyUs / requests } : {}),
+      ...(proxy ? { proxyCpuUsPerRequest: acc.proxyUs / requests } : {}),
       backendCpuUsPerRequest: acc.backendUs / requests,
       proxyCpuCores: acc.proxyUs / 1e6 / busy,
       backendCpuCores: acc.backendUs / 1e6 / busy,
       clientCpuCores: acc.clientUs / 1e6 / busy,
     };
-  }
-  return out;
+  });
 }

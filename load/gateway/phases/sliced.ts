@@ -39,4 +39,20 @@ export async function slicedLoads(
   return accs;
 }
 
-export const totalRequests = (s: Sliced) => s.slices.reduce((a, x) => a + x.requests, 0);
+/** One record per target from its summed slices (`requests`: their total). */
+export function perTarget<T>(
+  ctx: PhaseContext,
+  sliced: Map<TargetName, Sliced>,
+  f: (acc: Sliced, requests: number, proxy: boolean) => T,
+): Partial<Record<TargetName, T>> {
+  const out: Partial<Record<TargetName, T>> = {};
+  for (const t of ctx.targets) {
+    const acc = sliced.get(t.name)!;
+    out[t.name] = f(
+      acc,
+      acc.slices.reduce((a, x) => a + x.requests, 0),
+      t.name !== 'direct',
+    );
+  }
+  return out;
+}
