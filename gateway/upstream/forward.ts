@@ -6,7 +6,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Clock } from '../../common/clock.js';
 import type { CompiledRetries } from '../policy/compile.js';
-import { type Attempt, dispatchAttempt } from './attempt.js';
+import { type Attempt, type AttemptRequest, dispatchAttempt } from './attempt.js';
 import { deadlineQueue } from './deadline.js';
 import type { Endpoint } from './endpoint.js';
 import {
@@ -17,9 +17,8 @@ import {
   CancelledError,
   classify,
   PerTryTimeoutError,
-  RETRYABLE_ERROR_CODES,
   type RetryReason,
-  type Settlement,
+  retryableError,
   TimeoutError,
 } from './outcome.js';
 import { pick } from './picker.js';
@@ -39,11 +38,8 @@ export interface Cancellation {
   onCancel: (() => void) | undefined;
 }
 
-export interface ForwardRequest {
-  readonly method: 'GET' | 'POST';
-  readonly path: string;
-  readonly headers: Record<string, string>;
-  readonly body: Buffer | null;
+/** The request's bytes (method, path, headers, body), where to send them and under what policy. */
+export interface ForwardRequest extends AttemptRequest {
   readonly endpoints: readonly Endpoint[];
   readonly timeoutMs: number;
   readonly retries: CompiledRetries;
@@ -174,7 +170,7 @@ export async function forward(req: ForwardRequest, ctx: ForwardContext): Promise
         if (outcome.kind === 'per_try_timeout') {
           retryReason = 'timeout';
         } else {
-          if (!isRetryable(outcome)) return { kind: 'unavailable', attempts, error: result.error };
+          if (!retryableError(outcome)) return { kind: 'unavailable', attempts, error: result.error };
           retryReason = 'network_error';
         }
       } else {
@@ -214,10 +210,4 @@ export async function forward(req: ForwardRequest, ctx: ForwardContext): Promise
   }
   if (lastError instanceof PerTryTimeoutError) return { kind: 'timeout', attempts, endpoint: lastEndpoint };
   return { kind: 'unavailable', attempts, error: lastError };
-}
-
-function isRetryable(outcome: Settlement): boolean {
-  return (
-    outcome.kind === 'network_error' && outcome.code !== undefined && RETRYABLE_ERROR_CODES.has(outcome.code)
-  );
 }

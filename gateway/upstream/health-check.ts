@@ -25,7 +25,7 @@ export class HealthCheck {
   constructor(
     private readonly origin: string,
     private readonly clock: Clock,
-    /** Called when a check is due; resolves when the next may be armed. */
+    /** Called when a check is due (the timer has fired and is disarmed). */
     private readonly due: () => void,
     private readonly connect: HealthCheckClientFactory = createHealthCheckClient,
   ) {}

@@ -99,6 +99,11 @@ export function classify(r: AttemptResult, timedOut: boolean): Settlement {
   return status < 400 ? OK : status < 500 ? CLIENT_ERROR : SERVER_ERROR;
 }
 
+/** A network error after which the request may be sent again (see RETRYABLE_ERROR_CODES). */
+export function retryableError(outcome: Settlement): boolean {
+  return outcome.kind === 'network_error' && RETRYABLE_ERROR_CODES.has(outcome.code ?? '');
+}
+
 /** What metrics call a settled attempt. */
 export function attemptOutcome(s: Settlement): AttemptOutcome {
   return s.kind === 'per_try_timeout' || s.kind === 'cancelled' ? 'timeout' : s.kind;

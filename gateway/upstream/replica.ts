@@ -33,16 +33,13 @@ export interface EndpointSettings {
  * nothing listens), and a backend's `Retry-After`. An attempt is `admit`ted, then `settle`d.
  */
 export class Endpoint {
-  /** Requests sent and not finished (the picker's load signal). */
-  outstanding = 0;
-  /** The active health check's verdict; true until checks say otherwise. */
-  healthy = true;
-  /** Until when (clock ms) a passive ejection keeps it out. */
-  ejectedUntil = 0;
-  /** Until when a backend's `Retry-After` keeps it out. */
-  notBefore = 0;
-  ejections = 0;
-  consecutiveFailures = 0;
+  // The standing, read outside through the getters below and changed only by this class.
+  #outstanding = 0;
+  #healthy = true;
+  #ejectedUntil = 0;
+  #notBefore = 0;
+  #ejections = 0;
+  #consecutiveFailures = 0;
   private readonly breaker: Breaker;
   private readonly health: HealthCheck;
   private retireTimer: unknown;
@@ -67,6 +64,35 @@ export class Endpoint {
     );
   }
 
+  /** Requests sent and not finished (the picker's load signal). */
+  get outstanding(): number {
+    return this.#outstanding;
+  }
+
+  /** The active health check's verdict; true until checks say otherwise. */
+  get healthy(): boolean {
+    return this.#healthy;
+  }
+
+  /** Until when (clock ms) a passive ejection keeps it out. */
+  get ejectedUntil(): number {
+    return this.#ejectedUntil;
+  }
+
+  /** Until when a backend's `Retry-After` keeps it out. */
+  get notBefore(): number {
+    return this.#notBefore;
+  }
+
+  /** Ejections in a row (each one twice as long), and failed attempts since the last success. */
+  get ejections(): number {
+    return this.#ejections;
+  }
+
+  get consecutiveFailures(): number {
+    return this.#consecutiveFailures;
+  }
+
   /** The breaker's state, as the picker sees it. */
   get breakerState(): BreakerState {
     return this.breaker.state;
@@ -80,9 +106,9 @@ export class Endpoint {
   /** Whether the picker may send it a request now, and if not, why. */
   state(now: number): EndpointState {
     if (this.closed) return 'closed';
-    if (!this.healthy) return 'unhealthy';
-    if (now < this.ejectedUntil) return 'ejected';
-    if (now < this.notBefore) return 'backing_off';
+    if (!this.#healthy) return 'unhealthy';
+    if (now < this.#ejectedUntil) return 'ejected';
+    if (now < this.#notBefore) return 'backing_off';
     // A half-open breaker lets one probe through at a time.
     if (this.breaker.refuses) return 'circuit_open';
     return 'available';
@@ -94,10 +120,10 @@ export class Endpoint {
 
   /** Earliest clock time at which it may be available again (for Retry-After). */
   returnsAt(now: number): number {
-    if (!this.healthy) return now + Math.max(this.settings.healthCheck.intervalMs, 1000);
+    if (!this.#healthy) return now + Math.max(this.settings.healthCheck.intervalMs, 1000);
     let t = now;
-    if (this.ejectedUntil > t) t = this.ejectedUntil;
-    if (this.notBefore > t) t = this.notBefore;
+    if (this.#ejectedUntil > t) t = this.#ejectedUntil;
+    if (this.#notBefore > t) t = this.#notBefore;
     if (this.breaker.opened) t = Math.max(t, now + this.breaker.resetTimeoutMs);
     return t;
   }
@@ -109,7 +135,7 @@ export class Endpoint {
    */
   admit(): boolean {
     if (this.closed || !this.breaker.admit()) return false;
-    this.outstanding += 1;
+    this.#outstanding += 1;
     return true;
   }
 
@@ -120,14 +146,14 @@ export class Endpoint {
    * and the back-off a 503's `Retry-After` asks for. A 4xx is the request's fault, not the replica's.
    */
   settle(outcome: Settlement, peers: readonly Endpoint[]): void {
-    this.outstanding -= 1;
+    this.#outstanding -= 1;
     switch (outcome.kind) {
       case 'ok':
       case 'client_error':
         this.breaker.success();
-        this.consecutiveFailures = 0;
+        this.#consecutiveFailures = 0;
         // A clean answer after an ejection ended: the next ejection starts short again.
-        if (this.ejections > 0 && this.clock.now() >= this.ejectedUntil) this.ejections = 0;
+        if (this.#ejections > 0 && this.clock.now() >= this.#ejectedUntil) this.#ejections = 0;
         return;
       case 'cancelled':
         // Cut off because the client went away: the breaker counts the attempt failed, as it ended
@@ -141,7 +167,7 @@ export class Endpoint {
     if (outcome.kind === 'overloaded') {
       // Send it nothing until then (at most 30 s); a missing or bad Retry-After changes nothing.
       const seconds = outcome.retryAfterSeconds;
-      if (seconds > 0) this.notBefore = this.clock.now() + Math.min(seconds, 30) * 1000;
+      if (seconds > 0) this.#notBefore = this.clock.now() + Math.min(seconds, 30) * 1000;
     } else if (outcome.kind === 'network_error' && CONNECT_ERROR_CODES.has(outcome.code ?? '')) {
       this.breaker.failFast();
     }
@@ -149,26 +175,26 @@ export class Endpoint {
 
   /** Passive outlier detection: eject when the run of failures is long enough. */
   private countFailure(peers: readonly Endpoint[]): void {
-    this.consecutiveFailures += 1;
+    this.#consecutiveFailures += 1;
     const o = this.settings.outlierDetection;
-    if (this.consecutiveFailures < o.consecutiveFailures) return;
+    if (this.#consecutiveFailures < o.consecutiveFailures) return;
     const now = this.clock.now();
-    if (now < this.ejectedUntil) return;
+    if (now < this.#ejectedUntil) return;
     const ejected = peers.reduce((n, p) => n + (p !== this && now < p.ejectedUntil ? 1 : 0), 0);
     const allowed = Math.max(1, Math.floor((peers.length * o.maxEjectionPercent) / 100));
     if (ejected >= allowed) return;
-    const forMs = Math.min(o.baseEjectionMs * 2 ** this.ejections, o.maxEjectionMs);
-    this.ejections += 1;
-    this.ejectedUntil = now + forMs;
-    this.consecutiveFailures = 0;
+    const forMs = Math.min(o.baseEjectionMs * 2 ** this.#ejections, o.maxEjectionMs);
+    this.#ejections += 1;
+    this.#ejectedUntil = now + forMs;
+    this.#consecutiveFailures = 0;
     this.events.onEjected?.(this, forMs);
   }
 
   /** One active check of `/v2/health/ready`; resolves with its verdict. */
   async check(): Promise<boolean> {
-    if (this.closed) return this.healthy;
+    if (this.closed) return this.#healthy;
     const result = await this.health.probe(this.settings.healthCheck.timeoutMs);
-    if (result === undefined) return this.healthy;
+    if (result === undefined) return this.#healthy;
     if (!this.closed) this.checked(result);
     return result.ok;
   }
@@ -184,21 +210,21 @@ export class Endpoint {
       // returns at once: its failures were the outage, so the ejection and the breaker go too.
       // A replica that stayed ready while its answers failed keeps its ejection and breaker: a
       // passing check says nothing about its answers.
-      const wasDown = !this.healthy || this.breaker.openedByFailFast;
+      const wasDown = !this.#healthy || this.breaker.openedByFailFast;
       if (wasDown && this.health.passes >= healthyThreshold) {
-        this.ejectedUntil = 0;
-        this.notBefore = 0;
-        this.consecutiveFailures = 0;
+        this.#ejectedUntil = 0;
+        this.#notBefore = 0;
+        this.#consecutiveFailures = 0;
         this.breaker.close();
-        if (!this.healthy) this.setHealthy(true, 'health check passed');
+        if (!this.#healthy) this.setHealthy(true, 'health check passed');
       }
-    } else if (this.healthy && this.health.failures >= unhealthyThreshold) {
+    } else if (this.#healthy && this.health.failures >= unhealthyThreshold) {
       this.setHealthy(false, 'health check failed');
     }
   }
 
   private setHealthy(healthy: boolean, reason: string): void {
-    this.healthy = healthy;
+    this.#healthy = healthy;
     this.events.onHealthChange?.(this, healthy, reason);
   }
 
@@ -218,7 +244,7 @@ export class Endpoint {
     if (this.closed || this.retiring) return;
     const { intervalMs } = this.settings.healthCheck;
     this.health.arm(intervalMs, restart);
-    if (intervalMs <= 0 && !this.healthy) this.setHealthy(true, 'active checks turned off');
+    if (intervalMs <= 0 && !this.#healthy) this.setHealthy(true, 'active checks turned off');
   }
 
   /**

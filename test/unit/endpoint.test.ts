@@ -18,7 +18,14 @@ import {
   type Settlement,
 } from '../../gateway/upstream/endpoint.js';
 import { forward } from '../../gateway/upstream/forward.js';
-import { OK, SERVER_ERROR } from '../../gateway/upstream/outcome.js';
+import {
+  CANCELLED,
+  CLIENT_ERROR,
+  OK,
+  PER_TRY_TIMEOUT,
+  SERVER_ERROR,
+  TIMEOUT,
+} from '../../gateway/upstream/outcome.js';
 import { RetryBudget } from '../../gateway/upstream/retry-budget.js';
 import { FakeClock } from '../helpers/fake-clock.js';
 
@@ -56,6 +63,66 @@ function attempt(e: Endpoint, outcome: Settlement, peers: readonly Endpoint[] = 
 const failed = (e: Endpoint, peers?: readonly Endpoint[]) => attempt(e, SERVER_ERROR, peers);
 const answered = (e: Endpoint) => attempt(e, OK);
 const refusedConnection = (e: Endpoint) => attempt(e, { kind: 'network_error', code: 'ECONNREFUSED' });
+
+describe('Endpoint.settle: every consequence of an outcome, in one place', () => {
+  // After one failed attempt (a run of 1, one breaker failure), one more attempt settles as:
+  const table: {
+    outcome: Settlement;
+    run: number;
+    breakerFailures: number;
+    state: string;
+  }[] = [
+    { outcome: OK, run: 0, breakerFailures: 1, state: 'available' },
+    { outcome: CLIENT_ERROR, run: 0, breakerFailures: 1, state: 'available' },
+    { outcome: SERVER_ERROR, run: 2, breakerFailures: 2, state: 'available' },
+    {
+      outcome: { kind: 'overloaded', retryAfterSeconds: 7 },
+      run: 2,
+      breakerFailures: 2,
+      state: 'backing_off',
+    },
+    {
+      outcome: { kind: 'overloaded', retryAfterSeconds: Number.NaN },
+      run: 2,
+      breakerFailures: 2,
+      state: 'available',
+    },
+    {
+      outcome: { kind: 'network_error', code: 'ECONNRESET' },
+      run: 2,
+      breakerFailures: 2,
+      state: 'available',
+    },
+    {
+      outcome: { kind: 'network_error', code: 'ECONNREFUSED' },
+      run: 2,
+      breakerFailures: 2,
+      state: 'circuit_open',
+    },
+    {
+      outcome: { kind: 'network_error', code: 'UND_ERR_CONNECT_TIMEOUT' },
+      run: 2,
+      breakerFailures: 2,
+      state: 'circuit_open',
+    },
+    { outcome: TIMEOUT, run: 2, breakerFailures: 2, state: 'available' },
+    { outcome: PER_TRY_TIMEOUT, run: 2, breakerFailures: 2, state: 'available' },
+    { outcome: CANCELLED, run: 1, breakerFailures: 2, state: 'available' },
+  ];
+  for (const c of table) {
+    const name = 'code' in c.outcome ? `network_error ${c.outcome.code}` : JSON.stringify(c.outcome);
+    test(`${name}: run of failures ${c.run}, breaker failures ${c.breakerFailures}, ${c.state}`, () => {
+      const { list, clock } = endpoints(1);
+      const [a] = list as [Endpoint];
+      failed(a);
+      assert.equal(attempt(a, c.outcome), true);
+      assert.equal(a.consecutiveFailures, c.run);
+      assert.deepEqual(a.recent, { requests: 2, failures: c.breakerFailures });
+      assert.equal(a.state(clock.now()), c.state);
+      assert.equal(a.outstanding, 0);
+    });
+  }
+});
 
 describe('Endpoint: passive ejection', () => {
   test('ejected after consecutiveFailures in a row, for baseEjectionMs; a success resets the run', () => {

@@ -1,7 +1,17 @@
-// Endpoint picking: power of two choices on outstanding requests, with a seeded random source.
+// Endpoint picking: the filters (available now, not refused, untried first), then power of two
+// choices on outstanding requests, with a seeded random source.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { type Pickable, pickEndpoint } from '../../gateway/upstream/picker.js';
+import {
+  availableNow,
+  byOutstanding,
+  notRefused,
+  type Pickable,
+  pick,
+  pickEndpoint,
+  powerOfTwo,
+  untriedFirst,
+} from '../../gateway/upstream/picker.js';
 import { mulberry32 } from '../../models/reference.js';
 
 interface Ep extends Pickable {
@@ -191,5 +201,79 @@ describe('pickEndpoint: tried endpoints', () => {
     const a = tally(list, 1000, 21);
     const b = tally(list, 1000, 21, new Set());
     assert.deepEqual([...a], [...b]);
+  });
+});
+
+describe('the pipeline: filters, then the pick', () => {
+  interface Ep2 extends Ep {
+    up: boolean;
+    available(now: number): boolean;
+  }
+  const fleet = (...loads: number[]): Ep2[] =>
+    eps(...loads).map((e) => ({
+      ...e,
+      up: true,
+      available(this: Ep2) {
+        return this.up;
+      },
+    }));
+
+  test('a filter that drops nothing returns the very array it was given (nothing allocated)', () => {
+    const list = fleet(0, 1, 2);
+    assert.equal(availableNow(list, 0), list);
+    assert.equal(notRefused(list, undefined), list);
+    assert.equal(notRefused(list, new Set()), list);
+    assert.equal(untriedFirst(list, undefined), list);
+    assert.equal(untriedFirst(list, new Set()), list);
+    assert.equal(untriedFirst(list, new Set(list)), list, 'all tried: all again');
+  });
+
+  test('each filter drops what it names', () => {
+    const list = fleet(0, 1, 2, 3);
+    list[1]!.up = false;
+    assert.deepEqual(
+      availableNow(list, 0).map((e) => e.name),
+      ['e0', 'e2', 'e3'],
+    );
+    assert.deepEqual(
+      notRefused(list, new Set([list[0]!, list[3]!])).map((e) => e.name),
+      ['e1', 'e2'],
+    );
+    assert.deepEqual(
+      untriedFirst(list, new Set([list[2]!])).map((e) => e.name),
+      ['e0', 'e1', 'e3'],
+    );
+    assert.deepEqual(notRefused(list, new Set(list)), [], 'refused ones never come back for the request');
+  });
+
+  test('pick applies every filter before drawing', () => {
+    const list = fleet(0, 0, 0, 0);
+    list[0]!.up = false;
+    const refused = new Set([list[1]!]);
+    const tried = new Set([list[2]!]);
+    assert.equal(pick(list, 0, noRandom, refused, tried), list[3], 'one left: no draw');
+    assert.equal(
+      pick(list, 0, noRandom, new Set([list[1]!, list[3]!]), tried),
+      list[2],
+      'only a tried one left',
+    );
+    assert.equal(pick(list, 0, noRandom, new Set(list), undefined), undefined);
+  });
+
+  test('pick on unfiltered endpoints draws as pickEndpoint does', () => {
+    const list = fleet(3, 1, 4, 1, 5);
+    const a = mulberry32(7);
+    const b = mulberry32(7);
+    for (let k = 0; k < 1000; k++)
+      assert.equal(pick(list, 0, a, undefined, undefined), pickEndpoint(list, b));
+  });
+
+  test('the pick step compares by the load it is given (where a queue-depth scorer joins)', () => {
+    const list = [
+      { name: 'a', outstanding: 1, queued: 9 },
+      { name: 'b', outstanding: 2, queued: 0 },
+    ];
+    assert.equal(powerOfTwo(list, script(0, 0), byOutstanding)?.name, 'a');
+    assert.equal(powerOfTwo(list, script(0, 0), (e) => e.outstanding + e.queued)?.name, 'b');
   });
 });
