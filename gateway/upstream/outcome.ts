@@ -104,7 +104,7 @@ export function retryableError(outcome: Settlement): boolean {
   return outcome.kind === 'network_error' && RETRYABLE_ERROR_CODES.has(outcome.code ?? '');
 }
 
-/** What metrics call a settled attempt. */
+/** What metrics call a settled attempt (forward reports no cancelled one). */
 export function attemptOutcome(s: Settlement): AttemptOutcome {
   return s.kind === 'per_try_timeout' || s.kind === 'cancelled' ? 'timeout' : s.kind;
 }
