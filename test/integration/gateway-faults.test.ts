@@ -7,7 +7,7 @@ import path from 'node:path';
 import { describe, test } from 'node:test';
 import { request, tempDir, waitFor } from '../helpers/backend.js';
 import type { CliProcess } from '../helpers/cli.js';
-import { deadPort, gatewayTestbed, mlpBody, policyYaml } from '../helpers/gateway.js';
+import { deadPort, gatewayTestbed, mlpBody, policyYaml, Tally } from '../helpers/gateway.js';
 
 const bed = gatewayTestbed({
   real: [{ name: 'mlp', version: '1' }],
@@ -40,6 +40,7 @@ async function upstream(adminUrl: string, url: string): Promise<Upstream> {
 /** Sends requests from `concurrency` loops until `stop()`; records every outcome. */
 function steadyLoad(url: string, concurrency: number) {
   const outcomes: { status: number; error?: string; at: number }[] = [];
+  const answered = new Tally();
   let stopped = false;
   const loops = Array.from({ length: concurrency }, async () => {
     while (!stopped) {
@@ -54,18 +55,20 @@ function steadyLoad(url: string, concurrency: number) {
           at: performance.now(),
           ...(res.status === 200 ? {} : { error: res.body.toString() }),
         });
+        answered.add();
       } catch (e) {
         const cause = (e as { cause?: { code?: string } }).cause;
         outcomes.push({ status: 0, error: cause?.code ?? (e as Error).message, at: performance.now() });
+        answered.add();
         if (cause?.code === 'ECONNREFUSED') await new Promise((r) => setTimeout(r, 5));
       }
     }
   });
   return {
     outcomes,
-    async until(n: number) {
-      const target = outcomes.length + n;
-      while (outcomes.length < target) await new Promise((r) => setImmediate(r));
+    /** Resolves after `n` more outcomes (30 s at most). */
+    until(n: number) {
+      return answered.reached(answered.count + n, `${n} more outcomes`, 30_000);
     },
     async stop() {
       stopped = true;

@@ -245,8 +245,9 @@ models:
         body,
         headers: { 'content-type': 'application/json' },
       });
+    const arrived = hung.nextRequest();
     const first = post('slow-model');
-    while (hung.received.length === 0) await new Promise((r) => setImmediate(r));
+    await arrived;
     const started = performance.now();
     const res = await post('quick-model');
     const took = performance.now() - started;
@@ -265,13 +266,14 @@ describe('clients that go away', () => {
       defaults: { healthCheck: { intervalMs: 0 }, concurrency: { maxInFlight: 1, maxQueue: 0 } },
     });
     const gone = new AbortController();
+    const arrived = hung.nextRequest();
     const first = fetch(`${g.url}/v2/models/m/infer`, {
       method: 'POST',
       body,
       headers: { 'content-type': 'application/json' },
       signal: gone.signal,
     }).catch((e: Error) => e.name);
-    while (hung.received.length === 0) await new Promise((r) => setImmediate(r));
+    await arrived;
     gone.abort();
     assert.equal(await first, 'AbortError');
     await waitFor('the upstream attempt abandoned', async () => {
