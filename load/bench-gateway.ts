@@ -33,12 +33,12 @@ import { machine, root, simpleBody } from './common.js';
 import { baselineWorktree, differsFrom } from './gateway/baseline.js';
 import type { PhaseContext } from './gateway/meter.js';
 import { nginxVersion } from './gateway/nginx.js';
-import { countsFor, parseOptions } from './gateway/options.js';
+import { countsFor, parseOptions, type TargetName } from './gateway/options.js';
 import { cpuPhase } from './gateway/phases/cpu.js';
 import { lightPhase } from './gateway/phases/light.js';
-import { type ModeratePhase, moderatePhase, prepareWrk } from './gateway/phases/moderate.js';
+import { moderatePhase, prepareWrk } from './gateway/phases/moderate.js';
 import { saturationPhase } from './gateway/phases/saturation.js';
-import { stopAll, stopOnSignals } from './gateway/processes.js';
+import { stopAll, stopOnSignals, whichSync } from './gateway/processes.js';
 import { profile } from './gateway/profile.js';
 import { report } from './gateway/report.js';
 import type { RunResult } from './gateway/runs.js';
@@ -48,7 +48,7 @@ import {
   startBackend,
   startFakeUpstream,
   startTargets,
-  type Target,
+  stopTargets,
   type TargetSetup,
   type Upstream,
 } from './gateway/targets.js';
@@ -64,36 +64,34 @@ const onBackend = phases.has('light') || phases.has('saturation') || phases.has(
 
 const work = await mkdtemp(join(tmpdir(), 'infergate-bench-gw-'));
 stopOnSignals(() => rm(work, { recursive: true, force: true }));
-let moderate: ModeratePhase | undefined;
 try {
-  const setup: TargetSetup = { options, work, baselineCli: undefined, notes: [] };
+  const setup: TargetSetup = { options, work, baselineCli: undefined };
+  const notes: string[] = [];
   let baseline: { ref: string; commit: string } | undefined;
   if (options.baseline !== undefined && !options.profile) {
     const tree = await baselineWorktree(options.baseline);
     setup.baselineCli = tree.cli;
     baseline = { ref: options.baseline, commit: tree.commit };
     const differs = await differsFrom(tree.commit);
-    setup.notes.push(
+    notes.push(
       `baseline: ${options.baseline} = ${tree.commit.slice(0, 12)}; this checkout's gateway/common/cli/bin ` +
         (differs.length === 0
           ? 'are the same (an A/A run)'
           : `differ in ${differs.length} files: ${differs.join(', ')}`),
     );
   }
+  if (options.targets.includes('nginx') && whichSync('nginx') === undefined) {
+    notes.push('nginx: not on PATH, not measured');
+  }
   let backend: Upstream | undefined;
   if (onBackend || options.profile) backend = await startBackend(options, work);
   if (options.profile) {
     await profile(options, counts, work, backend!);
   } else {
-    const targets: Target[] = backend === undefined ? [] : await startTargets(setup, backend);
-    let fake: Upstream | undefined;
-    let fakeTargets: Target[] = [];
     const wrk = phases.has('moderate') && options.wrk ? await prepareWrk(work) : undefined;
-    if (phases.has('moderate')) {
-      fake = await startFakeUpstream(options.upstreamDelayMs);
-      fakeTargets = await startTargets(setup, fake);
-      if (options.wrk && wrk === undefined) setup.notes.push('wrk: not on PATH, no cross-check');
-    }
+    if (phases.has('moderate') && options.wrk && wrk === undefined)
+      notes.push('wrk: not on PATH, no cross-check');
+    const fake = phases.has('moderate') ? await startFakeUpstream(options.upstreamDelayMs) : undefined;
     const replyBytes = (await check(`${(backend ?? fake)!.url}${inferPath}`)).bytes;
     const versions = { nginx: await nginxVersion(), ...(baseline !== undefined ? { baseline } : {}) };
     const m = machine();
@@ -103,50 +101,59 @@ try {
         `simple: ${simpleBody.length}-byte request, ${replyBytes}-byte reply; phases ${options.phases.join(', ')}; ` +
         `light ${options.rate} req/s x ${counts.latency} (open loop); saturation ${counts.saturationConnections} connections x ${counts.saturation}; ` +
         `CPU ${counts.cpuConnections} connections x ${counts.cpu}; moderate ${counts.moderateConnections} connections x ${counts.moderate} ` +
-        `(closed loop, fake upstream ${options.upstreamDelayMs} ms); each phase in ${counts.slices} slices, the targets taking turns\n` +
-        (setup.notes.length > 0 ? `${setup.notes.join('\n')}\n` : '') +
+        `(closed loop, fake upstream ${options.upstreamDelayMs} ms); each phase in ${counts.slices} slices, the targets taking turns; ` +
+        'the proxies started afresh for each run\n' +
+        (notes.length > 0 ? `${notes.join('\n')}\n` : '') +
         '\n',
     );
-    // Warm-up: JIT, connection pools.
-    for (const t of targets) {
-      await load({ url: t.url, connections: counts.cpuConnections, amount: counts.warmup, body: simpleBody });
-    }
-    if (fake !== undefined) {
-      moderate = await moderatePhase(
-        fakeTargets,
-        counts.moderateConnections,
-        counts.moderateWarmup,
-        wrk === undefined ? undefined : { ...wrk, seconds: counts.wrkSeconds },
-      );
-    }
     const results: RunResult[] = [];
+    let names: TargetName[] = [];
+    let moderateNames: TargetName[] = [];
     for (let run = 0; run < options.runs; run++) {
+      // Fresh proxy processes every run: two processes of one program can differ by several
+      // percent for their whole life (code and heap placement), so each run pairs a new couple.
       const r: RunResult = { latency: {}, saturation: {}, cpu: {}, moderate: {} };
       if (backend !== undefined) {
+        const targets = await startTargets(setup, backend);
+        names = targets.map((t) => t.name);
+        // Warm-up: JIT, connection pools.
+        for (const t of targets) {
+          await load({
+            url: t.url,
+            connections: counts.cpuConnections,
+            amount: counts.warmup,
+            body: simpleBody,
+          });
+        }
         const ctx: PhaseContext = { targets, upstream: backend, counts, run };
         if (phases.has('light')) r.latency = await lightPhase(ctx, options.rate);
         if (phases.has('saturation')) r.saturation = await saturationPhase(ctx);
         if (phases.has('cpu')) r.cpu = await cpuPhase(ctx);
+        await stopTargets(backend);
       }
-      if (moderate !== undefined && fake !== undefined) {
-        r.moderate = await moderate.run({ targets: fakeTargets, upstream: fake, counts, run });
+      if (fake !== undefined) {
+        const targets = await startTargets(setup, fake);
+        moderateNames = targets.map((t) => t.name);
+        const wrkRun = wrk === undefined ? undefined : { ...wrk, seconds: counts.wrkSeconds };
+        const moderate = await moderatePhase(
+          targets,
+          counts.moderateConnections,
+          counts.moderateWarmup,
+          wrkRun,
+        );
+        try {
+          r.moderate = await moderate.run({ targets, upstream: fake, counts, run });
+        } finally {
+          moderate.close();
+        }
+        await stopTargets(fake);
       }
       results.push(r);
       if (options.runs > 1) process.stdout.write(`run ${run + 1}/${options.runs} done\n`);
     }
-    await report({
-      options,
-      names: targets.map((t) => t.name),
-      moderateNames: fakeTargets.map((t) => t.name),
-      results,
-      counts,
-      versions,
-      notes: setup.notes,
-      replyBytes,
-    });
+    await report({ options, names, moderateNames, results, counts, versions, notes, replyBytes });
   }
 } finally {
-  moderate?.close();
   await stopAll();
   await rm(work, { recursive: true, force: true });
 }

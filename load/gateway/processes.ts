@@ -35,9 +35,12 @@ export function untrack(name: string): void {
   if (i >= 0) cleanups.splice(i, 1);
 }
 
-export async function stopAll(): Promise<void> {
-  while (cleanups.length > 0) {
-    const c = cleanups.pop()!;
+/** Stops what was registered, newest first; with `which`, only the entries it names. */
+export async function stopAll(which: (name: string) => boolean = () => true): Promise<void> {
+  for (let i = cleanups.length - 1; i >= 0; i--) {
+    const c = cleanups[i]!;
+    if (!which(c.name)) continue;
+    cleanups.splice(i, 1);
     const pids = c.pids();
     let timer: NodeJS.Timeout | undefined;
     const stopped = await Promise.race([

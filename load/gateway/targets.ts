@@ -13,7 +13,7 @@ import { postSimple, root } from '../common.js';
 import { type ChildServer, startServer } from '../lib.js';
 import { startNginx } from './nginx.js';
 import type { Options, TargetName } from './options.js';
-import { track, whichSync } from './processes.js';
+import { stopAll, track, whichSync } from './processes.js';
 
 export const inferPath = '/v2/models/simple/infer';
 
@@ -105,7 +105,6 @@ export interface TargetSetup {
   work: string;
   /** The baseline's CLI, when --baseline is given. */
   baselineCli: string | undefined;
-  notes: string[];
 }
 
 /** Starts the wanted targets in front of `upstream`, and checks that each answers as it does. */
@@ -127,10 +126,7 @@ export async function startTargets(s: TargetSetup, upstream: Upstream): Promise<
   }
   if (wanted.includes('nginx')) {
     const bin = whichSync('nginx');
-    if (bin === undefined) {
-      if (!s.notes.includes('nginx: not on PATH, not measured'))
-        s.notes.push('nginx: not on PATH, not measured');
-    } else {
+    if (bin !== undefined) {
       const dir = join(s.work, `nginx-${upstream.name}`);
       await mkdir(dir, { recursive: true });
       const ngx = await startNginx(tag('nginx'), bin, dir, upstream.url);
@@ -147,6 +143,11 @@ export async function startTargets(s: TargetSetup, upstream: Upstream): Promise<
     }
   }
   return targets;
+}
+
+/** Stops the proxies that startTargets started in front of `upstream` (not the upstream). */
+export function stopTargets(upstream: Upstream): Promise<void> {
+  return stopAll((name) => name.endsWith(`@${upstream.name}`));
 }
 
 /** One request through a target: status 200; its outputs and the answer's size. */
