@@ -3,7 +3,8 @@
  * bare fastify route that only parses the same JSON body and answers a fixed reply. Aim: <= 1.5x.
  */
 import { median, simpleBody } from '../common.js';
-import { ClosedLoop, type LoadResult, startServer } from '../lib.js';
+import { ClosedLoop } from '../closed-loop.js';
+import { type LoadResult, startServer } from '../lib.js';
 import { histogramTotals } from './served.js';
 import { type Bench, bareArgs } from './setup.js';
 

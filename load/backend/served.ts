@@ -3,7 +3,8 @@
  * and 64 (binary tensor extension) and 64 (JSON), with each load's mean batch and the share of
  * its wall time onnxruntime was busy, from the backend's histograms.
  */
-import { ClosedLoop, type ChildServer, type LoadResult, load } from '../lib.js';
+import { ClosedLoop } from '../closed-loop.js';
+import { type ChildServer, type LoadResult, load } from '../lib.js';
 import type { Bench } from './setup.js';
 
 function binaryBody(): { body: Buffer; headers: Record<string, string> } {

@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { after, before, test } from 'node:test';
-import { ClosedLoop, cpuOf } from '../../load/lib.js';
+import { ClosedLoop } from '../../load/closed-loop.js';
+import { cpuOf } from '../../load/lib.js';
 
 let server: Server;
 let url: string;

@@ -10,7 +10,7 @@ import { spawn } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type LatencyStats, latencyStats, simpleBody, turnOrder } from '../../common.js';
-import { ClosedLoop } from '../../lib.js';
+import { ClosedLoop } from '../../closed-loop.js';
 import { type PhaseContext, metered, part } from '../meter.js';
 import type { TargetName } from '../options.js';
 import { killQuietly, whichSync } from '../processes.js';
