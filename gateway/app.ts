@@ -1,38 +1,32 @@
 /**
- * The gateway's fastify app and its routes (listening happens elsewhere): the v2 model routes go
- * through `proxy` and `answer`; health and server metadata are the gateway's own; every refusal
- * fastify makes itself is answered from the gateway's error catalogue.
+ * The gateway's fastify app (listening happens elsewhere). The model routes are served by
+ * `gateway/model-route.ts` on node's request before fastify sees it, when the request is plain;
+ * fastify's routes for the same paths take the rest and end in the same `serveModel`. Health and
+ * server metadata are the gateway's own; every refusal fastify makes itself is answered from the
+ * gateway's error catalogue.
  */
-import type { Socket } from 'node:net';
+import { createServer } from 'node:http';
 import Fastify, {
   type FastifyError,
   type FastifyInstance,
   type FastifyReply,
   type FastifyRequest,
 } from 'fastify';
-import type { Clock } from '../common/clock.js';
 import { ApiError } from '../common/errors.js';
 import { fastifyApiError } from '../common/fastify-errors.js';
 import { healthRoutes, sendApiError, sharedServerOptions } from '../common/http.js';
-import type { Logger } from '../common/logging.js';
-import { answer } from './answer.js';
-import { type RequestKind, RequestContext } from './context.js';
+import type { RequestKind } from './context.js';
 import { GW_ERRORS } from './errors.js';
-import type { GatewayMetrics } from './metrics.js';
-import { type ProxyEnv, proxy } from './proxy.js';
-import type { Snapshot } from './snapshot.js';
+import {
+  type ClientSocket,
+  IN_FLIGHT,
+  type ModelServeDeps,
+  serveModel,
+  tryServeModel,
+} from './model-route.js';
 import type { Cancellation } from './upstream/forward.js';
 
-export interface AppDeps extends ProxyEnv {
-  readonly clock: Clock;
-  readonly logger: Logger;
-  readonly metrics: GatewayMetrics;
-  readonly bodyLimit: number;
-  /** The snapshot in force: each request takes it once. */
-  readonly current: () => Snapshot;
-  /** While draining: readiness false, every answer with Connection: close. */
-  readonly draining: () => boolean;
-}
+export type AppDeps = ModelServeDeps;
 
 interface ModelParams {
   model: string;
@@ -41,9 +35,6 @@ interface ModelParams {
 type ModelRequest = FastifyRequest<{ Params: ModelParams; Body: Buffer | undefined }>;
 
 const EMPTY = Buffer.alloc(0);
-/** The requests in flight on a client connection, cancelled if it closes before they answer. */
-const IN_FLIGHT = Symbol('infergate.inFlight');
-type ClientSocket = Socket & { [IN_FLIGHT]?: Set<Cancellation> };
 
 const FASTIFY_ERRORS = {
   bodyTooLarge: GW_ERRORS.GW_ERR_BODY_TOO_LARGE,
@@ -53,12 +44,9 @@ const FASTIFY_ERRORS = {
 } as const;
 
 export function buildApp(deps: AppDeps): FastifyInstance {
-  const { clock, logger, metrics, bodyLimit, current, draining } = deps;
+  const { logger, metrics, bodyLimit, current, draining } = deps;
 
-  /**
-   * Headers of every answer on the model and error paths, set in the handlers themselves (an
-   * onSend hook cost more per request than the rest of the reply).
-   */
+  /** Headers of the answers fastify sends itself (errors, health). */
   const stamp = (reply: FastifyReply) => {
     reply.header('x-request-id', reply.request.id);
     // While draining, close each connection after its answer so clients reconnect elsewhere.
@@ -68,6 +56,11 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   const app = Fastify({
     // While draining, requests on open connections are still served (with Connection: close).
     ...sharedServerOptions(logger, bodyLimit),
+    // Plain model requests never reach fastify (see model-route.ts).
+    serverFactory: (handler) =>
+      createServer((req, res) => {
+        if (!tryServeModel(deps, req, res)) handler(req, res);
+      }),
     // No per-request child logger: the few lines the gateway logs carry reqId themselves.
     childLoggerFactory: (parent) => parent,
     // A URL fastify cannot decode gets the gateway's own error, like every other refusal.
@@ -128,39 +121,18 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     ready: () => !draining(),
   });
 
-  /** One request to a model: a context, the proxy, the answer, then what metrics read of it. */
-  const handle = async (req: ModelRequest, reply: FastifyReply, kind: RequestKind) => {
-    const ctx = new RequestContext(
-      current(),
+  /** A model request that fastify routed (escaped names, chunked bodies, HEAD): served as the rest. */
+  const handle = (req: ModelRequest, reply: FastifyReply, kind: RequestKind) => {
+    reply.hijack();
+    const target = { kind, model: req.params.model, version: req.params.version };
+    return serveModel(
+      deps,
+      req.raw,
+      reply.raw,
       req.id,
-      clock.now(),
-      kind,
-      req.params.model,
-      req.params.version,
-      req.headers,
+      target,
+      kind === 'infer' ? (req.body ?? EMPTY) : null,
     );
-    stamp(reply);
-    const socket = req.raw.socket as ClientSocket;
-    const pending = socket[IN_FLIGHT];
-    pending?.add(ctx.cancel);
-    if (socket.destroyed) ctx.cancel.cancelled = true;
-    let result: Awaited<ReturnType<typeof proxy>>;
-    try {
-      result = await proxy(ctx, kind === 'infer' ? (req.body ?? EMPTY) : null, deps);
-    } finally {
-      pending?.delete(ctx.cancel);
-    }
-    ctx.status = answer(reply, ctx, result, logger);
-    ctx.answeredAt = clock.now();
-    if (ctx.variant !== undefined) ctx.variant.series.request(ctx.status, ctx.seconds);
-    else
-      metrics.request(
-        ctx.model === undefined ? '' : ctx.modelName,
-        '',
-        ctx.status,
-        ctx.outcome === 'refused' ? ctx.seconds : 0,
-      );
-    return reply;
   };
   const infer = (req: ModelRequest, reply: FastifyReply) => handle(req, reply, 'infer');
   const modelMetadata = (req: ModelRequest, reply: FastifyReply) => handle(req, reply, 'metadata');

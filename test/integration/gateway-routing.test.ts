@@ -2,6 +2,7 @@
 // routes, version pins, metadata and errors. Backend A serves mlp version 1, backend B version 2,
 // so every answer's model_version shows which variant really served it.
 import assert from 'node:assert/strict';
+import http from 'node:http';
 import { after, before, describe, test } from 'node:test';
 import { mlpReference } from '../../models/reference.js';
 import {
@@ -187,6 +188,55 @@ describe('the protocol through the gateway', () => {
     assertClose(output(out, 'y').data as number[], mlpReference('2', x, 1), 1e-5, 'mlp v2 via gateway');
     assert.equal(res.headers.get('x-infergate-variant'), 'candidate');
     assert.match(res.headers.get('x-request-id') ?? '', /.+/);
+  });
+
+  test('requests that fastify routes (an escaped name, a chunked body, a query) are answered as plain ones', async () => {
+    // Plain requests are served before fastify sees them (gateway/model-route.ts); these are not.
+    const escaped = await rawHttp(gw.url, 'POST', '/v2/models/ml%70/versions/2/infer', body);
+    assert.equal(escaped.status, 200, escaped.text);
+    assert.equal(escaped.headers['x-infergate-variant'], 'candidate');
+    assert.match(String(escaped.headers['x-request-id']), /.+/);
+    const y = (JSON.parse(escaped.text) as { outputs: { name: string; data: number[] }[] }).outputs;
+    assertClose(y.find((o) => o.name === 'y')?.data ?? [], mlpReference('2', x, 1), 1e-5, 'escaped');
+
+    const chunked = await new Promise<{ status: number; text: string; variant: unknown }>(
+      (resolve, reject) => {
+        const u = new URL(gw.url);
+        const req = http.request(
+          {
+            host: u.hostname,
+            port: u.port,
+            method: 'POST',
+            path: '/v2/models/mlp/versions/1/infer',
+            agent: false,
+          },
+          (res) => {
+            const chunks: Buffer[] = [];
+            res.on('data', (c: Buffer) => chunks.push(c));
+            res.on('end', () =>
+              resolve({
+                status: res.statusCode ?? 0,
+                text: Buffer.concat(chunks).toString(),
+                variant: res.headers['x-infergate-variant'],
+              }),
+            );
+          },
+        );
+        req.on('error', reject);
+        req.setHeader('content-type', 'application/json');
+        req.write(body.slice(0, 100));
+        req.end(body.slice(100));
+      },
+    );
+    assert.equal(chunked.status, 200, chunked.text);
+    assert.equal(chunked.variant, 'stable');
+    const y1 = (JSON.parse(chunked.text) as { outputs: { name: string; data: number[] }[] }).outputs;
+    assertClose(y1.find((o) => o.name === 'y')?.data ?? [], mlpReference('1', x, 1), 1e-5, 'chunked');
+
+    const query = await rawHttp(gw.url, 'GET', '/v2/models/mlp/versions/1?verbose=1');
+    assert.equal(query.status, 200, query.text);
+    assert.equal(query.headers['x-infergate-variant'], 'stable');
+    assert.equal((JSON.parse(query.text) as { name: string }).name, 'mlp');
   });
 
   test('the binary tensor extension passes both ways as bytes', async () => {

@@ -1,0 +1,139 @@
+/**
+ * The model routes (`/v2/models/{m}[/versions/{v}][/infer|/ready]`) served on node's request
+ * directly: a plain URL, a body of declared length within the limit, and the request goes from
+ * here to `proxy` and `answer` without fastify's routing, request and reply objects, body parser
+ * and send pipeline, which together cost the gateway more per request than everything it does
+ * itself. Anything else (a percent-escape, a query string, chunked bodies, HEAD, a bad URL, a body
+ * over the limit) is left to fastify, whose routes for the same paths end in `serveModel` too.
+ */
+import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import type { Logger } from '../common/logging.js';
+import { requestId } from '../common/request-id.js';
+import { answer, baseHeaders } from './answer.js';
+import { type RequestKind, RequestContext } from './context.js';
+import type { GatewayMetrics } from './metrics.js';
+import { type ProxyEnv, proxy } from './proxy.js';
+import type { Snapshot } from './snapshot.js';
+import type { Cancellation } from './upstream/forward.js';
+
+export interface ModelTarget {
+  readonly kind: RequestKind;
+  readonly model: string;
+  readonly version: string | undefined;
+}
+
+export interface ModelServeDeps extends ProxyEnv {
+  readonly logger: Logger;
+  readonly metrics: GatewayMetrics;
+  readonly bodyLimit: number;
+  readonly current: () => Snapshot;
+  readonly draining: () => boolean;
+}
+
+/** The requests in flight on a client connection, cancelled if it closes before they answer. */
+export const IN_FLIGHT = Symbol('infergate.inFlight');
+export type ClientSocket = Socket & { [IN_FLIGHT]?: Set<Cancellation> };
+
+/** A path segment that needs no decoding: unreserved characters only, as fastify's limit allows. */
+const PLAIN_SEGMENT = /^[A-Za-z0-9._~-]{1,256}$/;
+const PREFIX = '/v2/models/';
+
+/** The model route of a plain URL and method, or undefined: fastify routes it then. */
+export function parseModelRoute(
+  method: string | undefined,
+  url: string | undefined,
+): ModelTarget | undefined {
+  if (url === undefined || !url.startsWith(PREFIX)) return undefined;
+  const parts = url.slice(PREFIX.length).split('/');
+  for (const p of parts) if (!PLAIN_SEGMENT.test(p)) return undefined;
+  const model = parts[0] as string;
+  let version: string | undefined;
+  let rest = 1;
+  if (parts[1] === 'versions' && parts.length >= 3) {
+    version = parts[2];
+    rest = 3;
+  }
+  if (parts.length === rest) return method === 'GET' ? { kind: 'metadata', model, version } : undefined;
+  if (parts.length !== rest + 1) return undefined;
+  const last = parts[rest];
+  if (last === 'infer') return method === 'POST' ? { kind: 'infer', model, version } : undefined;
+  if (last === 'ready') return method === 'GET' ? { kind: 'ready', model, version } : undefined;
+  return undefined;
+}
+
+/**
+ * Serves a model request that fastify need not see; false when it is not one (nothing was read).
+ * A POST body is taken only with a Content-Length within the limit; GETs only without a body.
+ */
+export function tryServeModel(deps: ModelServeDeps, req: IncomingMessage, res: ServerResponse): boolean {
+  const target = parseModelRoute(req.method, req.url);
+  if (target === undefined || req.headers['transfer-encoding'] !== undefined) return false;
+  const length = req.headers['content-length'];
+  if (target.kind !== 'infer') {
+    if (length !== undefined && length !== '0') return false;
+    void serveModel(deps, req, res, requestId(req), target, null);
+    return true;
+  }
+  const declared = length === undefined ? Number.NaN : Number(length);
+  if (!(declared >= 0 && declared <= deps.bodyLimit) || !Number.isInteger(declared)) return false;
+  const id = requestId(req);
+  if (declared === 0) {
+    void serveModel(deps, req, res, id, target, EMPTY);
+    return true;
+  }
+  const chunks: Buffer[] = [];
+  // A client that goes away mid-body: nothing to answer (fastify drops it too).
+  req.on('error', ignore);
+  req.on('data', (chunk: Buffer) => chunks.push(chunk));
+  req.on('end', () => {
+    const body = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks);
+    void serveModel(deps, req, res, id, target, body);
+  });
+  return true;
+}
+
+const EMPTY = Buffer.alloc(0);
+const ignore = () => {};
+
+/** One request to a model: a context, the proxy, the answer, then what metrics read of it. */
+export async function serveModel(
+  deps: ModelServeDeps,
+  req: IncomingMessage,
+  res: ServerResponse,
+  id: string,
+  target: ModelTarget,
+  body: Buffer | null,
+): Promise<void> {
+  const { clock, metrics } = deps;
+  const ctx = new RequestContext(
+    deps.current(),
+    id,
+    clock.now(),
+    target.kind,
+    target.model,
+    target.version,
+    req.headers,
+  );
+  const socket = req.socket as ClientSocket;
+  const pending = socket[IN_FLIGHT];
+  pending?.add(ctx.cancel);
+  if (socket.destroyed) ctx.cancel.cancelled = true;
+  let result: Awaited<ReturnType<typeof proxy>>;
+  try {
+    result = await proxy(ctx, body, deps);
+  } finally {
+    pending?.delete(ctx.cancel);
+  }
+  const headers: OutgoingHttpHeaders = baseHeaders(ctx, deps.draining());
+  ctx.status = answer(res, headers, ctx, result, deps.logger);
+  ctx.answeredAt = clock.now();
+  if (ctx.variant !== undefined) ctx.variant.series.request(ctx.status, ctx.seconds);
+  else
+    metrics.request(
+      ctx.model === undefined ? '' : ctx.modelName,
+      '',
+      ctx.status,
+      ctx.outcome === 'refused' ? ctx.seconds : 0,
+    );
+}
