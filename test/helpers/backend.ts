@@ -450,7 +450,8 @@ export function rawHttp(
   base: string,
   method: string,
   rawPath: string,
-  body?: string,
+  /** Pieces written one by one make a chunked body (no Content-Length). */
+  body?: string | readonly string[],
 ): Promise<{ status: number; headers: http.IncomingHttpHeaders; text: string }> {
   const u = new URL(base);
   return new Promise((resolve, reject) => {
@@ -477,7 +478,12 @@ export function rawHttp(
       },
     );
     req.on('error', reject);
-    req.end(body);
+    if (typeof body === 'string' || body === undefined) {
+      req.end(body);
+    } else {
+      for (const piece of body) req.write(piece);
+      req.end();
+    }
   });
 }
 

@@ -2,7 +2,6 @@
 // routes, version pins, metadata and errors. Backend A serves mlp version 1, backend B version 2,
 // so every answer's model_version shows which variant really served it.
 import assert from 'node:assert/strict';
-import http from 'node:http';
 import { after, before, describe, test } from 'node:test';
 import { mlpReference } from '../../models/reference.js';
 import {
@@ -199,37 +198,12 @@ describe('the protocol through the gateway', () => {
     const y = (JSON.parse(escaped.text) as { outputs: { name: string; data: number[] }[] }).outputs;
     assertClose(y.find((o) => o.name === 'y')?.data ?? [], mlpReference('2', x, 1), 1e-5, 'escaped');
 
-    const chunked = await new Promise<{ status: number; text: string; variant: unknown }>(
-      (resolve, reject) => {
-        const u = new URL(gw.url);
-        const req = http.request(
-          {
-            host: u.hostname,
-            port: u.port,
-            method: 'POST',
-            path: '/v2/models/mlp/versions/1/infer',
-            agent: false,
-          },
-          (res) => {
-            const chunks: Buffer[] = [];
-            res.on('data', (c: Buffer) => chunks.push(c));
-            res.on('end', () =>
-              resolve({
-                status: res.statusCode ?? 0,
-                text: Buffer.concat(chunks).toString(),
-                variant: res.headers['x-infergate-variant'],
-              }),
-            );
-          },
-        );
-        req.on('error', reject);
-        req.setHeader('content-type', 'application/json');
-        req.write(body.slice(0, 100));
-        req.end(body.slice(100));
-      },
-    );
+    const chunked = await rawHttp(gw.url, 'POST', '/v2/models/mlp/versions/1/infer', [
+      body.slice(0, 100),
+      body.slice(100),
+    ]);
     assert.equal(chunked.status, 200, chunked.text);
-    assert.equal(chunked.variant, 'stable');
+    assert.equal(chunked.headers['x-infergate-variant'], 'stable');
     const y1 = (JSON.parse(chunked.text) as { outputs: { name: string; data: number[] }[] }).outputs;
     assertClose(y1.find((o) => o.name === 'y')?.data ?? [], mlpReference('1', x, 1), 1e-5, 'chunked');
 
