@@ -36,6 +36,14 @@ type ModelRequest = FastifyRequest<{ Params: ModelParams; Body: Buffer | undefin
 
 const EMPTY = Buffer.alloc(0);
 
+/** The options fastify passes to a server factory that it would set on its own server. */
+interface ServerTimeouts {
+  keepAliveTimeout?: number;
+  requestTimeout?: number;
+  connectionTimeout?: number;
+  maxRequestsPerSocket?: number;
+}
+
 const FASTIFY_ERRORS = {
   bodyTooLarge: GW_ERRORS.GW_ERR_BODY_TOO_LARGE,
   badRequest: GW_ERRORS.GW_ERR_BAD_REQUEST,
@@ -57,10 +65,18 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     // While draining, requests on open connections are still served (with Connection: close).
     ...sharedServerOptions(logger, bodyLimit),
     // Plain model requests never reach fastify (see model-route.ts).
-    serverFactory: (handler) =>
-      createServer((req, res) => {
+    serverFactory: (handler, opts) => {
+      const server = createServer((req, res) => {
         if (!tryServeModel(deps, req, res)) handler(req, res);
-      }),
+      });
+      // What fastify sets on the servers it makes itself (lib/server.js), with its defaults.
+      const o = opts as ServerTimeouts;
+      server.keepAliveTimeout = o.keepAliveTimeout ?? 72_000;
+      server.requestTimeout = o.requestTimeout ?? 0;
+      server.setTimeout(o.connectionTimeout ?? 0);
+      if ((o.maxRequestsPerSocket ?? 0) > 0) server.maxRequestsPerSocket = o.maxRequestsPerSocket as number;
+      return server;
+    },
     // No per-request child logger: the few lines the gateway logs carry reqId themselves.
     childLoggerFactory: (parent) => parent,
     // A URL fastify cannot decode gets the gateway's own error, like every other refusal.

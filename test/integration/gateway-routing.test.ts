@@ -2,6 +2,7 @@
 // routes, version pins, metadata and errors. Backend A serves mlp version 1, backend B version 2,
 // so every answer's model_version shows which variant really served it.
 import assert from 'node:assert/strict';
+import { request as undiciRequest } from 'undici';
 import { after, before, describe, test } from 'node:test';
 import { mlpReference } from '../../models/reference.js';
 import {
@@ -211,6 +212,16 @@ describe('the protocol through the gateway', () => {
     assert.equal(query.status, 200, query.text);
     assert.equal(query.headers['x-infergate-variant'], 'stable');
     assert.equal((JSON.parse(query.text) as { name: string }).name, 'mlp');
+  });
+
+  test('keep-alive connections last as long as fastify sets them to (72 s), on both paths', async () => {
+    // The plain path is served before fastify; the escaped one by fastify's route.
+    for (const path of ['/v2/models/mlp', '/v2/models/ml%70']) {
+      const r = await undiciRequest(`${gw.url}${path}`);
+      await r.body.dump();
+      assert.equal(r.statusCode, 200, path);
+      assert.equal(r.headers['keep-alive'], 'timeout=72', path);
+    }
   });
 
   test('the binary tensor extension passes both ways as bytes', async () => {
