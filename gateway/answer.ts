@@ -19,11 +19,21 @@ const FORWARDED_RESPONSE_HEADERS = [
   'retry-after',
 ] as const;
 
-/** Headers of every answer: the request id, and Connection: close while draining. */
-export function baseHeaders(ctx: RequestContext, draining: boolean): OutgoingHttpHeaders {
-  const headers: OutgoingHttpHeaders = { 'x-request-id': ctx.id };
+/**
+ * Headers of every answer, on both paths (fastify's replies take them too): the request id, and
+ * while draining Connection: close, so that clients reconnect elsewhere.
+ */
+export function baseHeaders(requestId: string, draining: boolean): OutgoingHttpHeaders {
+  const headers: OutgoingHttpHeaders = { 'x-request-id': requestId };
   if (draining) headers.connection = 'close';
   return headers;
+}
+
+/** What a client is told of an unexpected error; the cause is logged with the request id. */
+export const INTERNAL_MESSAGE = 'internal error; the gateway logged it with the request id';
+
+export function internalError(): ApiError {
+  return new ApiError(GW_ERRORS.GW_ERR_INTERNAL, INTERNAL_MESSAGE);
 }
 
 export function answer(
@@ -35,7 +45,7 @@ export function answer(
 ): number {
   if (result.kind === 'refused') return writeError(res, headers, result.error);
   const variant = ctx.variant;
-  if (variant === undefined) return writeError(res, headers, internal());
+  if (variant === undefined) return writeError(res, headers, internalError());
   headers['x-infergate-variant'] = variant.variant.name;
   const backend = variant.variant.backend.name;
   switch (result.kind) {
@@ -125,10 +135,6 @@ export function writeError(res: ServerResponse, headers: OutgoingHttpHeaders, er
   res.writeHead(err.statusCode, headers);
   res.end(body);
   return err.statusCode;
-}
-
-function internal(): ApiError {
-  return new ApiError(GW_ERRORS.GW_ERR_INTERNAL, 'internal error; the gateway logged it with the request id');
 }
 
 /** ` (BE_ERR_...)` from a backend's error body, when it has one. */

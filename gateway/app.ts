@@ -15,16 +15,16 @@ import Fastify, {
 import { ApiError } from '../common/errors.js';
 import { fastifyApiError } from '../common/fastify-errors.js';
 import { healthRoutes, sendApiError, sharedServerOptions } from '../common/http.js';
+import { baseHeaders, INTERNAL_MESSAGE } from './answer.js';
 import type { RequestKind } from './context.js';
 import { GW_ERRORS } from './errors.js';
 import {
-  type ClientSocket,
-  IN_FLIGHT,
+  EMPTY,
   type ModelServeDeps,
   serveModel,
+  trackClientConnections,
   tryServeModel,
 } from './model-route.js';
-import type { Cancellation } from './upstream/forward.js';
 
 export type AppDeps = ModelServeDeps;
 
@@ -33,8 +33,6 @@ interface ModelParams {
   version?: string;
 }
 type ModelRequest = FastifyRequest<{ Params: ModelParams; Body: Buffer | undefined }>;
-
-const EMPTY = Buffer.alloc(0);
 
 /** The options fastify passes to a server factory that it would set on its own server. */
 interface ServerTimeouts {
@@ -48,18 +46,14 @@ const FASTIFY_ERRORS = {
   bodyTooLarge: GW_ERRORS.GW_ERR_BODY_TOO_LARGE,
   badRequest: GW_ERRORS.GW_ERR_BAD_REQUEST,
   internal: GW_ERRORS.GW_ERR_INTERNAL,
-  internalMessage: 'internal error; the gateway logged it with the request id',
+  internalMessage: INTERNAL_MESSAGE,
 } as const;
 
 export function buildApp(deps: AppDeps): FastifyInstance {
   const { logger, metrics, bodyLimit, current, draining } = deps;
 
-  /** Headers of the answers fastify sends itself (errors, health). */
-  const stamp = (reply: FastifyReply) => {
-    reply.header('x-request-id', reply.request.id);
-    // While draining, close each connection after its answer so clients reconnect elsewhere.
-    if (draining()) reply.header('connection', 'close');
-  };
+  /** Headers of the answers fastify sends itself (errors, 404s): those of every answer. */
+  const stamp = (reply: FastifyReply) => reply.headers(baseHeaders(reply.request.id, draining()));
 
   const app = Fastify({
     // While draining, requests on open connections are still served (with Connection: close).
@@ -93,19 +87,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     },
     routerOptions: { maxParamLength: 256 },
   });
-  // A client that goes away cancels its upstream attempt and frees its slots at once. Requests
-  // register with their connection (one listener per connection, not per request).
-  app.server.on('connection', (socket: ClientSocket) => {
-    const inFlight = new Set<Cancellation>();
-    socket[IN_FLIGHT] = inFlight;
-    socket.once('close', () => {
-      for (const c of inFlight) {
-        c.cancelled = true;
-        c.onCancel?.();
-      }
-      inFlight.clear();
-    });
-  });
+  trackClientConnections(app.server);
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit }, (_req, body, done) => done(null, body));
 

@@ -6,11 +6,11 @@
  * itself. Anything else (a percent-escape, a query string, chunked bodies, HEAD, a bad URL, a body
  * over the limit) is left to fastify, whose routes for the same paths end in `serveModel` too.
  */
-import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Logger } from '../common/logging.js';
 import { requestId } from '../common/request-id.js';
-import { answer, baseHeaders } from './answer.js';
+import { answer, baseHeaders, internalError, writeError } from './answer.js';
 import { type RequestKind, RequestContext } from './context.js';
 import type { GatewayMetrics } from './metrics.js';
 import { type ProxyEnv, proxy } from './proxy.js';
@@ -32,8 +32,26 @@ export interface ModelServeDeps extends ProxyEnv {
 }
 
 /** The requests in flight on a client connection, cancelled if it closes before they answer. */
-export const IN_FLIGHT = Symbol('infergate.inFlight');
-export type ClientSocket = Socket & { [IN_FLIGHT]?: Set<Cancellation> };
+const IN_FLIGHT = Symbol('infergate.inFlight');
+type ClientSocket = Socket & { [IN_FLIGHT]?: Set<Cancellation> };
+
+/**
+ * A client that goes away cancels its upstream attempt and frees its slots at once. Requests
+ * register with their connection (one listener per connection, not per request).
+ */
+export function trackClientConnections(server: Server): void {
+  server.on('connection', (socket: ClientSocket) => {
+    const inFlight = new Set<Cancellation>();
+    socket[IN_FLIGHT] = inFlight;
+    socket.once('close', () => {
+      for (const c of inFlight) {
+        c.cancelled = true;
+        c.onCancel?.();
+      }
+      inFlight.clear();
+    });
+  });
+}
 
 /** A path segment that needs no decoding: unreserved characters only, as fastify's limit allows. */
 const PLAIN_SEGMENT = /^[A-Za-z0-9._~-]{1,256}$/;
@@ -93,10 +111,14 @@ export function tryServeModel(deps: ModelServeDeps, req: IncomingMessage, res: S
   return true;
 }
 
-const EMPTY = Buffer.alloc(0);
+export const EMPTY = Buffer.alloc(0);
 const ignore = () => {};
 
-/** One request to a model: a context, the proxy, the answer, then what metrics read of it. */
+/**
+ * One request to a model: a context, the proxy, the answer, then what metrics read of it. Never
+ * rejects: an unexpected error is logged with the request id and answered 500 (or the connection
+ * is closed, when the answer had started), so a bug costs one request, never the process.
+ */
 export async function serveModel(
   deps: ModelServeDeps,
   req: IncomingMessage,
@@ -119,14 +141,20 @@ export async function serveModel(
   const pending = socket[IN_FLIGHT];
   pending?.add(ctx.cancel);
   if (socket.destroyed) ctx.cancel.cancelled = true;
-  let result: Awaited<ReturnType<typeof proxy>>;
   try {
-    result = await proxy(ctx, body, deps);
-  } finally {
+    const result = await proxy(ctx, body, deps);
     pending?.delete(ctx.cancel);
+    ctx.status = answer(res, baseHeaders(id, deps.draining()), ctx, result, deps.logger);
+  } catch (err) {
+    pending?.delete(ctx.cancel);
+    deps.logger.error({ err, reqId: id }, 'unexpected error');
+    if (res.headersSent) {
+      res.destroy();
+      ctx.status = 500;
+    } else {
+      ctx.status = writeError(res, baseHeaders(id, deps.draining()), internalError());
+    }
   }
-  const headers: OutgoingHttpHeaders = baseHeaders(ctx, deps.draining());
-  ctx.status = answer(res, headers, ctx, result, deps.logger);
   ctx.answeredAt = clock.now();
   if (ctx.variant !== undefined) ctx.variant.series.request(ctx.status, ctx.seconds);
   else

@@ -9,7 +9,7 @@ import { type Logger, silentLogger } from '../common/logging.js';
 import { buildAdmin } from './admin.js';
 import { buildApp } from './app.js';
 import { type EndpointSource, StaticEndpointSource } from './endpoint-source.js';
-import { GatewayMetrics } from './metrics.js';
+import { GatewayMetrics, type UpstreamSample } from './metrics.js';
 import { formatIssue, type PolicyIssue } from './policy/compile.js';
 import { PolicyRuntime } from './policy/runtime.js';
 import type { PolicySource } from './policy/source.js';
@@ -65,15 +65,15 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
   const bodyLimit = opts.bodyLimit ?? DEFAULT_BODY_LIMIT;
   const endpointSource = opts.endpointSource ?? new StaticEndpointSource();
   let draining = false;
-  let snapshots: SnapshotOwner | undefined;
 
-  const metrics = new GatewayMetrics({
+  const metrics: GatewayMetrics = new GatewayMetrics({
     processMetrics: opts.processMetrics ?? true,
-    sample: () => {
-      if (snapshots === undefined || !snapshots.hasSnapshot) return [];
+    // Read at scrape time, once the owner below exists.
+    sample: (): UpstreamSample[] => {
+      if (!owner.hasSnapshot) return [];
       const now = clock.now();
-      const out = [];
-      for (const [backend, endpoints] of snapshots.current.endpoints) {
+      const out: UpstreamSample[] = [];
+      for (const [backend, endpoints] of owner.current.endpoints) {
         for (const e of endpoints) {
           out.push({
             backend,
@@ -105,7 +105,7 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
     },
     opts.pools,
   );
-  const owner = new SnapshotOwner({
+  const owner: SnapshotOwner = new SnapshotOwner({
     clock,
     random,
     metrics,
@@ -113,7 +113,6 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
     endpointSource,
     onShed: (model, scope, reason) => metrics.shed.inc({ model, scope, reason }),
   });
-  snapshots = owner;
 
   const policy = await PolicyRuntime.start(opts.policySource, {
     onApplied: (compiled, origin) => {
