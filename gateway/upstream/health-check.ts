@@ -5,6 +5,7 @@
 import type { Dispatcher } from 'undici';
 import type { Clock } from '../../common/clock.js';
 import { createHealthCheckClient } from './connection.js';
+import { errorCode } from './outcome.js';
 
 /** One check's answer: ready, or not (with the error code when nothing answered). */
 export type CheckResult = { readonly ok: true } | { readonly ok: false; readonly code: string | undefined };
@@ -64,8 +65,7 @@ export class HealthCheck {
       await res.body.dump();
       if (res.statusCode === 200) result = PASSED;
     } catch (e) {
-      const code = (e as { code?: unknown }).code;
-      result = { ok: false, code: typeof code === 'string' ? code : undefined };
+      result = { ok: false, code: errorCode(e) };
     } finally {
       this.checking = false;
     }

@@ -80,7 +80,9 @@ export class PerTryTimeoutError extends Error {
 /** One attempt's answer, or why there was none. */
 export type AttemptResult = { status: number; headers: IncomingHttpHeaders; body: Buffer } | { error: Error };
 
-function errorCode(err: Error): string | undefined {
+/** The `code` of a thrown error (`ECONNREFUSED`, `UND_ERR_SOCKET`), when it has one. */
+export function errorCode(err: unknown): string | undefined {
+  if (typeof err !== 'object' || err === null) return undefined;
   const code = (err as { code?: unknown }).code;
   return typeof code === 'string' ? code : undefined;
 }

@@ -61,15 +61,6 @@ export function powerOfTwo<E>(endpoints: readonly E[], random: () => number, loa
   return load(b) < load(a) ? b : a;
 }
 
-/** Picks one of `endpoints`, untried first, by P2C on outstanding requests. */
-export function pickEndpoint<E extends Pickable>(
-  endpoints: readonly E[],
-  random: () => number,
-  tried?: ReadonlySet<E>,
-): E | undefined {
-  return powerOfTwo(untriedFirst(endpoints, tried), random, byOutstanding);
-}
-
 /** The endpoint for one attempt of a request: every filter, then the pick. */
 export function pick<E extends Filterable>(
   endpoints: readonly E[],

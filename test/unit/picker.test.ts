@@ -8,11 +8,19 @@ import {
   notRefused,
   type Pickable,
   pick,
-  pickEndpoint,
   powerOfTwo,
   untriedFirst,
 } from '../../gateway/upstream/picker.js';
 import { mulberry32 } from '../../models/reference.js';
+
+/** The untried-first filter, then P2C on outstanding requests: the picker without availability. */
+function pickEndpoint<E extends Pickable>(
+  endpoints: readonly E[],
+  random: () => number,
+  tried?: ReadonlySet<E>,
+) {
+  return powerOfTwo(untriedFirst(endpoints, tried), random, byOutstanding);
+}
 
 interface Ep extends Pickable {
   readonly name: string;
