@@ -136,9 +136,13 @@ export class SnapshotOwner {
     const models = new Map<string, ModelState>();
     for (const model of routing.models.values()) models.set(model.name, this.modelState(model, endpoints));
     for (const name of this.carried.keys()) {
+      // Requests of older snapshots still hold its limiter and budget: they go, with its series,
+      // once those requests are over; a model back before then takes them up again.
       if (!models.has(name)) {
-        this.carried.delete(name);
-        this.leave(`model:${name}`, graceMs, () => this.deps.metrics.forgetModel(name));
+        this.leave(`model:${name}`, graceMs, () => {
+          this.carried.delete(name);
+          this.deps.metrics.forgetModel(name);
+        });
       }
     }
     this.trackEndpoints(previous, endpoints, graceMs);

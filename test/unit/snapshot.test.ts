@@ -85,7 +85,7 @@ describe('applyOverlay', () => {
 
 describe('SnapshotOwner', () => {
   test("a model's limiter and retry budget are carried over a reload, with the slots it holds", () => {
-    const { owner: o } = owner();
+    const { owner: o, clock } = owner();
     const first = o.apply(compile({ mlp: 'pool-a', gone: 'pool-a' }));
     const ctx = {
       id: 'r',
@@ -105,7 +105,9 @@ describe('SnapshotOwner', () => {
     assert.equal(second.generation, first.generation + 1);
     assert.equal(mlp2.budget, mlp1.budget, 'the retry budget is the same object');
     assert.notEqual(mlp2.model, mlp1.model, 'the model itself is the new compile');
-    assert.deepEqual(o.held.models, 2, 'gone left, fresh came');
+    assert.equal(o.held.models, 3, "gone's state is held while older snapshots may still use it");
+    clock.advance(10_000);
+    assert.equal(o.held.models, 2, 'and released after their grace');
     // The endpoint of an origin that stays is the same object (connections, breaker, health).
     assert.equal(second.endpoints.get('pool-a')?.[0], first.endpoints.get('pool-a')?.[0]);
     // The slots taken in the first generation are released through the second's stages too.
@@ -133,10 +135,11 @@ describe('SnapshotOwner', () => {
     const first = o.apply(compile({ mlp: 'pool-a', back: 'pool-a' }));
     first.models.get('back')?.variants.values().next().value?.series.request(200, 0.001);
     o.apply(compile({ mlp: 'pool-a' }));
-    o.apply(compile({ mlp: 'pool-a', back: 'pool-a' }));
+    const again = o.apply(compile({ mlp: 'pool-a', back: 'pool-a' }));
     clock.advance(10_000);
     assert.match(await metrics.registry.metrics(), /model="back"/);
     assert.equal(o.held.leaving, 0);
+    assert.equal(again.models.get('back')?.budget, first.models.get('back')?.budget, 'the same retry budget');
   });
 
   test('setOverlay composes a new generation with the same policy and the new weights', () => {
