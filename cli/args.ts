@@ -3,6 +3,21 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 /** A usage error: printed with the command's help, exit status 2. */
 export class UsageError extends Error {}
 
+/**
+ * A failure with its own documented exit status (the control plane's: 3 conflict, 4 Redis
+ * unreachable, 5 a gateway refused, 6 timed out waiting).
+ */
+export class ExitError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export const EXIT = { conflict: 3, redisUnreachable: 4, refused: 5, timeout: 6 } as const;
+
 type Options = NonNullable<ParseArgsConfig['options']>;
 
 export function parse<O extends Options>(argv: string[], options: O, allowPositionals = false) {

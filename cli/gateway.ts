@@ -1,28 +1,45 @@
+import { readFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { createLogger } from '../common/logging.js';
+import { RedisLink } from '../common/redis/link.js';
+import type { EndpointSource } from '../gateway/endpoint-source.js';
+import { RedisPolicySource, RedisUnavailableError } from '../gateway/fleet/redis-source.js';
+import { RegisteredEndpointSource } from '../gateway/registered-endpoints.js';
+import type { PolicySource } from '../gateway/policy/source.js';
 import { formatIssue } from '../gateway/policy/compile.js';
 import { PolicyRejectedError } from '../gateway/policy/runtime.js';
 import { FilePolicySource } from '../gateway/policy/file-source.js';
 import { buildGateway } from '../gateway/server.js';
-import { nonNegativeInt, parse, port, serverLimits, setting, UsageError } from './args.js';
+import { EXIT, ExitError, nonNegativeInt, parse, port, serverLimits, setting, UsageError } from './args.js';
+import { FLEET_FLAGS, fleetTarget } from './fleet.js';
 import { onShutdownSignal } from './signals.js';
 
-export const GATEWAY_HELP = `infergate gateway --policy FILE [--host H] [--port P] [--admin-port A]
+export const GATEWAY_HELP = `infergate gateway (--policy FILE | --redis URL) [--host H] [--port P] [--admin-port A]
                   [--body-limit BYTES] [--drain-delay-ms MS] [--drain-timeout-ms MS]
+                  [--redis-prefix P] [--gateway-id ID] [--policy-cache FILE]
 
 One gateway: every model of the policy at one URL (Open Inference Protocol v2). The policy file
 is watched: a valid edit takes effect within a second, an invalid one is logged and ignored.
+Fleet mode (--redis redis://[user:password@]host[:port][/db], or rediss:// for TLS): the policy
+comes from Redis (infergate policy apply), every version is acknowledged (ACK or NACK), replicas
+that register themselves join their backend, and --policy FILE only seeds an empty store.
+--policy-cache FILE keeps the last good version on disk, served when Redis is down at start.
+--gateway-id names this gateway in 'infergate policy status' (default: host name and pid).
 Admin port: /metrics, /admin/policy, /admin/upstreams.
 On SIGTERM: readiness false, answers carry Connection: close for --drain-delay-ms (1000), then the
 listener closes and in-flight requests finish (at most --drain-timeout-ms, 30000).
 Environment: INFERGATE_POLICY, INFERGATE_HOST (127.0.0.1), INFERGATE_PORT (8080),
 INFERGATE_ADMIN_HOST (127.0.0.1), INFERGATE_ADMIN_PORT (9901), INFERGATE_BODY_LIMIT (67108864),
 INFERGATE_DRAIN_DELAY_MS (1000), INFERGATE_DRAIN_TIMEOUT_MS (30000),
-INFERGATE_LOG_LEVEL (info).`;
+INFERGATE_REDIS_URL, INFERGATE_REDIS_PREFIX (infergate:), INFERGATE_GATEWAY_ID,
+INFERGATE_POLICY_CACHE, INFERGATE_LOG_LEVEL (info).`;
 
 export async function gatewayCommand(argv: string[]): Promise<void> {
   const { values } = parse(argv, {
     policy: { type: 'string' },
-    redis: { type: 'string' },
+    ...FLEET_FLAGS,
+    'gateway-id': { type: 'string' },
+    'policy-cache': { type: 'string' },
     host: { type: 'string' },
     port: { type: 'string' },
     'admin-host': { type: 'string' },
@@ -31,11 +48,12 @@ export async function gatewayCommand(argv: string[]): Promise<void> {
     'drain-timeout-ms': { type: 'string' },
     'drain-delay-ms': { type: 'string' },
   });
-  if (setting(values.redis, 'INFERGATE_REDIS_URL') !== undefined) {
-    throw new UsageError('--redis (fleet mode) is not supported by this version yet; use --policy FILE');
-  }
+  const fleet = fleetTarget(values);
   const policyPath = setting(values.policy, 'INFERGATE_POLICY');
-  if (policyPath === undefined) throw new UsageError('--policy FILE is required');
+  if (policyPath === undefined && fleet === undefined)
+    throw new UsageError('--policy FILE is required (or --redis URL: fleet mode)');
+  const cachePath = setting(values['policy-cache'], 'INFERGATE_POLICY_CACHE');
+  if (cachePath !== undefined && fleet === undefined) throw new UsageError('--policy-cache needs --redis');
   const host = setting(values.host, 'INFERGATE_HOST', '127.0.0.1');
   const listenPort = port(setting(values.port, 'INFERGATE_PORT', '8080'), '--port');
   const adminHost = setting(values['admin-host'], 'INFERGATE_ADMIN_HOST', '127.0.0.1');
@@ -50,15 +68,48 @@ export async function gatewayCommand(argv: string[]): Promise<void> {
     level: setting(undefined, 'INFERGATE_LOG_LEVEL', 'info'),
   });
 
+  let link: RedisLink | undefined;
+  let sources: { policySource: PolicySource; endpointSource?: EndpointSource };
+  if (fleet === undefined) {
+    sources = { policySource: new FilePolicySource(policyPath as string) };
+  } else {
+    const gatewayId = setting(values['gateway-id'], 'INFERGATE_GATEWAY_ID', `${hostname()}-${process.pid}`);
+    if (!/^[A-Za-z0-9._:@-]{1,128}$/.test(gatewayId)) {
+      throw new UsageError(`--gateway-id takes up to 128 of A-Z a-z 0-9 . _ : @ -, not '${gatewayId}'`);
+    }
+    link = new RedisLink(fleet.target, logger, `infergate-gateway:${gatewayId}`);
+    const reachable = await link.start(3000);
+    const endpointSource = new RegisteredEndpointSource({ link, keys: fleet.keys, logger });
+    await endpointSource.start();
+    if (!reachable) logger.warn(`${link.lastProblem}; still trying`);
+    sources = {
+      policySource: new RedisPolicySource({
+        link,
+        keys: fleet.keys,
+        gatewayId,
+        host: hostname(),
+        pid: process.pid,
+        logger,
+        ...(policyPath !== undefined
+          ? { seed: { text: await readPolicyFile(policyPath), origin: policyPath } }
+          : {}),
+        ...(cachePath !== undefined ? { cachePath } : {}),
+      }),
+      endpointSource,
+    };
+  }
+
   let gateway: Awaited<ReturnType<typeof buildGateway>>;
   try {
     gateway = await buildGateway({
-      policySource: new FilePolicySource(policyPath),
+      ...sources,
       bodyLimit,
       drainDelayMs,
       logger,
     });
   } catch (e) {
+    await link?.close();
+    if (e instanceof RedisUnavailableError) throw new ExitError(EXIT.redisUnreachable, e.message);
     if (e instanceof PolicyRejectedError) {
       throw new Error(
         `policy ${e.origin} is invalid:\n${e.errors.map((i) => `  ${formatIssue(i)}`).join('\n')}`,
@@ -72,5 +123,16 @@ export async function gatewayCommand(argv: string[]): Promise<void> {
     { address, admin: adminAddress, models: [...gateway.snapshot.policy.models.keys()] },
     `gateway listening on ${address}`,
   );
-  onShutdownSignal(logger, drainTimeoutMs, () => gateway.shutdown());
+  onShutdownSignal(logger, drainTimeoutMs, async () => {
+    await gateway.shutdown();
+    await link?.close();
+  });
+}
+
+async function readPolicyFile(path: string): Promise<string> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch (e) {
+    throw new Error(`cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
 }

@@ -1,5 +1,5 @@
 import { PRODUCT_VERSION } from '../common/version.js';
-import { UsageError } from './args.js';
+import { ExitError, UsageError } from './args.js';
 import { BACKEND_HELP, backendCommand } from './backend.js';
 import { GATEWAY_HELP, gatewayCommand } from './gateway.js';
 import { MODELS_HELP, modelsCommand } from './models.js';
@@ -26,7 +26,10 @@ const COMMANDS: Record<string, { help: string; run: (argv: string[]) => Promise<
   up: { help: UP_HELP, run: upCommand },
 };
 
-/** Exit status: 0 ok, 1 failure, 2 usage error. */
+/**
+ * Exit status: 0 ok, 1 failure, 2 usage error; the policy control plane adds 3 (conflict),
+ * 4 (Redis unreachable), 5 (a gateway refused the policy) and 6 (timed out waiting).
+ */
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
@@ -55,7 +58,7 @@ export async function main(argv: string[]): Promise<number> {
       return 2;
     }
     process.stderr.write(`infergate ${name}: ${(e as Error).message}\n`);
-    return 1;
+    return e instanceof ExitError ? e.status : 1;
   }
 }
 

@@ -2,13 +2,89 @@ import { readFile } from 'node:fs/promises';
 import { compilePolicy, formatIssue } from '../gateway/policy/compile.js';
 import { policyJsonSchema } from '../gateway/policy/schema.js';
 import { parse, UsageError } from './args.js';
+import { FLEET_FLAGS, fleetTarget } from './fleet.js';
+import {
+  applyCommand,
+  diffCommand,
+  type FleetIo,
+  getCommand,
+  historyCommand,
+  PolicyInvalid,
+  rollbackCommand,
+  statusCommand,
+} from './policy-fleet.js';
+
+export { PolicyInvalid };
 
 export const POLICY_HELP = `infergate policy validate FILE   schema and cross-reference check; every error with its field path, exit 1
-infergate policy schema          print the policy JSON Schema (policies/policy.schema.json)`;
+infergate policy schema          print the policy JSON Schema (policies/policy.schema.json)
+
+Fleet mode (every command takes --redis URL or INFERGATE_REDIS_URL, and --redis-prefix P):
+infergate policy apply FILE [--message M] [--if-version N] [--wait] [--timeout S] [--author A]
+    validate locally (exit 1, nothing written), then write a new version and announce it;
+    --if-version N refuses when the store is no longer at version N (exit 3);
+    --wait waits until every live gateway acknowledges it, prints a table, and exits 5 when one
+    refuses it or 6 when --timeout (30 s) runs out
+infergate policy get [--version N]           the YAML of a version (default: the newest) on stdout
+infergate policy history [--limit N]         version, time, author, message, sha256 (newest first)
+infergate policy diff FILE                   FILE against the newest version, in words and in lines
+infergate policy diff --from A --to B        two versions
+infergate policy rollback [VERSION] [--message M] [--wait] [--timeout S]
+    apply an older version again as a new version (default: the one before the newest)
+infergate policy status                      each live gateway: the version it serves, its last
+                                             ACK or NACK, how far behind it is
+Exit status: 0 ok, 1 invalid policy or failure, 2 usage, 3 conflict (--if-version),
+4 Redis unreachable, 5 a gateway refused (--wait), 6 timed out (--wait).`;
+
+const FLEET_VERBS = new Set(['apply', 'get', 'history', 'diff', 'rollback', 'status']);
 
 export async function policyCommand(argv: string[]): Promise<void> {
-  const { positionals } = parse(argv, {}, true);
+  const { values, positionals } = parse(
+    argv,
+    {
+      ...FLEET_FLAGS,
+      message: { type: 'string' },
+      'if-version': { type: 'string' },
+      wait: { type: 'boolean' },
+      timeout: { type: 'string' },
+      version: { type: 'string' },
+      from: { type: 'string' },
+      to: { type: 'string' },
+      limit: { type: 'string' },
+      author: { type: 'string' },
+    },
+    true,
+  );
   const [verb, ...rest] = positionals;
+  if (verb !== undefined && FLEET_VERBS.has(verb)) {
+    const fleet = fleetTarget(values);
+    if (fleet === undefined) throw new UsageError(`${verb} needs --redis URL (or INFERGATE_REDIS_URL)`);
+    const { target, keys } = fleet;
+    const io: FleetIo = {
+      out: (t) => process.stdout.write(t),
+      err: (t) => process.stderr.write(t),
+    };
+    const [arg, ...extra] = rest;
+    if (extra.length > 0) throw new UsageError(`${verb}: unexpected '${extra.join(' ')}'`);
+    switch (verb) {
+      case 'apply':
+        if (arg === undefined) throw new UsageError('apply takes FILE');
+        return applyCommand(target, keys, arg, values, io);
+      case 'get':
+        if (arg !== undefined) throw new UsageError('get takes no FILE (use --version N)');
+        return getCommand(target, keys, values, io);
+      case 'history':
+        if (arg !== undefined) throw new UsageError('history takes no arguments');
+        return historyCommand(target, keys, values, io);
+      case 'diff':
+        return diffCommand(target, keys, arg, values, io);
+      case 'rollback':
+        return rollbackCommand(target, keys, arg, values, io);
+      default:
+        if (arg !== undefined) throw new UsageError('status takes no arguments');
+        return statusCommand(target, keys, io);
+    }
+  }
   if (verb === 'validate') {
     const [file, ...extra] = rest;
     if (file === undefined || extra.length > 0) throw new UsageError('validate takes one FILE');
@@ -39,6 +115,3 @@ export async function policyCommand(argv: string[]): Promise<void> {
   }
   throw new UsageError(verb === undefined ? 'a verb is required' : `unknown verb '${verb}'`);
 }
-
-/** The policy is invalid: its errors are already printed; exit 1. */
-export class PolicyInvalid extends Error {}

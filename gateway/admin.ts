@@ -2,6 +2,7 @@
  * The admin app, on its own port: Prometheus metrics, the policy in force, the standing of every
  * upstream endpoint. Later issues add the canary and shadow views here.
  */
+import { createHash } from 'node:crypto';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
 import type { Clock } from '../common/clock.js';
 import { ApiError } from '../common/errors.js';
@@ -16,6 +17,11 @@ export interface AdminDeps {
   readonly logger: Logger;
   readonly clock: Clock;
   readonly current: () => Snapshot;
+  readonly policy: () => {
+    readonly origin: string;
+    readonly version: number | undefined;
+    readonly text: string;
+  };
 }
 
 export function buildAdmin(deps: AdminDeps): FastifyInstance {
@@ -29,11 +35,16 @@ export function buildAdmin(deps: AdminDeps): FastifyInstance {
   });
   admin.get('/admin/policy', async () => {
     const s = deps.current();
+    const p = deps.policy();
     return {
+      version: p.version ?? null,
+      origin: p.origin,
       sha256: s.policy.sha256,
+      sourceSha256: createHash('sha256').update(p.text).digest('hex'),
       appliedAt: new Date(s.appliedAt).toISOString(),
       warnings: s.policy.warnings,
       policy: s.policy.document,
+      source: p.text,
     };
   });
   admin.get('/admin/upstreams', async () => {
@@ -46,6 +57,8 @@ export function buildAdmin(deps: AdminDeps): FastifyInstance {
           const recent = e.recent;
           return {
             url: e.origin,
+            // From the policy's list, or registered by the replica itself (fleet mode).
+            source: s.policy.backends.get(name)?.endpoints.includes(e.origin) ? 'policy' : 'registered',
             state: e.state(now),
             healthy: e.healthy,
             breaker: e.breakerState,

@@ -8,6 +8,8 @@ import type { CompiledBackend } from './policy/compile.js';
 export interface EndpointSource {
   /** The origins of a backend now (normalised, as the policy compiler writes them). */
   endpointsOf(backend: CompiledBackend): readonly string[];
+  /** Told the policy's backend names before each composition (a source may warn of others). */
+  known?(names: readonly string[]): void;
   /** Told when the endpoints of any backend changed. */
   onChange(listener: () => void): void;
   close(): Promise<void>;

@@ -39,11 +39,19 @@ export class GatewayMetrics {
   readonly reloads: Counter<'result'>;
   readonly policyInfo: Gauge<'sha256'>;
   readonly policyLoaded: Gauge;
+  /** The store version of the policy in force (fleet mode; 0 with a policy file). */
+  readonly policyVersion: Gauge;
+  /** Fleet mode only: whether the gateway reaches Redis now (1) or not (0). */
+  readonly redisUp: Gauge | undefined;
   readonly ejections: Counter<'endpoint'>;
   readonly healthChecks: Counter<'endpoint' | 'result'>;
   readonly shed: Counter<'model' | 'scope' | 'reason'>;
 
-  constructor(opts: { processMetrics: boolean; sample: () => readonly UpstreamSample[] }) {
+  constructor(opts: {
+    processMetrics: boolean;
+    sample: () => readonly UpstreamSample[];
+    redisUp?: () => boolean;
+  }) {
     const registers = [this.registry];
     this.requests = new FastCounter(
       'infergate_requests_total',
@@ -100,6 +108,23 @@ export class GatewayMetrics {
       help: 'Unix time when the policy in force was applied.',
       registers,
     });
+    this.policyVersion = new Gauge({
+      name: 'infergate_policy_version',
+      help: 'The store version of the policy in force (fleet mode; 0 with a policy file).',
+      registers,
+    });
+    const redisUp = opts.redisUp;
+    this.redisUp =
+      redisUp === undefined
+        ? undefined
+        : new Gauge({
+            name: 'infergate_redis_up',
+            help: 'Whether the gateway reaches its Redis now (1) or not (0); it serves its last good policy meanwhile.',
+            registers,
+            collect() {
+              this.set(redisUp() ? 1 : 0);
+            },
+          });
     this.ejections = new Counter({
       name: 'infergate_upstream_ejections_total',
       help: 'Passive ejections of an endpoint after consecutive failures.',
@@ -226,10 +251,11 @@ export class GatewayMetrics {
     for (const result of ['pass', 'fail']) this.healthChecks.remove({ endpoint, result });
   }
 
-  policyApplied(sha256: string, unixSeconds: number): void {
+  policyApplied(sha256: string, unixSeconds: number, version = 0): void {
     this.policyInfo.reset();
     this.policyInfo.set({ sha256 }, 1);
     this.policyLoaded.set(unixSeconds);
+    this.policyVersion.set(version);
     this.reloads.inc({ result: 'applied' });
   }
 }

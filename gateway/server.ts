@@ -40,6 +40,13 @@ export interface GatewayOptions {
   onPolicyEvent?: (event: PolicyEvent) => void;
 }
 
+/** Where the policy in force came from: its origin, store version (fleet mode) and source text. */
+export interface PolicyInForce {
+  readonly origin: string;
+  readonly version: number | undefined;
+  readonly text: string;
+}
+
 export type PolicyEvent =
   | { readonly type: 'applied'; readonly sha256: string; readonly origin: string }
   | { readonly type: 'rejected'; readonly errors: readonly PolicyIssue[]; readonly origin: string };
@@ -65,9 +72,12 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
   const bodyLimit = opts.bodyLimit ?? DEFAULT_BODY_LIMIT;
   const endpointSource = opts.endpointSource ?? new StaticEndpointSource();
   let draining = false;
+  let inForce: PolicyInForce = { origin: '', version: undefined, text: '' };
 
+  const source = opts.policySource;
   const metrics: GatewayMetrics = new GatewayMetrics({
     processMetrics: opts.processMetrics ?? true,
+    ...(source.reachable !== undefined ? { redisUp: () => source.reachable?.() ?? false } : {}),
     // Read at scrape time, once the owner below exists.
     sample: (): UpstreamSample[] => {
       if (!owner.hasSnapshot) return [];
@@ -115,10 +125,14 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
   });
 
   const policy = await PolicyRuntime.start(opts.policySource, {
-    onApplied: (compiled, origin) => {
+    onApplied: (compiled, origin, update) => {
       owner.apply(compiled);
-      metrics.policyApplied(compiled.sha256, Date.now() / 1000);
-      logger.info({ origin, sha256: compiled.sha256, models: [...compiled.models.keys()] }, 'policy applied');
+      inForce = { origin, version: update.version, text: update.text };
+      metrics.policyApplied(compiled.sha256, Date.now() / 1000, update.version ?? 0);
+      logger.info(
+        { origin, version: update.version, sha256: compiled.sha256, models: [...compiled.models.keys()] },
+        'policy applied',
+      );
       for (const w of compiled.warnings)
         logger.warn({ origin, path: w.path }, `policy: ${w.path}: ${w.message}`);
       opts.onPolicyEvent?.({ type: 'applied', sha256: compiled.sha256, origin });
@@ -136,7 +150,7 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
 
   const current = () => owner.current;
   const app = buildApp({ clock, random, logger, metrics, bodyLimit, current, draining: () => draining });
-  const admin = buildAdmin({ metrics, logger, clock, current });
+  const admin = buildAdmin({ metrics, logger, clock, current, policy: () => inForce });
 
   return {
     app,

@@ -118,6 +118,7 @@ export class SnapshotOwner {
     const { registry, endpointSource, clock } = this.deps;
     const previous = this.snapshot;
     const graceMs = graceFor(previous?.policy);
+    endpointSource.known?.([...policy.backends.keys()]);
     const backends = [...policy.backends.values()].map((b) => ({
       ...b,
       endpoints: endpointSource.endpointsOf(b),

@@ -10,8 +10,8 @@ import type { PolicySource, PolicyUpdate } from './source.js';
 export type ReloadResult = 'applied' | 'unchanged' | 'rejected';
 
 export interface PolicyEvents {
-  onApplied?(policy: CompiledPolicy, origin: string): void;
-  onRejected?(errors: readonly PolicyIssue[], origin: string): void;
+  onApplied?(policy: CompiledPolicy, origin: string, update: PolicyUpdate): void;
+  onRejected?(errors: readonly PolicyIssue[], origin: string, update: PolicyUpdate): void;
   onSourceError?(error: Error): void;
 }
 
@@ -21,6 +21,7 @@ export class PolicyRuntime {
 
   private constructor(
     initial: CompiledPolicy,
+    private readonly source: PolicySource,
     private readonly events: PolicyEvents,
   ) {
     this.lastGood = initial;
@@ -31,11 +32,21 @@ export class PolicyRuntime {
    * without a good policy). Then follows the source's changes.
    */
   static async start(source: PolicySource, events: PolicyEvents = {}): Promise<PolicyRuntime> {
-    const first = await source.read();
-    const compiled = compilePolicy(first.text);
-    if (!compiled.ok) throw new PolicyRejectedError(first.origin, compiled.errors);
-    const runtime = new PolicyRuntime(compiled.policy, events);
-    events.onApplied?.(compiled.policy, first.origin);
+    let update = await source.read();
+    let compiled = compilePolicy(update.text);
+    const firstErrors = compiled.ok ? [] : compiled.errors;
+    // A store whose newest version is bad (written by hand, say): start on its newest good one.
+    while (!compiled.ok) {
+      source.report?.(update, { result: 'rejected', errors: compiled.errors });
+      const older = await source.previous?.(update);
+      if (older === undefined) throw new PolicyRejectedError(update.origin, firstErrors);
+      events.onRejected?.(compiled.errors, update.origin, update);
+      update = older;
+      compiled = compilePolicy(update.text);
+    }
+    const runtime = new PolicyRuntime(compiled.policy, source, events);
+    events.onApplied?.(compiled.policy, update.origin, update);
+    source.report?.(update, { result: 'applied', errors: [] });
     source.watch(
       (u) => runtime.offer(u),
       (e) => events.onSourceError?.(e),
@@ -62,12 +73,17 @@ export class PolicyRuntime {
   private apply(update: PolicyUpdate): ReloadResult {
     const compiled = compilePolicy(update.text);
     if (!compiled.ok) {
-      this.events.onRejected?.(compiled.errors, update.origin);
+      this.events.onRejected?.(compiled.errors, update.origin, update);
+      this.source.report?.(update, { result: 'rejected', errors: compiled.errors });
       return 'rejected';
     }
-    if (compiled.policy.sha256 === this.lastGood.sha256) return 'unchanged';
+    if (compiled.policy.sha256 === this.lastGood.sha256) {
+      this.source.report?.(update, { result: 'unchanged', errors: [] });
+      return 'unchanged';
+    }
     this.lastGood = compiled.policy;
-    this.events.onApplied?.(compiled.policy, update.origin);
+    this.events.onApplied?.(compiled.policy, update.origin, update);
+    this.source.report?.(update, { result: 'applied', errors: [] });
     return 'applied';
   }
 }
