@@ -7,18 +7,25 @@ import {
 } from '../backend/repository-layout.js';
 import { type Backend, buildBackend } from '../backend/server.js';
 import { createLogger } from '../common/logging.js';
-import { parse, port, serverLimits, setting, UsageError } from './args.js';
+import { Registrar } from '../backend/register.js';
+import { parse, port, positiveInt, serverLimits, setting, UsageError } from './args.js';
+import { fleetTarget } from './fleet.js';
 import { onShutdownSignal } from './signals.js';
 
 export const BACKEND_HELP = `infergate backend --model-repository DIR [--host H] [--port P] [--device cpu|cuda|webgpu]
                   [--models NAME[:VERSION],...] [--body-limit BYTES] [--drain-timeout-ms MS]
+                  [--register REDIS_URL --backend NAME --advertise URL [--register-ttl-ms MS]]
 
 One backend replica: the Open Inference Protocol v2 REST API over onnxruntime-node.
 --models loads only the listed models at startup (NAME: every version, NAME:VERSION: that one);
 the others are listed as not loaded and POST /v2/repository/models/NAME/load still loads them.
+--register (fleet mode): heartbeat this replica's --advertise URL under the policy's backend NAME
+in Redis (TTL --register-ttl-ms, 10000, refreshed every third of it), so that gateways started
+with --redis send it traffic; on SIGTERM it deregisters before it drains. --redis-prefix P.
 Environment: INFERGATE_MODEL_REPOSITORY, INFERGATE_HOST (127.0.0.1), INFERGATE_PORT (8001),
 INFERGATE_DEVICE (cpu), INFERGATE_MODELS (all), INFERGATE_BODY_LIMIT (67108864),
-INFERGATE_DRAIN_TIMEOUT_MS (30000), INFERGATE_LOG_LEVEL (info).`;
+INFERGATE_DRAIN_TIMEOUT_MS (30000), INFERGATE_REGISTER, INFERGATE_BACKEND, INFERGATE_ADVERTISE,
+INFERGATE_REDIS_PREFIX (infergate:), INFERGATE_LOG_LEVEL (info).`;
 
 /**
  * `--models`: comma-separated `name` or `name:version` entries (spaces around entries are
@@ -55,7 +62,35 @@ export async function backendCommand(argv: string[]): Promise<void> {
     models: { type: 'string' },
     'body-limit': { type: 'string' },
     'drain-timeout-ms': { type: 'string' },
+    register: { type: 'string' },
+    backend: { type: 'string' },
+    advertise: { type: 'string' },
+    'register-ttl-ms': { type: 'string' },
+    'redis-prefix': { type: 'string' },
   });
+  const registerUrl = setting(values.register, 'INFERGATE_REGISTER');
+  const fleet =
+    registerUrl === undefined
+      ? undefined
+      : fleetTarget({ redis: registerUrl, 'redis-prefix': values['redis-prefix'] });
+  const backendName = setting(values.backend, 'INFERGATE_BACKEND');
+  const advertise = setting(values.advertise, 'INFERGATE_ADVERTISE');
+  if (fleet !== undefined) {
+    if (backendName === undefined || !/^[A-Za-z0-9._-]{1,128}$/.test(backendName)) {
+      throw new UsageError("--register needs --backend NAME (the policy's backend name)");
+    }
+    if (advertise === undefined || !/^https?:\/\/[^/]+$/.test(advertise)) {
+      throw new UsageError(
+        '--register needs --advertise http://HOST:PORT (where gateways reach this replica)',
+      );
+    }
+  } else if (backendName !== undefined || advertise !== undefined) {
+    throw new UsageError('--backend and --advertise go with --register REDIS_URL');
+  }
+  const ttlMs = positiveInt(
+    setting(values['register-ttl-ms'], 'INFERGATE_REGISTER_TTL_MS', '10000'),
+    '--register-ttl-ms',
+  );
   const root = setting(values['model-repository'], 'INFERGATE_MODEL_REPOSITORY');
   if (root === undefined) throw new UsageError('--model-repository DIR is required');
   const device = setting(values.device, 'INFERGATE_DEVICE', 'cpu');
@@ -90,5 +125,21 @@ export async function backendCommand(argv: string[]): Promise<void> {
     { address, models: (await backend.repository.index(true)).length },
     `backend listening on ${address}`,
   );
-  onShutdownSignal(logger, drainTimeoutMs, () => backend.shutdown());
+  const registrar =
+    fleet === undefined
+      ? undefined
+      : new Registrar({
+          ...fleet,
+          backend: backendName as string,
+          advertise: new URL(advertise as string).origin,
+          ttlMs,
+          logger,
+          repository: backend.repository,
+          draining: () => backend.draining,
+        });
+  registrar?.start();
+  onShutdownSignal(logger, drainTimeoutMs, async () => {
+    await registrar?.stop();
+    await backend.shutdown();
+  });
 }

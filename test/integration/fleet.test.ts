@@ -13,9 +13,9 @@ import { RedisPolicySource, sha256 } from '../../gateway/fleet/redis-source.js';
 import { RedisPolicyStore } from '../../gateway/fleet/redis-store.js';
 import { RegisteredEndpointSource } from '../../gateway/registered-endpoints.js';
 import { buildGateway, type Gateway, type PolicyEvent } from '../../gateway/server.js';
-import { removeTempDirs, tempDir, waitFor } from '../helpers/backend.js';
+import { removeTempDirs, sampleRepository, tempDir, waitFor } from '../helpers/backend.js';
 import { runCli } from '../helpers/cli.js';
-import { type FakeReplica, policyYaml, startFakeReplica } from '../helpers/gateway.js';
+import { deadPort, type FakeReplica, mlpBody, policyYaml, startFakeReplica } from '../helpers/gateway.js';
 import { type RedisServer, startRedis } from '../helpers/redis.js';
 
 interface FleetGateway {
@@ -117,8 +117,8 @@ async function startFleetGateway(
   };
 }
 
-async function answeredBy(g: FleetGateway): Promise<string> {
-  const res = await fetch(`${g.url}/v2/models/m/infer`, { method: 'POST', body: '{}' });
+async function answeredBy(g: FleetGateway, body = '{}'): Promise<string> {
+  const res = await fetch(`${g.url}/v2/models/m/infer`, { method: 'POST', body });
   assert.equal(res.status, 200);
   return ((await res.json()) as { model_name: string }).model_name;
 }
@@ -469,6 +469,57 @@ describe('fleet mode: replicas that register themselves', () => {
       r.disconnect();
       await g.close();
       await c.close();
+    }
+  });
+
+  test('infergate backend --register: a real replica joins, serves, and deregisters before it drains', async () => {
+    const prefix = freshPrefix();
+    const g = await startFleetGateway('gw-b', prefix, { seed: policyTo('a') });
+    const repo = await sampleRepository();
+    const port = await deadPort();
+    const replica = runCli([
+      'backend',
+      '--model-repository',
+      repo,
+      '--models',
+      'mlp:1',
+      '--port',
+      String(port),
+      '--register',
+      redis.url,
+      '--redis-prefix',
+      prefix,
+      '--backend',
+      'be-a',
+      '--advertise',
+      `http://127.0.0.1:${port}`,
+    ]);
+    const registered = async () => {
+      const view = (await (await fetch(`${g.adminUrl}/admin/upstreams`)).json()) as {
+        backends: { name: string; endpoints: { url: string; source: string }[] }[];
+      };
+      return (
+        view.backends.find((x) => x.name === 'be-a')?.endpoints.some((e) => e.source === 'registered') ===
+        true
+      );
+    };
+    try {
+      await replica.waitForLog(
+        'registered',
+        (r) => r.msg.startsWith("registered as an endpoint of backend 'be-a'"),
+        60_000,
+      );
+      await until(registered, 'the replica in rotation');
+      const seen = new Set<string>();
+      for (let i = 0; i < 40 && seen.size < 2; i++) seen.add(await answeredBy(g, mlpBody(i)));
+      assert.ok(seen.has('mlp'), [...seen].join());
+      replica.child.kill('SIGTERM');
+      await replica.waitForLog('deregistered', (r) => r.msg === 'deregistered');
+      await until(async () => !(await registered()), 'the replica out of rotation');
+      assert.equal((await replica.exited).code, 0);
+    } finally {
+      await replica.stop();
+      await g.close();
     }
   });
 });
