@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { createLogger, type Logger } from '../common/logging.js';
 import { buildModelRepository, missingSampleModelFiles } from '../models/build.js';
 import { parse, port, setting } from './args.js';
+import { FLEET_FLAGS, fleetTarget } from './fleet.js';
 
 const PACKAGE_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const BIN = join(PACKAGE_ROOT, 'bin', 'infergate.js');
@@ -13,20 +14,27 @@ const BIN = join(PACKAGE_ROOT, 'bin', 'infergate.js');
  * The replicas of the local stack. Their ports are the endpoints of `policies/default.yaml`:
  * mlp version 1 on two replicas, version 2 on the third, `simple` and `text-direction` on all.
  */
-export const UP_REPLICAS: readonly { readonly port: number; readonly models: string }[] = [
-  { port: 8001, models: 'mlp:1,simple,text-direction' },
-  { port: 8002, models: 'mlp:1,simple,text-direction' },
-  { port: 8003, models: 'mlp:2,simple,text-direction' },
+export const UP_REPLICAS: readonly {
+  readonly port: number;
+  readonly models: string;
+  readonly backend: string;
+}[] = [
+  { port: 8001, models: 'mlp:1,simple,text-direction', backend: 'mlp-v1' },
+  { port: 8002, models: 'mlp:1,simple,text-direction', backend: 'mlp-v1' },
+  { port: 8003, models: 'mlp:2,simple,text-direction', backend: 'mlp-v2' },
 ];
 
-export const UP_HELP = `infergate up [--policy FILE] [--model-repository DIR] [--port P] [--admin-port A]
+export const UP_HELP = `infergate up [--policy FILE] [--model-repository DIR] [--port P] [--admin-port A] [--redis URL]
 
 The whole local stack on the embedded default, no Redis needed: builds the sample models into DIR
 if any is missing (default models/repository), starts three backend replicas on 127.0.0.1:8001,
 8002 and 8003 (mlp version 1 on the first two, version 2 on the third, simple and text-direction
 on all) and a gateway on 127.0.0.1:8080 (admin 9901) with the policy (default
 policies/default.yaml), then prints the URL and a curl example. Edit the policy while it runs to
-shift traffic. Ctrl-C stops every process cleanly.`;
+shift traffic. Ctrl-C stops every process cleanly.
+--redis URL runs it in fleet mode: the gateway takes its policy from Redis (seeded with the policy
+when the store is empty; change it with infergate policy apply FILE --redis URL) and the replicas
+register themselves (8001 and 8002 under mlp-v1, 8003 under mlp-v2).`;
 
 interface Child {
   readonly name: string;
@@ -40,7 +48,11 @@ export async function upCommand(argv: string[]): Promise<void> {
     'model-repository': { type: 'string' },
     port: { type: 'string' },
     'admin-port': { type: 'string' },
+    ...FLEET_FLAGS,
   });
+  const fleet = fleetTarget(values);
+  const redisUrl = setting(values.redis, 'INFERGATE_REDIS_URL');
+  const prefixArgs = values['redis-prefix'] === undefined ? [] : ['--redis-prefix', values['redis-prefix']];
   const repo = resolve(
     setting(values['model-repository'], 'INFERGATE_MODEL_REPOSITORY', 'models/repository'),
   );
@@ -106,7 +118,26 @@ export async function upCommand(argv: string[]): Promise<void> {
   for (const r of UP_REPLICAS) {
     start(
       `backend:${r.port}`,
-      ['backend', '--model-repository', repo, '--port', String(r.port), '--models', r.models],
+      [
+        'backend',
+        '--model-repository',
+        repo,
+        '--port',
+        String(r.port),
+        '--models',
+        r.models,
+        ...(fleet === undefined
+          ? []
+          : [
+              '--register',
+              redisUrl as string,
+              '--backend',
+              r.backend,
+              '--advertise',
+              `http://127.0.0.1:${r.port}`,
+              ...prefixArgs,
+            ]),
+      ],
       { INFERGATE_LOG_LEVEL: backendLevel },
     );
   }
@@ -116,7 +147,16 @@ export async function upCommand(argv: string[]): Promise<void> {
   if (backendsReady.includes(false)) return void stopAll(1);
   start(
     'gateway',
-    ['gateway', '--policy', policy, '--port', String(gatewayPort), '--admin-port', String(adminPort)],
+    [
+      'gateway',
+      '--policy',
+      policy,
+      '--port',
+      String(gatewayPort),
+      '--admin-port',
+      String(adminPort),
+      ...(fleet === undefined ? [] : ['--redis', redisUrl as string, ...prefixArgs]),
+    ],
     {
       INFERGATE_LOG_LEVEL: process.env.INFERGATE_LOG_LEVEL ?? 'info',
     },
@@ -133,13 +173,17 @@ export async function upCommand(argv: string[]): Promise<void> {
     [
       '',
       `infergate is up at ${url}`,
-      `  gateway  ${url} (metrics: http://127.0.0.1:${adminPort}/metrics), policy ${policy}`,
+      fleet === undefined
+        ? `  gateway  ${url} (metrics: http://127.0.0.1:${adminPort}/metrics), policy ${policy}`
+        : `  gateway  ${url} (metrics: http://127.0.0.1:${adminPort}/metrics), fleet mode: policy from ${fleet.target.display}`,
       ...UP_REPLICAS.map((r) => `  backend  http://127.0.0.1:${r.port}  ${r.models}`),
       '',
       'try:',
       `  curl -s ${url}/v2/models/mlp`,
       `  curl -si ${url}/v2/models/mlp/infer -H 'content-type: application/json' -d '${body}'`,
-      `  (x-infergate-variant in the answer says which variant served it; edit the split in ${policy} to shift traffic)`,
+      fleet === undefined
+        ? `  (x-infergate-variant in the answer says which variant served it; edit the split in ${policy} to shift traffic)`
+        : `  (x-infergate-variant says which variant served it; shift traffic with: infergate policy apply FILE --redis ${fleet.target.display} --wait)`,
       '',
       'Ctrl-C stops it.',
       '',
