@@ -1,0 +1,221 @@
+/**
+ * `npm run bench:fleet`: how fast an apply reaches a fleet. A real redis-server on a free port,
+ * a fake upstream, 4 gateway processes in fleet mode, each with a client sending requests one after
+ * another; then ≥ 200 applies that move model `simple` between two variants. For each apply and
+ * gateway: the time from the store's write to the gateway's acknowledgement (the ACK it
+ * publishes), and to the first answer its client receives from the new variant. Then the
+ * gateway's CPU per request in fleet mode beside file mode, paired in one run.
+ * Options: --applies N (200), --gateways N (4).
+ */
+import { writeFile } from 'node:fs/promises';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { Redis } from 'ioredis';
+import { Pool } from 'undici';
+import { fleetKeys } from '../common/redis/keys.js';
+import { sha256 } from '../gateway/fleet/redis-source.js';
+import { type AckMessage, RedisPolicyStore } from '../gateway/fleet/redis-store.js';
+import { startRedis } from '../test/helpers/redis.js';
+import { latencyStats, machine, median, simpleBody, writeResult } from './common.js';
+import { type ChildServer, fmt, load, startServer, table } from './lib.js';
+
+const { values } = parseArgs({
+  options: { applies: { type: 'string', default: '200' }, gateways: { type: 'string', default: '4' } },
+});
+const applies = Number(values.applies);
+const gatewayCount = Number(values.gateways);
+if (!Number.isSafeInteger(applies) || applies < 1) throw new Error('--applies must be a positive integer');
+if (!Number.isSafeInteger(gatewayCount) || gatewayCount < 1 || gatewayCount > 16) {
+  throw new Error('--gateways must be in 1..16');
+}
+
+const root = join(import.meta.dirname, '..');
+const cli = join(root, 'bin', 'infergate.js');
+const nowMs = () => performance.timeOrigin + performance.now();
+
+function policy(upstream: string, to: 'a' | 'b', n: number): string {
+  return `# bench:fleet apply ${n}
+version: 1
+defaults: { timeoutMs: 2000, healthCheck: { intervalMs: 0 } }
+backends:
+  be-a: { endpoints: [${upstream}] }
+  be-b: { endpoints: [${upstream}] }
+models:
+  simple:
+    variants:
+      a: { backend: be-a, model: simple, version: "1" }
+      b: { backend: be-b, model: simple, version: "1" }
+    split: { a: ${to === 'a' ? 100 : 0}, b: ${to === 'b' ? 100 : 0} }
+`;
+}
+
+/**
+ * A client that sends a request every millisecond or so (one at a time) and notes when each
+ * variant first answers: steady traffic that leaves the gateways' event loops mostly idle, as in
+ * a fleet, rather than saturating two cores with four closed loops.
+ */
+class Watcher {
+  private readonly pool: Pool;
+  private running = true;
+  private waiting: { variant: string; resolve: (at: number) => void } | undefined;
+  readonly done: Promise<void>;
+
+  constructor(url: string) {
+    this.pool = new Pool(url, { connections: 1 });
+    this.done = this.loop();
+  }
+
+  /** Resolves with the arrival time of the first answer from `variant`. */
+  firstFrom(variant: string): Promise<number> {
+    return new Promise((resolve) => {
+      this.waiting = { variant, resolve };
+    });
+  }
+
+  private async loop(): Promise<void> {
+    while (this.running) {
+      const res = await this.pool.request({
+        path: '/v2/models/simple/infer',
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: simpleBody,
+      });
+      await res.body.arrayBuffer();
+      const at = nowMs();
+      const w = this.waiting;
+      if (w !== undefined && res.headers['x-infergate-variant'] === w.variant) {
+        this.waiting = undefined;
+        w.resolve(at);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 1));
+    }
+  }
+
+  async close(): Promise<void> {
+    this.running = false;
+    await this.done;
+    await this.pool.close();
+  }
+}
+
+const work = await mkdtemp(join(tmpdir(), 'infergate-bench-fleet-'));
+const redis = await startRedis();
+const children: ChildServer[] = [];
+try {
+  const fake = await startServer(['--import', 'tsx', join(root, 'load', 'gateway', 'fake-upstream.ts'), '0']);
+  children.push(fake);
+  const keys = fleetKeys('bench:');
+  const seed = join(work, 'seed.yaml');
+  await writeFile(seed, policy(fake.url, 'a', 0));
+  const gateways: ChildServer[] = [];
+  for (let i = 0; i < gatewayCount; i++) {
+    const args = [cli, 'gateway', '--redis', redis.url, '--redis-prefix', keys.prefix, '--policy', seed];
+    const g = await startServer([...args, '--port', '0', '--admin-port', '0', '--gateway-id', `bench-${i}`]);
+    gateways.push(g);
+    children.push(g);
+  }
+  const cmd = new Redis({ host: '127.0.0.1', port: redis.port });
+  const sub = new Redis({ host: '127.0.0.1', port: redis.port });
+  const store = new RedisPolicyStore(cmd, keys);
+  const acks = new Map<string, (m: AckMessage) => void>();
+  await sub.subscribe(keys.gatewayAcks);
+  sub.on('message', (_c: string, text: string) => {
+    const m = JSON.parse(text) as AckMessage;
+    acks.get(`${m.id}:${m.version}`)?.(m);
+  });
+  const watchers = gateways.map((g) => new Watcher(g.url));
+  const ackMs: number[] = [];
+  const firstMs: number[] = [];
+  let nacks = 0;
+  for (let n = 1; n <= applies; n++) {
+    const to = n % 2 === 1 ? 'b' : 'a';
+    const text = policy(fake.url, to, n);
+    const version = (await store.latestVersion()) + 1;
+    const acked = gateways.map(
+      (_g, i) => new Promise<AckMessage>((resolve) => acks.set(`bench-${i}:${version}`, resolve)),
+    );
+    const first = watchers.map((w) => w.firstFrom(to));
+    const t0 = nowMs();
+    const result = await store.apply({
+      source: text,
+      sha256: sha256(text),
+      author: 'bench',
+      message: `apply ${n}`,
+    });
+    if (result.kind !== 'applied' || result.version !== version)
+      throw new Error(`apply ${n}: ${result.kind}`);
+    for (const m of await Promise.all(acked)) {
+      if (m.result === 'nack') nacks += 1;
+      ackMs.push(m.at - t0);
+    }
+    for (const at of await Promise.all(first)) firstMs.push(at - t0);
+    for (let i = 0; i < gatewayCount; i++) acks.delete(`bench-${i}:${version}`);
+  }
+  await Promise.all(watchers.map((w) => w.close()));
+  cmd.disconnect();
+  sub.disconnect();
+
+  // CPU per request: one fleet gateway beside one file-mode gateway, taking turns.
+  const fileGateway = await startServer([
+    cli,
+    'gateway',
+    '--policy',
+    seed,
+    '--port',
+    '0',
+    '--admin-port',
+    '0',
+  ]);
+  children.push(fileGateway);
+  const fleetGateway = gateways[0]!;
+  const cpu = { fleet: [] as number[], file: [] as number[] };
+  const url = (g: ChildServer) => `${g.url}/v2/models/simple/infer`;
+  for (const g of [fleetGateway, fileGateway])
+    await load({ url: url(g), connections: 8, amount: 5000, body: simpleBody });
+  for (let run = 0; run < 5; run++) {
+    const order = run % 2 === 0 ? (['fleet', 'file'] as const) : (['file', 'fleet'] as const);
+    for (const mode of order) {
+      const g = mode === 'fleet' ? fleetGateway : fileGateway;
+      const r = await load({ url: url(g), connections: 8, amount: 10_000, body: simpleBody, pid: g.pid });
+      cpu[mode].push(r.cpuUsPerRequest!);
+    }
+  }
+  const ratios = cpu.fleet.map((f, i) => f / cpu.file[i]!);
+
+  const ack = latencyStats(ackMs);
+  const firstAnswer = latencyStats(firstMs);
+  process.stdout.write(
+    `infergate bench:fleet (${machine().cpu}, ${machine().cores} cores, node ${machine().node}): ` +
+      `${gatewayCount} gateway processes, ${applies} applies, ${ackMs.length} acknowledgements (${nacks} NACK)\n\n` +
+      table(
+        ['from the store write to', 'p50 ms', 'p99 ms', 'max ms'],
+        [
+          ['the gateway ACK', fmt(ack.p50Ms), fmt(ack.p99Ms), fmt(ack.maxMs)],
+          [
+            'the first answer on the new version',
+            fmt(firstAnswer.p50Ms),
+            fmt(firstAnswer.p99Ms),
+            fmt(firstAnswer.maxMs),
+          ],
+        ],
+      ) +
+      `\naim: p99 <= 20 ms: ${Math.max(ack.p99Ms, firstAnswer.p99Ms) <= 20 ? 'met' : 'NOT met'}\n` +
+      `gateway CPU per request, fleet mode / file mode: ${fmt(median(ratios))}x ` +
+      `(runs ${ratios.map(fmt).join(', ')}; fleet ${fmt(median(cpu.fleet))} us, file ${fmt(median(cpu.file))} us, medians of 5 paired runs)\n`,
+  );
+  await writeResult('fleet-latest.json', {
+    date: new Date().toISOString(),
+    machine: machine(),
+    settings: { gateways: gatewayCount, applies },
+    ackMs: ack,
+    firstAnswerMs: firstAnswer,
+    nacks,
+    cpuUsPerRequest: cpu,
+    cpuFleetOverFile: { median: median(ratios), runs: ratios },
+  });
+} finally {
+  for (const c of children.reverse()) await c.stop().catch(() => {});
+  await redis.close();
+}
