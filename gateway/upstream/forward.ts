@@ -56,15 +56,18 @@ export interface ForwardContext {
   onRetry?(reason: RetryReason, allowed: boolean): void;
 }
 
+/** The upstream's answer: the result of most requests. */
+export interface ForwardResponse {
+  readonly kind: 'response';
+  readonly status: number;
+  readonly headers: IncomingHttpHeaders;
+  readonly body: Buffer;
+  readonly endpoint: Endpoint;
+  readonly attempts: number;
+}
+
 export type ForwardResult =
-  | {
-      readonly kind: 'response';
-      readonly status: number;
-      readonly headers: IncomingHttpHeaders;
-      readonly body: Buffer;
-      readonly endpoint: Endpoint;
-      readonly attempts: number;
-    }
+  | ForwardResponse
   | { readonly kind: 'timeout'; readonly attempts: number; readonly endpoint: Endpoint | undefined }
   /** No endpoint of the backend can take traffic (unhealthy, ejected, breaker open, backing off). */
   | { readonly kind: 'no_endpoint'; readonly retryAfterSeconds: number }
@@ -112,7 +115,7 @@ export async function forward(req: ForwardRequest, ctx: ForwardContext): Promise
   let attempts = 0;
   let lastEndpoint: Endpoint | undefined;
   let lastError: Error | undefined;
-  let lastOverloaded: (ForwardResult & { kind: 'response' }) | undefined;
+  let lastOverloaded: ForwardResponse | undefined;
   try {
     for (;;) {
       if (lastEndpoint !== undefined) {
@@ -174,8 +177,8 @@ export async function forward(req: ForwardRequest, ctx: ForwardContext): Promise
           retryReason = 'network_error';
         }
       } else {
-        if (outcome.kind !== 'overloaded') return { kind: 'response', ...result, endpoint, attempts };
-        lastOverloaded = { kind: 'response', ...result, endpoint, attempts };
+        if (outcome.kind !== 'overloaded') return response(result, endpoint, attempts);
+        lastOverloaded = response(result, endpoint, attempts);
         retryReason = 'overloaded';
       }
 
@@ -206,8 +209,17 @@ export async function forward(req: ForwardRequest, ctx: ForwardContext): Promise
   }
   if (timedOut) return { kind: 'timeout', attempts, endpoint: lastEndpoint };
   if (lastOverloaded !== undefined && (lastError === undefined || lastOverloaded.attempts === attempts)) {
-    return { ...lastOverloaded, attempts };
+    return response(lastOverloaded, lastOverloaded.endpoint, attempts);
   }
   if (lastError instanceof PerTryTimeoutError) return { kind: 'timeout', attempts, endpoint: lastEndpoint };
   return { kind: 'unavailable', attempts, error: lastError };
+}
+
+/** An answer as forward's result (one shape for all of them). */
+function response(
+  r: { readonly status: number; readonly headers: IncomingHttpHeaders; readonly body: Buffer },
+  endpoint: Endpoint,
+  attempts: number,
+): ForwardResponse {
+  return { kind: 'response', status: r.status, headers: r.headers, body: r.body, endpoint, attempts };
 }
