@@ -3,6 +3,11 @@ import type { CompiledCircuitBreaker } from '../policy/compile.js';
 
 export type BreakerState = 'closed' | 'open' | 'half_open';
 
+/** The part of opossum's Status (its rolling window) that its own event listeners call. */
+interface Counts {
+  increment(property: 'fires' | 'successes', runTime?: number): void;
+}
+
 /**
  * An endpoint's circuit breaker: opossum's state machine (open, the reset timer, half-open, close
  * on a successful probe) and its rolling window of counts. Calls are not made through `fire()`:
@@ -12,11 +17,6 @@ export type BreakerState = 'closed' | 'open' | 'half_open';
  * The two calls of every request (`fire`, `success`) count into opossum's window directly, as its
  * listeners of those events do (a test checks that they are still all it has), without emitting.
  */
-/** The part of opossum's Status (its rolling window) that its own event listeners call. */
-interface Counts {
-  increment(property: 'fires' | 'successes', runTime?: number): void;
-}
-
 export class Breaker {
   private cb: CircuitBreaker;
   /** cb's rolling window, counted into directly on the hot path (see `admit` and `success`). */
