@@ -1,110 +1,24 @@
 /**
  * The control plane of fleet mode: `infergate policy apply|get|history|diff|rollback|status
- * --redis URL`. One-shot connections (no reconnect); Redis unreachable is one line and exit 4.
+ * --redis URL`. The store's access is in fleet-store.ts, writing and waiting in policy-publish.ts.
  */
-import { readFile } from 'node:fs/promises';
-import { hostname, userInfo } from 'node:os';
-import type { Redis } from 'ioredis';
-import { describeRedisError, openRedis, type RedisTarget } from '../common/redis/connection.js';
+import type { RedisTarget } from '../common/redis/connection.js';
 import type { FleetKeys } from '../common/redis/keys.js';
-import { compilePolicy, formatIssue } from '../gateway/policy/compile.js';
-import { sha256 } from '../gateway/fleet/redis-source.js';
-import { type GatewayRecord, RedisPolicyStore, type StoredPolicy } from '../gateway/fleet/redis-store.js';
-import { EXIT, ExitError, nonNegativeInt, positiveInt, UsageError } from './args.js';
+import { nonNegativeInt, positiveInt, UsageError } from './args.js';
 import { describeChanges, unifiedDiff } from './diff.js';
+import {
+  checkPolicy,
+  type FleetIo,
+  type FleetValues,
+  readText,
+  stored,
+  versionArg,
+  withStore,
+} from './fleet-store.js';
+import { publish, waitTimeout } from './policy-publish.js';
 import { table } from './table.js';
 
-export interface FleetValues {
-  message?: string | undefined;
-  'if-version'?: string | undefined;
-  wait?: boolean | undefined;
-  timeout?: string | undefined;
-  version?: string | undefined;
-  from?: string | undefined;
-  to?: string | undefined;
-  limit?: string | undefined;
-  author?: string | undefined;
-}
-
-type Out = (text: string) => void;
-
-export interface FleetIo {
-  readonly out: Out;
-  readonly err: Out;
-}
-
-/** Opens the store; ExitError 4 when Redis does not answer. */
-async function connect(target: RedisTarget, name: string): Promise<Redis> {
-  const redis = openRedis(target, { role: 'cli', name });
-  let last: unknown;
-  redis.on('error', (e: unknown) => {
-    last = e;
-  });
-  try {
-    await redis.connect();
-  } catch (e) {
-    redis.disconnect();
-    throw new ExitError(EXIT.redisUnreachable, describeRedisError(target, last ?? e));
-  }
-  return redis;
-}
-
-/** Runs `fn` with the store, turning connection errors mid-way into exit 4 too. */
-async function withStore<T>(
-  target: RedisTarget,
-  keys: FleetKeys,
-  fn: (store: RedisPolicyStore) => Promise<T>,
-): Promise<T> {
-  const redis = await connect(target, 'infergate-policy');
-  try {
-    return await fn(new RedisPolicyStore(redis, keys));
-  } catch (e) {
-    if (e instanceof ExitError || e instanceof UsageError || e instanceof PolicyInvalid) throw e;
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code !== undefined || /Connection is closed|Stream isn't writeable/.test((e as Error).message)) {
-      throw new ExitError(EXIT.redisUnreachable, describeRedisError(target, e));
-    }
-    throw e;
-  } finally {
-    redis.disconnect();
-  }
-}
-
-/** The policy is invalid: its errors are already printed; exit 1. */
-export class PolicyInvalid extends Error {}
-
-function checkPolicy(text: string, name: string, io: FleetIo): void {
-  const result = compilePolicy(text);
-  if (!result.ok) {
-    for (const issue of result.errors) io.err(`${formatIssue(issue)}\n`);
-    throw new PolicyInvalid(
-      `${name}: ${result.errors.length} error${result.errors.length === 1 ? '' : 's'}; nothing written`,
-    );
-  }
-  for (const w of result.policy.warnings) io.err(`warning: ${formatIssue(w)}\n`);
-}
-
-async function readText(file: string): Promise<string> {
-  try {
-    return await readFile(file, 'utf8');
-  } catch (e) {
-    throw new Error(`cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
-}
-
-function defaultAuthor(): string {
-  let user = 'unknown';
-  try {
-    user = userInfo().username;
-  } catch {
-    // no passwd entry (a container): keep 'unknown'
-  }
-  return `${user}@${hostname()}`;
-}
-
-function versionArg(value: string | undefined, name: string): number | undefined {
-  return value === undefined ? undefined : positiveInt(value, name);
-}
+export { type FleetIo, PolicyInvalid } from './fleet-store.js';
 
 export async function applyCommand(
   target: RedisTarget,
@@ -130,143 +44,6 @@ export async function applyCommand(
   );
 }
 
-function waitTimeout(v: FleetValues): number {
-  return (v.timeout === undefined ? 30 : positiveInt(v.timeout, '--timeout')) * 1000;
-}
-
-async function publish(
-  store: RedisPolicyStore,
-  target: RedisTarget,
-  req: { text: string; message: string; author: string | undefined; ifVersion: number | undefined },
-  wait: boolean,
-  timeoutMs: number,
-  io: FleetIo,
-): Promise<void> {
-  // Listen for acknowledgements before writing, so none is missed.
-  const acks = wait ? await AckListener.open(target, store.keys) : undefined;
-  try {
-    const result = await store.apply({
-      source: req.text,
-      sha256: sha256(req.text),
-      author: req.author ?? defaultAuthor(),
-      message: req.message,
-      ...(req.ifVersion !== undefined ? { ifVersion: req.ifVersion } : {}),
-    });
-    if (result.kind === 'conflict') {
-      throw new ExitError(
-        EXIT.conflict,
-        `refused: the store is at version ${result.version}, not ${req.ifVersion} (someone applied since); nothing written`,
-      );
-    }
-    if (result.kind === 'unchanged') {
-      io.out(
-        `unchanged: version ${result.version} already has this policy (sha256 ${sha256(req.text).slice(0, 12)})\n`,
-      );
-    } else {
-      io.out(`applied version ${result.version} (sha256 ${sha256(req.text).slice(0, 12)})\n`);
-    }
-    if (acks !== undefined) await waitForFleet(store, acks, result.version, timeoutMs, io);
-  } finally {
-    acks?.close();
-  }
-}
-
-/** The acknowledgements channel, so that `--wait` reacts at once (with a poll behind it). */
-class AckListener {
-  private wake: (() => void) | undefined;
-
-  private constructor(private readonly redis: Redis) {
-    redis.on('message', () => this.wake?.());
-  }
-
-  static async open(target: RedisTarget, keys: FleetKeys): Promise<AckListener> {
-    const redis = await connect(target, 'infergate-policy-wait');
-    await redis.subscribe(keys.gatewayAcks);
-    return new AckListener(redis);
-  }
-
-  /** Resolves at the next acknowledgement or after `ms`. */
-  next(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
-      function done() {
-        clearTimeout(timer);
-        resolve();
-      }
-      this.wake = done;
-    });
-  }
-
-  close(): void {
-    this.redis.disconnect();
-  }
-}
-
-type Standing = 'ack' | 'nack' | 'pending';
-
-function standing(g: GatewayRecord, version: number): Standing {
-  if (g.lastVersion < version) return 'pending';
-  if (g.lastVersion > version) return g.servingVersion >= version ? 'ack' : 'nack';
-  return g.lastResult;
-}
-
-async function waitForFleet(
-  store: RedisPolicyStore,
-  acks: AckListener,
-  version: number,
-  timeoutMs: number,
-  io: FleetIo,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const gateways = await store.gateways();
-    const states = gateways.map((g) => ({ g, s: standing(g, version) }));
-    const done = states.every((x) => x.s !== 'pending');
-    const timedOut = Date.now() >= deadline;
-    if (done || timedOut) {
-      if (gateways.length === 0) {
-        io.out(`no live gateway to wait for (none has a heartbeat under prefix '${store.keys.prefix}')\n`);
-        return;
-      }
-      io.out(
-        table(
-          ['GATEWAY', 'RESULT', 'SERVING', 'DETAIL'],
-          states.map(({ g, s }) => [
-            g.id,
-            s === 'ack' ? 'ACK' : s === 'nack' ? 'NACK' : 'PENDING',
-            String(g.servingVersion),
-            s === 'nack'
-              ? (g.errors[0] ?? 'refused')
-              : s === 'pending'
-                ? `last saw version ${g.lastVersion}`
-                : '',
-          ]),
-        ),
-      );
-      for (const { g, s } of states) {
-        if (s === 'nack') for (const e of g.errors.slice(1)) io.out(`  ${g.id}: ${e}\n`);
-      }
-      const refused = states.filter((x) => x.s === 'nack').length;
-      if (refused > 0) {
-        throw new ExitError(
-          EXIT.refused,
-          `${refused} of ${gateways.length} gateways refused version ${version}`,
-        );
-      }
-      if (!done) {
-        const pending = states.filter((x) => x.s === 'pending').length;
-        throw new ExitError(
-          EXIT.timeout,
-          `timed out after ${Math.round(timeoutMs / 1000)} s: ${pending} of ${gateways.length} gateways have not acknowledged version ${version}`,
-        );
-      }
-      io.out(`all ${gateways.length} gateways serve version ${version}\n`);
-      return;
-    }
-    await acks.next(Math.min(250, Math.max(1, deadline - Date.now())));
-  }
-}
-
 export async function getCommand(
   target: RedisTarget,
   keys: FleetKeys,
@@ -281,18 +58,6 @@ export async function getCommand(
     );
     io.out(p.source.endsWith('\n') ? p.source : `${p.source}\n`);
   });
-}
-
-async function stored(store: RedisPolicyStore, version: number | undefined): Promise<StoredPolicy> {
-  const p = version === undefined ? await store.current() : await store.get(version);
-  if (p === undefined) {
-    throw new Error(
-      version === undefined
-        ? `the store holds no policy yet (prefix '${store.keys.prefix}')`
-        : `version ${version} is not in the store (never applied, or older than the history keeps)`,
-    );
-  }
-  return p;
 }
 
 export async function historyCommand(
