@@ -98,9 +98,9 @@ export class RegisteredEndpointSource implements EndpointSource {
       if (!r.ready) continue;
       const origin = normalise(r.origin);
       if (origin === undefined) continue;
-      const list = next.get(r.backend);
-      if (list === undefined) next.set(r.backend, [origin]);
-      else if (!list.includes(origin)) list.push(origin);
+      const origins = next.get(r.backend);
+      if (origins === undefined) next.set(r.backend, [origin]);
+      else if (!origins.includes(origin)) origins.push(origin);
     }
     for (const l of next.values()) l.sort();
     // Read again just after the next registration is due to expire, unless refreshed meanwhile.

@@ -49,6 +49,8 @@ export class RedisPolicySource implements PolicySource {
   private onError: ((e: Error) => void) | undefined;
   private readonly timers: NodeJS.Timeout[] = [];
   private closed = false;
+  /** The update read from the policy cache at start (Redis unreachable), if any. */
+  private cached: PolicyUpdate | undefined;
 
   constructor(private readonly opts: RedisSourceOptions) {
     this.link = opts.link;
@@ -137,7 +139,7 @@ export class RedisPolicySource implements PolicySource {
   report(update: PolicyUpdate, outcome: UpdateOutcome): void {
     if (update.version === undefined) return;
     const at = performance.timeOrigin + performance.now();
-    const fromCache = update.origin.startsWith('cache ');
+    const fromCache = update === this.cached;
     if (!fromCache) this.lastSeen = Math.max(this.lastSeen, update.version);
     if (outcome.result === 'rejected') {
       this.record = {
@@ -231,11 +233,12 @@ export class RedisPolicySource implements PolicySource {
       { version: cached.version, cache: path, savedAt: new Date(cached.savedAt).toISOString() },
       `${reason}: serving policy version ${cached.version} from the cache ${path} until Redis is back`,
     );
-    return {
+    this.cached = {
       text: cached.source,
       origin: `cache ${path} version ${cached.version}`,
       version: cached.version,
     };
+    return this.cached;
   }
 
   private async heartbeat(): Promise<void> {
@@ -266,9 +269,12 @@ export class RedisPolicySource implements PolicySource {
   /** The poll and the reconnect: the newest version, when it is not the one last seen. */
   private async checkLatest(): Promise<void> {
     if (this.onUpdate === undefined || !this.up) return;
-    const stored = await this.store.current();
-    // Any other number than the one seen, a lower one too: the store was emptied and written again.
-    if (stored === undefined || stored.version === this.lastSeen) return;
+    // The number first (the poll runs every second): the source only when it changed. Any other
+    // number than the one seen, a lower one too: the store was emptied and written again.
+    const latest = await this.store.latestVersion();
+    if (latest === 0 || latest === this.lastSeen) return;
+    const stored = await this.store.get(latest);
+    if (stored === undefined) return;
     this.lastSeen = stored.version;
     this.onUpdate(this.update(stored));
   }
