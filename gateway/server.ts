@@ -129,12 +129,16 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
       owner.apply(compiled);
       inForce = { origin, version: update.version, text: update.text };
       metrics.policyApplied(compiled.sha256, Date.now() / 1000, update.version ?? 0);
-      logger.info(
-        { origin, version: update.version, sha256: compiled.sha256, models: [...compiled.models.keys()] },
-        'policy applied',
-      );
-      for (const w of compiled.warnings)
-        logger.warn({ origin, path: w.path }, `policy: ${w.path}: ${w.message}`);
+      // The source acknowledges the version as soon as this returns (fleet mode); the log lines
+      // wait for the next turn of the loop rather than hold the acknowledgement back.
+      setImmediate(() => {
+        logger.info(
+          { origin, version: update.version, sha256: compiled.sha256, models: [...compiled.models.keys()] },
+          'policy applied',
+        );
+        for (const w of compiled.warnings)
+          logger.warn({ origin, path: w.path }, `policy: ${w.path}: ${w.message}`);
+      });
       opts.onPolicyEvent?.({ type: 'applied', sha256: compiled.sha256, origin });
     },
     onRejected: (errors, origin) => {

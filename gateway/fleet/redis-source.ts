@@ -13,7 +13,13 @@ import type { RedisLink } from '../../common/redis/link.js';
 import type { FleetKeys } from '../../common/redis/keys.js';
 import { formatIssue } from '../policy/compile.js';
 import { readPolicyCache, writePolicyCache } from './policy-cache.js';
-import { type GatewayRecord, RedisPolicyStore, type StoredPolicy } from './redis-store.js';
+import {
+  type Announcement,
+  type GatewayRecord,
+  parseAnnouncement,
+  RedisPolicyStore,
+  type StoredPolicy,
+} from './redis-store.js';
 import type { PolicySource, PolicyUpdate, UpdateOutcome } from '../policy/source.js';
 
 export interface RedisSourceOptions {
@@ -122,8 +128,8 @@ export class RedisPolicySource implements PolicySource {
     this.onUpdate = onUpdate;
     this.onError = onError;
     this.link.subscribe(this.opts.keys.policyEvents, (message) => {
-      const v = Number(message);
-      if (Number.isSafeInteger(v)) this.schedule(() => this.checkVersion(v));
+      const announced = parseAnnouncement(message);
+      if (announced !== undefined) this.schedule(() => this.checkVersion(announced));
     });
     this.link.onReady(() => {
       this.schedule(() => this.checkLatest());
@@ -212,7 +218,7 @@ export class RedisPolicySource implements PolicySource {
     return this.opts.ttlMs ?? 10_000;
   }
 
-  private update(stored: StoredPolicy): PolicyUpdate {
+  private update(stored: Pick<StoredPolicy, 'version' | 'source'>): PolicyUpdate {
     return {
       text: stored.source,
       origin: `${this.link.target.display} version ${stored.version}`,
@@ -257,10 +263,13 @@ export class RedisPolicySource implements PolicySource {
     });
   }
 
-  /** An announced version: offered when newer than the newest seen. */
-  private async checkVersion(version: number): Promise<void> {
+  /**
+   * An announced version: offered when newer than the newest seen. The announcement carries the
+   * source (no round trip to the store); one with the number alone is read from the store.
+   */
+  private async checkVersion({ version, source }: Announcement): Promise<void> {
     if (this.onUpdate === undefined || !this.up || version <= this.lastSeen) return;
-    const stored = await this.store.get(version);
+    const stored = source !== undefined ? { version, source } : await this.store.get(version);
     if (stored === undefined || stored.version <= this.lastSeen) return;
     this.lastSeen = stored.version;
     this.onUpdate(this.update(stored));

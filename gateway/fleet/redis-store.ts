@@ -79,9 +79,26 @@ redis.call('LPUSH', KEYS[2], v)
 local max = tonumber(ARGV[7])
 for _, old in ipairs(redis.call('LRANGE', KEYS[2], max, -1)) do redis.call('DEL', ARGV[1] .. old) end
 redis.call('LTRIM', KEYS[2], 0, max - 1)
-redis.call('PUBLISH', ARGV[8], v)
+redis.call('PUBLISH', ARGV[8], v .. string.char(10) .. ARGV[3])
 return {'applied', v, ms}
 `;
+
+/**
+ * A message on the policy channel: the version number, a newline and the version's source (as the
+ * apply script publishes it), or the number alone (as a hand-written publish may), in which case
+ * the subscriber reads the source from the store.
+ */
+export interface Announcement {
+  readonly version: number;
+  readonly source?: string;
+}
+
+export function parseAnnouncement(message: string): Announcement | undefined {
+  const nl = message.indexOf('\n');
+  const version = Number(nl < 0 ? message : message.slice(0, nl));
+  if (!Number.isSafeInteger(version) || version < 1) return undefined;
+  return nl < 0 ? { version } : { version, source: message.slice(nl + 1) };
+}
 
 const CURRENT = `
 local v = redis.call('GET', KEYS[1])

@@ -10,7 +10,7 @@ import { fleetKeys } from '../../common/redis/keys.js';
 import { RedisLink } from '../../common/redis/link.js';
 import { RegistrationStore } from '../../common/redis/registrations.js';
 import { RedisPolicySource, sha256 } from '../../gateway/fleet/redis-source.js';
-import { RedisPolicyStore } from '../../gateway/fleet/redis-store.js';
+import { parseAnnouncement, RedisPolicyStore } from '../../gateway/fleet/redis-store.js';
 import { RegisteredEndpointSource } from '../../gateway/registered-endpoints.js';
 import { buildGateway, type Gateway, type PolicyEvent } from '../../gateway/server.js';
 import { removeTempDirs, sampleRepository, tempDir, waitFor } from '../helpers/backend.js';
@@ -70,7 +70,7 @@ function policyTo(variant: 'a' | 'b'): string {
 async function startFleetGateway(
   id: string,
   prefix: string,
-  opts: { seed?: string; cachePath?: string; startupTimeoutMs?: number } = {},
+  opts: { seed?: string; cachePath?: string; startupTimeoutMs?: number; pollMs?: number } = {},
 ): Promise<FleetGateway> {
   const logger = silentLogger();
   const keys = fleetKeys(prefix);
@@ -85,7 +85,7 @@ async function startFleetGateway(
     host: 'test',
     pid: process.pid,
     logger,
-    pollMs: 200,
+    pollMs: opts.pollMs ?? 200,
     heartbeatMs: 200,
     ttlMs: 1000,
     startupTimeoutMs: opts.startupTimeoutMs ?? 2000,
@@ -249,6 +249,44 @@ describe('fleet mode: policies in Redis', () => {
     }
   });
 
+  test('an announcement carries the source; one written by hand with the number alone is read from the store', async () => {
+    const prefix = freshPrefix();
+    // No poll within the test's reach: both versions arrive by the channel alone.
+    const g = await startFleetGateway('gw-p', prefix, { seed: policyTo('a'), pollMs: 600_000 });
+    const { store, redis: r } = await storeFor(prefix);
+    const sub = new Redis({ port: redis.port, host: '127.0.0.1' });
+    const heard: string[] = [];
+    await sub.subscribe(store.keys.policyEvents);
+    sub.on('message', (_c, m: string) => heard.push(m));
+    try {
+      const text = policyTo('b');
+      await store.apply({ source: text, sha256: sha256(text), author: 't', message: 'to b' });
+      await until(() => g.source.serving.servingVersion === 2, 'version 2 from the announcement');
+      assert.equal(await answeredBy(g), 'b');
+      await until(() => heard.length === 1, 'the announcement');
+      assert.deepEqual(parseAnnouncement(heard[0] as string), { version: 2, source: text });
+
+      const back = policyTo('a');
+      const v = await r.incr(store.keys.policyVersion);
+      await r.hset(store.keys.policy(v), {
+        version: v,
+        source: back,
+        sha256: sha256(back),
+        time: Date.now(),
+      });
+      await r.lpush(store.keys.policyHistory, v);
+      await r.publish(store.keys.policyEvents, String(v));
+      await until(() => g.source.serving.servingVersion === 3, 'version 3 from a number-only announcement');
+      assert.equal(await answeredBy(g), 'a');
+      assert.equal(parseAnnouncement('not a number'), undefined);
+      assert.equal(parseAnnouncement('0'), undefined);
+    } finally {
+      sub.disconnect();
+      r.disconnect();
+      await g.close();
+    }
+  });
+
   test('apply --wait reports a gateway that refused (exit 5) and one that never answers (exit 6)', async () => {
     const prefix = freshPrefix();
     const g = await startFleetGateway('gw-w', prefix, { seed: policyTo('a') });
@@ -277,7 +315,7 @@ describe('fleet mode: policies in Redis', () => {
       );
     await refuse(1);
     await sub.subscribe(keys.policyEvents);
-    sub.on('message', (_c, v) => void refuse(Number(v)));
+    sub.on('message', (_c, m) => void refuse(parseAnnouncement(m)?.version ?? 0));
     try {
       const file = await policyFile(policyTo('b'));
       const apply = cli(prefix, ['apply', file, '--wait', '--timeout', '10']);
