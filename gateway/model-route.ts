@@ -53,9 +53,36 @@ export function trackClientConnections(server: Server): void {
   });
 }
 
-/** A path segment that needs no decoding: unreserved characters only, as fastify's limit allows. */
-const PLAIN_SEGMENT = /^[A-Za-z0-9._~-]{1,256}$/;
+/** Characters of a path segment that needs no decoding: unreserved ones, as fastify's limit allows. */
+const PLAIN = new Uint8Array(128);
+for (const c of 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._~-')
+  PLAIN[c.charCodeAt(0)] = 1;
+const MAX_SEGMENT = 256;
+const SLASH = 0x2f;
 const PREFIX = '/v2/models/';
+
+/**
+ * The segments after the prefix, each 1..256 plain characters, at most 4 of them; undefined for
+ * anything else. A scan rather than split and a regular expression per segment: it runs on every
+ * request.
+ */
+function plainSegments(url: string): string[] | undefined {
+  const parts: string[] = [];
+  let start = PREFIX.length;
+  for (;;) {
+    let i = start;
+    while (i < url.length) {
+      const c = url.charCodeAt(i);
+      if (c === SLASH) break;
+      if (c >= 128 || PLAIN[c] === 0) return undefined;
+      i++;
+    }
+    if (i === start || i - start > MAX_SEGMENT || parts.length === 4) return undefined;
+    parts.push(url.slice(start, i));
+    if (i === url.length) return parts;
+    start = i + 1;
+  }
+}
 
 /** The model route of a plain URL and method, or undefined: fastify routes it then. */
 export function parseModelRoute(
@@ -63,8 +90,8 @@ export function parseModelRoute(
   url: string | undefined,
 ): ModelTarget | undefined {
   if (url === undefined || !url.startsWith(PREFIX)) return undefined;
-  const parts = url.slice(PREFIX.length).split('/');
-  for (const p of parts) if (!PLAIN_SEGMENT.test(p)) return undefined;
+  const parts = plainSegments(url);
+  if (parts === undefined) return undefined;
   const model = parts[0] as string;
   let version: string | undefined;
   let rest = 1;

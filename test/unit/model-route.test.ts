@@ -31,6 +31,10 @@ describe('parseModelRoute', () => {
     ['GET', '/v2/models/', undefined],
     ['GET', '/v2/health/ready', undefined],
     ['POST', `/v2/models/${'m'.repeat(257)}/infer`, undefined],
+    ['POST', '/v2/models/mlp/versions/2/x/infer', undefined],
+    ['POST', '/v2/models/ml\u00e9/infer', undefined],
+    ['POST', '/v2/models/ml p/infer', undefined],
+    ['POST', '/v2/models/ml+p/infer', undefined],
   ];
   for (const [method, url, expected] of cases) {
     test(`${method} ${url.length > 60 ? `${url.slice(0, 40)}...` : url}`, () => {
