@@ -5,9 +5,10 @@
  * gateway: the time from the store's write to the gateway's acknowledgement (the ACK it
  * publishes), and to the first answer its client receives from the new variant. Then the
  * gateway's CPU per request in fleet mode beside file mode, paired in one run.
- * Options: --applies N (200), --gateways N (4).
+ * Options: --applies N (200), --gateways N (4), --interval-ms N (1: the pause between one client's
+ * requests).
  */
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -22,16 +23,35 @@ import { latencyStats, machine, median, simpleBody, writeResult } from './common
 import { type ChildServer, fmt, load, startServer, table } from './lib.js';
 
 const { values } = parseArgs({
-  options: { applies: { type: 'string', default: '200' }, gateways: { type: 'string', default: '4' } },
+  options: {
+    applies: { type: 'string', default: '200' },
+    gateways: { type: 'string', default: '4' },
+    'interval-ms': { type: 'string', default: '1' },
+  },
 });
 const applies = Number(values.applies);
 const gatewayCount = Number(values.gateways);
+const intervalMs = Number(values['interval-ms']);
+if (!(intervalMs >= 0 && intervalMs <= 1000)) throw new Error('--interval-ms must be in 0..1000');
 if (!Number.isSafeInteger(applies) || applies < 1) throw new Error('--applies must be a positive integer');
 if (!Number.isSafeInteger(gatewayCount) || gatewayCount < 1 || gatewayCount > 16) {
   throw new Error('--gateways must be in 1..16');
 }
 
 const root = join(import.meta.dirname, '..');
+
+/** The machine's CPU time, busy and all, from /proc/stat (Linux), in clock ticks. */
+async function machineTicks(): Promise<{ busy: number; total: number } | undefined> {
+  try {
+    const line = (await readFile('/proc/stat', 'utf8')).split('\n')[0] ?? '';
+    const t = line.trim().split(/\s+/).slice(1).map(Number);
+    const total = t.reduce((a, b) => a + b, 0);
+    const idle = (t[3] ?? 0) + (t[4] ?? 0);
+    return { busy: total - idle, total };
+  } catch {
+    return undefined;
+  }
+}
 const cli = join(root, 'bin', 'infergate.js');
 const nowMs = () => performance.timeOrigin + performance.now();
 
@@ -89,7 +109,7 @@ class Watcher {
         this.waiting = undefined;
         w.resolve(at);
       }
-      await new Promise((resolve) => setTimeout(resolve, 1));
+      if (intervalMs > 0) await new Promise((resolve) => setTimeout(resolve, intervalMs));
     }
   }
 
@@ -129,6 +149,7 @@ try {
   const ackMs: number[] = [];
   const firstMs: number[] = [];
   let nacks = 0;
+  const ticks0 = await machineTicks();
   for (let n = 1; n <= applies; n++) {
     const to = n % 2 === 1 ? 'b' : 'a';
     const text = policy(fake.url, to, n);
@@ -153,6 +174,11 @@ try {
     for (const at of await Promise.all(first)) firstMs.push(at - t0);
     for (let i = 0; i < gatewayCount; i++) acks.delete(`bench-${i}:${version}`);
   }
+  const ticks1 = await machineTicks();
+  const busy =
+    ticks0 === undefined || ticks1 === undefined
+      ? undefined
+      : (ticks1.busy - ticks0.busy) / Math.max(1, ticks1.total - ticks0.total);
   await Promise.all(watchers.map((w) => w.close()));
   cmd.disconnect();
   sub.disconnect();
@@ -188,7 +214,9 @@ try {
   const firstAnswer = latencyStats(firstMs);
   process.stdout.write(
     `infergate bench:fleet (${machine().cpu}, ${machine().cores} cores, node ${machine().node}): ` +
-      `${gatewayCount} gateway processes, ${applies} applies, ${ackMs.length} acknowledgements (${nacks} NACK)\n\n` +
+      `${gatewayCount} gateway processes, ${applies} applies, ${ackMs.length} acknowledgements (${nacks} NACK), ` +
+      `a client per gateway pausing ${intervalMs} ms between requests; the machine was ` +
+      `${busy === undefined ? '(unknown)' : `${Math.round(busy * 100)}%`} busy during the applies\n\n` +
       table(
         ['from the store write to', 'p50 ms', 'p99 ms', 'max ms'],
         [
@@ -208,7 +236,8 @@ try {
   await writeResult('fleet-latest.json', {
     date: new Date().toISOString(),
     machine: machine(),
-    settings: { gateways: gatewayCount, applies },
+    settings: { gateways: gatewayCount, applies, intervalMs },
+    machineBusyDuringApplies: busy,
     ackMs: ack,
     firstAnswerMs: firstAnswer,
     nacks,
