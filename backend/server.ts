@@ -4,12 +4,19 @@ import Fastify, {
   type FastifyReply,
   type FastifyRequest,
 } from 'fastify';
+import {
+  applyClientLimits,
+  checkClientLimits,
+  type ClientLimits,
+  clientErrorHandler,
+  DEFAULT_CLIENT_LIMITS,
+} from '../common/client-limits.js';
 import { type Clock, systemClock } from '../common/clock.js';
 import { ApiError } from '../common/errors.js';
 import { healthRoutes, sendApiError, sharedServerOptions } from '../common/http.js';
 import { type Logger, silentLogger } from '../common/logging.js';
 import type { CodecError } from '../common/oip/codec-error.js';
-import { BE_ERRORS, toApiError } from './errors.js';
+import { BE_CLIENT_ERRORS, BE_ERRORS, toApiError } from './errors.js';
 import { LazyChildLogger } from './lazy-logger.js';
 import { BackendMetrics } from './metrics.js';
 import type { Device } from './model.js';
@@ -24,6 +31,8 @@ export interface BackendOptions {
   device?: Device;
   /** Largest request body in bytes (413 beyond it). */
   bodyLimit?: number;
+  /** Header, request and keep-alive timeouts and the connection cap (common/client-limits.ts). */
+  clientLimits?: ClientLimits;
   logger?: Logger;
   clock?: Clock;
   /** Default process metrics; off in tests that run several servers in one process. */
@@ -52,6 +61,7 @@ export async function buildBackend(opts: BackendOptions): Promise<Backend> {
   const logger = opts.logger ?? silentLogger();
   const clock = opts.clock ?? systemClock;
   const bodyLimit = opts.bodyLimit ?? DEFAULT_BODY_LIMIT;
+  const clientLimits = checkClientLimits(opts.clientLimits ?? DEFAULT_CLIENT_LIMITS);
   // Read by every answer and every infer request; set once, by shutdown().
   const state = { draining: false };
 
@@ -108,6 +118,8 @@ export async function buildBackend(opts: BackendOptions): Promise<Backend> {
     // Requests that arrive while draining get this replica's own 503 (BE_ERR_SHUTTING_DOWN).
     ...sharedServerOptions(logger, bodyLimit),
     routerOptions: { maxParamLength: 256 },
+    // What node's HTTP parser refuses (a malformed head, headers too large, a client too slow).
+    clientErrorHandler: clientErrorHandler(BE_CLIENT_ERRORS, clientLimits),
     // A URL fastify cannot decode, or a path segment over maxParamLength, gets the replica's own
     // error (with the request id), not fastify's.
     frameworkErrors: (error, _req, reply) =>
@@ -121,6 +133,7 @@ export async function buildBackend(opts: BackendOptions): Promise<Backend> {
       new LazyChildLogger(parent, bindings, childOptions),
   });
 
+  applyClientLimits(app.server, clientLimits);
   app.removeAllContentTypeParsers();
   const keepBody = (_req: FastifyRequest, body: Buffer, done: (err: null, body: Buffer) => void) =>
     done(null, body);

@@ -11,12 +11,15 @@ import { PolicyRejectedError } from '../gateway/policy/runtime.js';
 import { FilePolicySource } from '../gateway/policy/file-source.js';
 import { buildGateway } from '../gateway/server.js';
 import { EXIT, ExitError, nonNegativeInt, parse, port, serverLimits, setting, UsageError } from './args.js';
+import { CLIENT_ENV_HELP, CLIENT_FLAGS, CLIENT_FLAGS_HELP, clientLimits } from './client-flags.js';
 import { FLEET_FLAGS, fleetTarget } from './fleet.js';
 import { onShutdownSignal } from './signals.js';
 
 export const GATEWAY_HELP = `infergate gateway (--policy FILE | --redis URL) [--host H] [--port P] [--admin-port A]
                   [--body-limit BYTES] [--drain-delay-ms MS] [--drain-timeout-ms MS]
                   [--redis-prefix P] [--gateway-id ID] [--policy-cache FILE]
+                  [--headers-timeout-ms MS] [--request-timeout-ms MS] [--keep-alive-timeout-ms MS]
+                  [--max-connections N]
 
 One gateway: every model of the policy at one URL (Open Inference Protocol v2). The policy file
 is watched: a valid edit takes effect within a second, an invalid one is logged and ignored.
@@ -26,13 +29,14 @@ that register themselves join their backend, and --policy FILE only seeds an emp
 --policy-cache FILE keeps the last good version on disk, served when Redis is down at start.
 --gateway-id names this gateway in 'infergate policy status' (default: host name and pid).
 Admin port: /metrics, /admin/policy, /admin/upstreams.
+${CLIENT_FLAGS_HELP}
 On SIGTERM: readiness false, answers carry Connection: close for --drain-delay-ms (1000), then the
 listener closes and in-flight requests finish (at most --drain-timeout-ms, 30000).
 Environment: INFERGATE_POLICY, INFERGATE_HOST (127.0.0.1), INFERGATE_PORT (8080),
 INFERGATE_ADMIN_HOST (127.0.0.1), INFERGATE_ADMIN_PORT (9901), INFERGATE_BODY_LIMIT (67108864),
 INFERGATE_DRAIN_DELAY_MS (1000), INFERGATE_DRAIN_TIMEOUT_MS (30000),
 INFERGATE_REDIS_URL, INFERGATE_REDIS_PREFIX (infergate:), INFERGATE_GATEWAY_ID,
-INFERGATE_POLICY_CACHE, INFERGATE_LOG_LEVEL (info).`;
+INFERGATE_POLICY_CACHE, ${CLIENT_ENV_HELP}, INFERGATE_LOG_LEVEL (info).`;
 
 export async function gatewayCommand(argv: string[]): Promise<void> {
   const { values } = parse(argv, {
@@ -47,6 +51,7 @@ export async function gatewayCommand(argv: string[]): Promise<void> {
     'body-limit': { type: 'string' },
     'drain-timeout-ms': { type: 'string' },
     'drain-delay-ms': { type: 'string' },
+    ...CLIENT_FLAGS,
   });
   const fleet = fleetTarget(values);
   const policyPath = setting(values.policy, 'INFERGATE_POLICY');
@@ -59,6 +64,7 @@ export async function gatewayCommand(argv: string[]): Promise<void> {
   const adminHost = setting(values['admin-host'], 'INFERGATE_ADMIN_HOST', '127.0.0.1');
   const adminPort = port(setting(values['admin-port'], 'INFERGATE_ADMIN_PORT', '9901'), '--admin-port');
   const { bodyLimit, drainTimeoutMs } = serverLimits(values);
+  const limits = clientLimits(values);
   const drainDelayMs = nonNegativeInt(
     setting(values['drain-delay-ms'], 'INFERGATE_DRAIN_DELAY_MS', '1000'),
     '--drain-delay-ms',
@@ -104,6 +110,7 @@ export async function gatewayCommand(argv: string[]): Promise<void> {
     gateway = await buildGateway({
       ...sources,
       bodyLimit,
+      clientLimits: limits,
       drainDelayMs,
       logger,
     });

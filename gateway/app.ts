@@ -12,12 +12,18 @@ import Fastify, {
   type FastifyReply,
   type FastifyRequest,
 } from 'fastify';
+import {
+  applyClientLimits,
+  type ClientLimits,
+  type ClientRefusal,
+  clientErrorHandler,
+} from '../common/client-limits.js';
 import { ApiError } from '../common/errors.js';
 import { fastifyApiError } from '../common/fastify-errors.js';
 import { healthRoutes, sendApiError, sharedServerOptions } from '../common/http.js';
 import { baseHeaders, INTERNAL_MESSAGE } from './answer.js';
 import type { RequestKind } from './context.js';
-import { GW_ERRORS } from './errors.js';
+import { GW_CLIENT_ERRORS, GW_ERRORS } from './errors.js';
 import {
   EMPTY,
   type ModelServeDeps,
@@ -26,7 +32,10 @@ import {
   tryServeModel,
 } from './model-route.js';
 
-export type AppDeps = ModelServeDeps;
+export interface AppDeps extends ModelServeDeps {
+  /** Timeouts and the connection cap of the ingress server (see common/client-limits.ts). */
+  readonly clientLimits: ClientLimits;
+}
 
 interface ModelParams {
   model: string;
@@ -36,8 +45,6 @@ type ModelRequest = FastifyRequest<{ Params: ModelParams; Body: Buffer | undefin
 
 /** The options fastify passes to a server factory that it would set on its own server. */
 interface ServerTimeouts {
-  keepAliveTimeout?: number;
-  requestTimeout?: number;
   connectionTimeout?: number;
   maxRequestsPerSocket?: number;
 }
@@ -55,6 +62,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   /** Headers of the answers fastify sends itself (errors, 404s): those of every answer. */
   const stamp = (reply: FastifyReply) => reply.headers(baseHeaders(reply.request.id, draining()));
 
+  const refusals = { onRefusal: (reason: ClientRefusal) => metrics.clientRefusals.inc({ reason }) };
   const app = Fastify({
     // While draining, requests on open connections are still served (with Connection: close).
     ...sharedServerOptions(logger, bodyLimit),
@@ -63,14 +71,15 @@ export function buildApp(deps: AppDeps): FastifyInstance {
       const server = createServer((req, res) => {
         if (!tryServeModel(deps, req, res)) handler(req, res);
       });
-      // What fastify sets on the servers it makes itself (lib/server.js), with its defaults.
+      // Header, request and keep-alive timeouts, the connection cap, parser refusals answered
+      // from the catalogue; then what fastify sets on the servers it makes itself (lib/server.js).
+      applyClientLimits(server, deps.clientLimits, refusals);
       const o = opts as ServerTimeouts;
-      server.keepAliveTimeout = o.keepAliveTimeout ?? 72_000;
-      server.requestTimeout = o.requestTimeout ?? 0;
       server.setTimeout(o.connectionTimeout ?? 0);
       if ((o.maxRequestsPerSocket ?? 0) > 0) server.maxRequestsPerSocket = o.maxRequestsPerSocket as number;
       return server;
     },
+    clientErrorHandler: clientErrorHandler(GW_CLIENT_ERRORS, deps.clientLimits, refusals),
     // No per-request child logger: the few lines the gateway logs carry reqId themselves.
     childLoggerFactory: (parent) => parent,
     // A URL fastify cannot decode gets the gateway's own error, like every other refusal.

@@ -4,6 +4,7 @@
  * `listen` happens in the caller (the CLI, the tests).
  */
 import type { FastifyInstance } from 'fastify';
+import { checkClientLimits, type ClientLimits, DEFAULT_CLIENT_LIMITS } from '../common/client-limits.js';
 import { type Clock, systemClock } from '../common/clock.js';
 import { type Logger, silentLogger } from '../common/logging.js';
 import { buildAdmin } from './admin.js';
@@ -25,6 +26,8 @@ export interface GatewayOptions {
   endpointSource?: EndpointSource;
   /** Largest request body in bytes (413 beyond it). */
   bodyLimit?: number;
+  /** Header, request and keep-alive timeouts and the connection cap of the ingress and admin servers. */
+  clientLimits?: ClientLimits;
   logger?: Logger;
   clock?: Clock;
   random?: RandomSource;
@@ -70,6 +73,7 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
   const clock = opts.clock ?? systemClock;
   const random = opts.random ?? Math.random;
   const bodyLimit = opts.bodyLimit ?? DEFAULT_BODY_LIMIT;
+  const clientLimits = checkClientLimits(opts.clientLimits ?? DEFAULT_CLIENT_LIMITS);
   const endpointSource = opts.endpointSource ?? new StaticEndpointSource();
   let draining = false;
   let inForce: PolicyInForce = { origin: '', version: undefined, text: '' };
@@ -149,8 +153,17 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
   });
 
   const current = () => owner.current;
-  const app = buildApp({ clock, random, logger, metrics, bodyLimit, current, draining: () => draining });
-  const admin = buildAdmin({ metrics, logger, clock, current, policy: () => inForce });
+  const app = buildApp({
+    clock,
+    random,
+    logger,
+    metrics,
+    bodyLimit,
+    clientLimits,
+    current,
+    draining: () => draining,
+  });
+  const admin = buildAdmin({ metrics, logger, clock, current, policy: () => inForce, clientLimits });
 
   return {
     app,
