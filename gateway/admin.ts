@@ -9,6 +9,7 @@ import { applyClientLimits, type ClientLimits, clientErrorHandler } from '../com
 import { ApiError } from '../common/errors.js';
 import { sendApiError } from '../common/http.js';
 import type { Logger } from '../common/logging.js';
+import { type AdminAuth, requireAdminToken } from './admin-auth.js';
 import { GW_CLIENT_ERRORS, GW_ERRORS } from './errors.js';
 import type { GatewayMetrics } from './metrics.js';
 import type { Snapshot } from './snapshot.js';
@@ -19,6 +20,8 @@ export interface AdminDeps {
   readonly clock: Clock;
   readonly current: () => Snapshot;
   readonly clientLimits: ClientLimits;
+  /** A bearer token for every route (but /metrics, if left open); none: the port is open. */
+  readonly auth?: AdminAuth | undefined;
   readonly policy: () => {
     readonly origin: string;
     readonly version: number | undefined;
@@ -33,6 +36,7 @@ export function buildAdmin(deps: AdminDeps): FastifyInstance {
     clientErrorHandler: clientErrorHandler(GW_CLIENT_ERRORS, deps.clientLimits),
   });
   applyClientLimits(admin.server, deps.clientLimits);
+  if (deps.auth !== undefined) requireAdminToken(admin, deps.auth);
   admin.get('/metrics', async (_req, reply) => {
     reply.type(deps.metrics.registry.contentType);
     return deps.metrics.registry.metrics();

@@ -8,6 +8,7 @@ import { checkClientLimits, type ClientLimits, DEFAULT_CLIENT_LIMITS } from '../
 import { type Clock, systemClock } from '../common/clock.js';
 import { type Logger, silentLogger } from '../common/logging.js';
 import { buildAdmin } from './admin.js';
+import type { AdminAuth } from './admin-auth.js';
 import { buildApp } from './app.js';
 import { type EndpointSource, StaticEndpointSource } from './endpoint-source.js';
 import { GatewayMetrics, type UpstreamSample } from './metrics.js';
@@ -28,6 +29,8 @@ export interface GatewayOptions {
   bodyLimit?: number;
   /** Header, request and keep-alive timeouts and the connection cap of the ingress and admin servers. */
   clientLimits?: ClientLimits;
+  /** The admin port's bearer token; without it the admin port is open (bind it to loopback). */
+  adminAuth?: AdminAuth;
   logger?: Logger;
   clock?: Clock;
   random?: RandomSource;
@@ -163,7 +166,15 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
     current,
     draining: () => draining,
   });
-  const admin = buildAdmin({ metrics, logger, clock, current, policy: () => inForce, clientLimits });
+  const admin = buildAdmin({
+    metrics,
+    logger,
+    clock,
+    current,
+    policy: () => inForce,
+    clientLimits,
+    auth: opts.adminAuth,
+  });
 
   return {
     app,
