@@ -1,3 +1,4 @@
+import type { Server as TlsServer } from 'node:tls';
 import Fastify, {
   type FastifyError,
   type FastifyInstance,
@@ -15,6 +16,12 @@ import { type Clock, systemClock } from '../common/clock.js';
 import { ApiError } from '../common/errors.js';
 import { healthRoutes, sendApiError, sharedServerOptions } from '../common/http.js';
 import { type Logger, silentLogger } from '../common/logging.js';
+import {
+  loadServerTls,
+  type ServerTlsFiles,
+  serverTlsOptions,
+  watchServerTls,
+} from '../common/server-tls.js';
 import type { CodecError } from '../common/oip/codec-error.js';
 import { BE_CLIENT_ERRORS, BE_ERRORS, toApiError } from './errors.js';
 import { LazyChildLogger } from './lazy-logger.js';
@@ -33,6 +40,10 @@ export interface BackendOptions {
   bodyLimit?: number;
   /** Header, request and keep-alive timeouts and the connection cap (common/client-limits.ts). */
   clientLimits?: ClientLimits;
+  /** HTTPS with this certificate; with `clientCa`, clients must present a certificate it signed. */
+  tls?: ServerTlsFiles;
+  /** How often the TLS files are looked at for a new certificate (1000 ms). */
+  tlsPollMs?: number;
   logger?: Logger;
   clock?: Clock;
   /** Default process metrics; off in tests that run several servers in one process. */
@@ -62,6 +73,8 @@ export async function buildBackend(opts: BackendOptions): Promise<Backend> {
   const clock = opts.clock ?? systemClock;
   const bodyLimit = opts.bodyLimit ?? DEFAULT_BODY_LIMIT;
   const clientLimits = checkClientLimits(opts.clientLimits ?? DEFAULT_CLIENT_LIMITS);
+  // Read and checked before any model loads: a bad file stops the replica here (TlsFileError).
+  const tls = opts.tls === undefined ? undefined : serverTlsOptions(loadServerTls(opts.tls));
   // Read by every answer and every infer request; set once, by shutdown().
   const state = { draining: false };
 
@@ -117,6 +130,7 @@ export async function buildBackend(opts: BackendOptions): Promise<Backend> {
   const app = Fastify({
     // Requests that arrive while draining get this replica's own 503 (BE_ERR_SHUTTING_DOWN).
     ...sharedServerOptions(logger, bodyLimit),
+    ...(tls === undefined ? {} : { https: tls }),
     routerOptions: { maxParamLength: 256 },
     // What node's HTTP parser refuses (a malformed head, headers too large, a client too slow).
     clientErrorHandler: clientErrorHandler(BE_CLIENT_ERRORS, clientLimits),
@@ -134,6 +148,12 @@ export async function buildBackend(opts: BackendOptions): Promise<Backend> {
   });
 
   applyClientLimits(app.server, clientLimits);
+  const tlsWatch =
+    opts.tls === undefined
+      ? undefined
+      : watchServerTls(app.server as unknown as TlsServer, opts.tls, logger, {
+          ...(opts.tlsPollMs === undefined ? {} : { pollMs: opts.tlsPollMs }),
+        });
   app.removeAllContentTypeParsers();
   const keepBody = (_req: FastifyRequest, body: Buffer, done: (err: null, body: Buffer) => void) =>
     done(null, body);
@@ -196,6 +216,7 @@ export async function buildBackend(opts: BackendOptions): Promise<Backend> {
   });
 
   app.addHook('onClose', async () => {
+    tlsWatch?.close();
     await repo.close();
   });
 

@@ -5,6 +5,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
+import type { ServerTlsFiles } from '../common/server-tls.js';
+import { loadServerTls, TlsFileError } from '../common/server-tls.js';
 import type { AdminAuth } from '../gateway/admin-auth.js';
 import { ExitError, setting, UsageError } from './args.js';
 
@@ -69,4 +71,52 @@ export function adminAuth(
     );
   }
   return { token, metricsOpen };
+}
+
+export const TLS_FLAGS = {
+  'tls-cert': { type: 'string' },
+  'tls-key': { type: 'string' },
+} as const;
+
+export const TLS_CLIENT_CA_FLAG = { 'tls-client-ca': { type: 'string' } } as const;
+
+export const TLS_FLAGS_HELP = `TLS: --tls-cert FILE --tls-key FILE (PEM) serve HTTPS; the files are watched and a new pair is
+taken without dropping connections (a pair that does not match is logged and skipped).`;
+
+/**
+ * `--tls-cert`, `--tls-key` (and `--tls-client-ca`), or undefined: plain HTTP. The files are read
+ * and checked now, so that a bad one stops the command before anything starts.
+ */
+export function serverTlsFiles(values: {
+  'tls-cert'?: string | undefined;
+  'tls-key'?: string | undefined;
+  'tls-client-ca'?: string | undefined;
+}): ServerTlsFiles | undefined {
+  const cert = setting(values['tls-cert'], 'INFERGATE_TLS_CERT');
+  const key = setting(values['tls-key'], 'INFERGATE_TLS_KEY');
+  const clientCa = setting(values['tls-client-ca'], 'INFERGATE_TLS_CLIENT_CA');
+  if (cert === undefined && key === undefined) {
+    if (clientCa !== undefined) throw new UsageError('--tls-client-ca needs --tls-cert and --tls-key');
+    return undefined;
+  }
+  if (cert === undefined || key === undefined) throw new UsageError('--tls-cert and --tls-key go together');
+  const files = { cert, key, ...(clientCa === undefined ? {} : { clientCa }) };
+  try {
+    loadServerTls(files);
+  } catch (e) {
+    throw tlsFileExit(e);
+  }
+  return files;
+}
+
+const TLS_FLAG_OF: Record<keyof ServerTlsFiles, string> = {
+  cert: '--tls-cert',
+  key: '--tls-key',
+  clientCa: '--tls-client-ca',
+};
+
+/** A TLS file problem met while building a server, as the command reports it (exit 2). */
+export function tlsFileExit(e: unknown): unknown {
+  if (!(e instanceof TlsFileError)) return e;
+  return new ExitError(EXIT_BAD_FILE, `${TLS_FLAG_OF[e.which]} ${e.file}: ${e.message}`);
 }

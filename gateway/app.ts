@@ -5,7 +5,8 @@
  * server metadata are the gateway's own; every refusal fastify makes itself is answered from the
  * gateway's error catalogue.
  */
-import { createServer } from 'node:http';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import Fastify, {
   type FastifyError,
   type FastifyInstance,
@@ -19,6 +20,7 @@ import {
   clientErrorHandler,
 } from '../common/client-limits.js';
 import { ApiError } from '../common/errors.js';
+import { type ServerTlsMaterial, serverTlsOptions } from '../common/server-tls.js';
 import { fastifyApiError } from '../common/fastify-errors.js';
 import { healthRoutes, sendApiError, sharedServerOptions } from '../common/http.js';
 import { baseHeaders, INTERNAL_MESSAGE } from './answer.js';
@@ -35,6 +37,8 @@ import {
 export interface AppDeps extends ModelServeDeps {
   /** Timeouts and the connection cap of the ingress server (see common/client-limits.ts). */
   readonly clientLimits: ClientLimits;
+  /** TLS at the ingress: HTTPS with this certificate (reloaded by `watchServerTls`). */
+  readonly tls?: ServerTlsMaterial | undefined;
 }
 
 interface ModelParams {
@@ -63,14 +67,20 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   const stamp = (reply: FastifyReply) => reply.headers(baseHeaders(reply.request.id, draining()));
 
   const refusals = { onRefusal: (reason: ClientRefusal) => metrics.clientRefusals.inc({ reason }) };
+  const secure = deps.tls === undefined ? undefined : serverTlsOptions(deps.tls);
   const app = Fastify({
     // While draining, requests on open connections are still served (with Connection: close).
     ...sharedServerOptions(logger, bodyLimit),
+    // Read by fastify only for the scheme of the address it prints; the server is made below.
+    ...(secure === undefined ? {} : { https: secure }),
     // Plain model requests never reach fastify (see model-route.ts).
     serverFactory: (handler, opts) => {
-      const server = createServer((req, res) => {
+      const listener = (req: IncomingMessage, res: ServerResponse) => {
         if (!tryServeModel(deps, req, res)) handler(req, res);
-      });
+      };
+      const server = secure === undefined ? createServer(listener) : createHttpsServer(secure, listener);
+      // A request finds its connection by its socket: the TLS socket, under TLS.
+      trackClientConnections(server, secure === undefined ? 'connection' : 'secureConnection');
       // Header, request and keep-alive timeouts, the connection cap, parser refusals answered
       // from the catalogue; then what fastify sets on the servers it makes itself (lib/server.js).
       applyClientLimits(server, deps.clientLimits, refusals);
@@ -96,7 +106,6 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     },
     routerOptions: { maxParamLength: 256 },
   });
-  trackClientConnections(app.server);
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit }, (_req, body, done) => done(null, body));
 

@@ -3,10 +3,12 @@
  * runtime, the ingress app and the admin app. One ingress URL for every model of the policy;
  * `listen` happens in the caller (the CLI, the tests).
  */
+import type { Server as TlsServer } from 'node:tls';
 import type { FastifyInstance } from 'fastify';
 import { checkClientLimits, type ClientLimits, DEFAULT_CLIENT_LIMITS } from '../common/client-limits.js';
 import { type Clock, systemClock } from '../common/clock.js';
 import { type Logger, silentLogger } from '../common/logging.js';
+import { loadServerTls, type ServerTlsFiles, watchServerTls } from '../common/server-tls.js';
 import { buildAdmin } from './admin.js';
 import type { AdminAuth } from './admin-auth.js';
 import { buildApp } from './app.js';
@@ -17,6 +19,7 @@ import { PolicyRuntime } from './policy/runtime.js';
 import type { PolicySource } from './policy/source.js';
 import type { RandomSource } from './router.js';
 import { type Snapshot, SnapshotOwner } from './snapshot.js';
+import { checkUpstreamTls } from './upstream/connection.js';
 import { type EndpointPoolOptions, EndpointRegistry } from './upstream/endpoint.js';
 
 export const DEFAULT_BODY_LIMIT = 64 * 1024 * 1024;
@@ -29,6 +32,10 @@ export interface GatewayOptions {
   bodyLimit?: number;
   /** Header, request and keep-alive timeouts and the connection cap of the ingress and admin servers. */
   clientLimits?: ClientLimits;
+  /** TLS at the ingress: certificate and key files, watched and reloaded without dropping connections. */
+  tls?: ServerTlsFiles;
+  /** How often the TLS files are looked at for a new certificate (1000 ms). */
+  tlsPollMs?: number;
   /** The admin port's bearer token; without it the admin port is open (bind it to loopback). */
   adminAuth?: AdminAuth;
   logger?: Logger;
@@ -77,6 +84,8 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
   const random = opts.random ?? Math.random;
   const bodyLimit = opts.bodyLimit ?? DEFAULT_BODY_LIMIT;
   const clientLimits = checkClientLimits(opts.clientLimits ?? DEFAULT_CLIENT_LIMITS);
+  // Read and checked before anything starts: a bad file stops the gateway here (TlsFileError).
+  const tls = opts.tls === undefined ? undefined : loadServerTls(opts.tls);
   const endpointSource = opts.endpointSource ?? new StaticEndpointSource();
   let draining = false;
   let inForce: PolicyInForce = { origin: '', version: undefined, text: '' };
@@ -132,6 +141,8 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
   });
 
   const policy = await PolicyRuntime.start(opts.policySource, {
+    // A backend's tls files must be readable and usable on this host.
+    vet: checkUpstreamTls,
     onApplied: (compiled, origin, update) => {
       owner.apply(compiled);
       inForce = { origin, version: update.version, text: update.text };
@@ -163,9 +174,16 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
     metrics,
     bodyLimit,
     clientLimits,
+    tls,
     current,
     draining: () => draining,
   });
+  const tlsWatch =
+    opts.tls === undefined
+      ? undefined
+      : watchServerTls(app.server as unknown as TlsServer, opts.tls, logger, {
+          ...(opts.tlsPollMs === undefined ? {} : { pollMs: opts.tlsPollMs }),
+        });
   const admin = buildAdmin({
     metrics,
     logger,
@@ -193,6 +211,7 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
       await opts.policySource.close();
       const delay = opts.drainDelayMs ?? 0;
       if (delay > 0) await new Promise<void>((resolve) => clock.setTimer(resolve, delay));
+      tlsWatch?.close();
       await app.close();
       await admin.close();
       owner.close();

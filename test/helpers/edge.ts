@@ -3,7 +3,9 @@
 import { writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
+import { Writable } from 'node:stream';
 import tls from 'node:tls';
+import { pino } from 'pino';
 import { FilePolicySource } from '../../gateway/policy/file-source.js';
 import { buildGateway, type Gateway, type GatewayOptions } from '../../gateway/server.js';
 import { tempDir } from './backend.js';
@@ -131,4 +133,46 @@ export function holdConnection(
 export function percentile(values: readonly number[], p: number): number {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))] ?? 0;
+}
+
+/** A logger whose JSON lines a test can await (`waitFor`), e.g. 'TLS certificate reloaded'. */
+export class LogTap {
+  readonly lines: { msg: string; level: number; [k: string]: unknown }[] = [];
+  private readonly waiters: { match: (msg: string) => boolean; resolve: () => void }[] = [];
+  readonly logger = pino(
+    { level: 'info' },
+    new Writable({
+      write: (chunk: Buffer, _enc, done) => {
+        for (const text of chunk.toString('utf8').split('\n')) {
+          if (text === '') continue;
+          const line = JSON.parse(text) as LogTap['lines'][number];
+          this.lines.push(line);
+          for (const w of [...this.waiters]) {
+            if (w.match(line.msg)) {
+              this.waiters.splice(this.waiters.indexOf(w), 1);
+              w.resolve();
+            }
+          }
+        }
+        done();
+      },
+    }),
+  );
+
+  /** Resolves at the next line (from now on) whose message matches; fails after `timeoutMs`. */
+  next(pattern: RegExp, timeoutMs = 10_000): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new Error(`no log line ${pattern} within ${timeoutMs} ms`)),
+        timeoutMs,
+      );
+      this.waiters.push({
+        match: (msg) => pattern.test(msg),
+        resolve: () => {
+          clearTimeout(timer);
+          resolve();
+        },
+      });
+    });
+  }
 }
