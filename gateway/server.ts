@@ -20,6 +20,7 @@ import type { PolicySource } from './policy/source.js';
 import type { RandomSource } from './router.js';
 import { type Snapshot, SnapshotOwner } from './snapshot.js';
 import { checkUpstreamTls } from './upstream/connection.js';
+import { UpstreamTlsWatch } from './upstream/tls-watch.js';
 import { type EndpointPoolOptions, EndpointRegistry } from './upstream/endpoint.js';
 
 export const DEFAULT_BODY_LIMIT = 64 * 1024 * 1024;
@@ -34,7 +35,7 @@ export interface GatewayOptions {
   clientLimits?: ClientLimits;
   /** TLS at the ingress: certificate and key files, watched and reloaded without dropping connections. */
   tls?: ServerTlsFiles;
-  /** How often the TLS files are looked at for a new certificate (1000 ms). */
+  /** How often TLS files (the ingress's, the backends' of the policy) are looked at for changes (1000 ms). */
   tlsPollMs?: number;
   /** The admin port's bearer token; without it the admin port is open (bind it to loopback). */
   adminAuth?: AdminAuth;
@@ -140,11 +141,25 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
     onShed: (model, scope, reason) => metrics.shed.inc({ model, scope, reason }),
   });
 
+  // A backend's tls files rotated on disk: compose again, so that its origins get new pools.
+  const upstreamTls = new UpstreamTlsWatch(() => {
+    if (!owner.hasSnapshot) return;
+    try {
+      owner.apply(owner.current.policy);
+      logger.info('upstream TLS files changed; new connections to those backends use them');
+    } catch (e) {
+      logger.warn(
+        `upstream TLS files changed but cannot be used (${(e as Error).message}); the connections made before keep serving`,
+      );
+    }
+  }, opts.tlsPollMs);
+
   const policy = await PolicyRuntime.start(opts.policySource, {
     // A backend's tls files must be readable and usable on this host.
     vet: checkUpstreamTls,
     onApplied: (compiled, origin, update) => {
       owner.apply(compiled);
+      upstreamTls.follow(compiled);
       inForce = { origin, version: update.version, text: update.text };
       metrics.policyApplied(compiled.sha256, Date.now() / 1000, update.version ?? 0);
       logger.info(
@@ -212,6 +227,7 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
       const delay = opts.drainDelayMs ?? 0;
       if (delay > 0) await new Promise<void>((resolve) => clock.setTimer(resolve, delay));
       tlsWatch?.close();
+      upstreamTls.close();
       await app.close();
       await admin.close();
       owner.close();

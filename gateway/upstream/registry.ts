@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { Clock } from '../../common/clock.js';
 import type { CompiledBackend } from '../policy/compile.js';
 import {
@@ -6,6 +7,7 @@ import {
   type DispatcherFactory,
   type EndpointPoolOptions,
   loadUpstreamTls,
+  type UpstreamTls,
 } from './connection.js';
 import type { HealthCheckClientFactory } from './health-check.js';
 import { Endpoint, type EndpointEvents } from './replica.js';
@@ -22,7 +24,8 @@ export interface EndpointConnectors {
  * the first backend (in policy order) that lists it. An origin that a new policy drops is closed
  * gracefully: requests already on it finish, and a retry that still picks it from an old snapshot
  * fails over like a refused connection. An origin whose backend's `tls` changes gets a new
- * endpoint (new connections with the new files); the old one is retired the same way.
+ * endpoint (new connections with the new files), and so does a change of the files' contents
+ * seen at a sync (a rotated client certificate); the old one is retired the same way.
  */
 export class EndpointRegistry {
   private readonly byOrigin = new Map<string, Endpoint>();
@@ -52,8 +55,13 @@ export class EndpointRegistry {
         if (!settings.has(origin)) settings.set(origin, b);
       }
     }
+    // Every backend's tls files are read before anything changes: one that cannot be used throws
+    // here and leaves the registry as it was.
+    const loaded = new Map<CompiledBackend, LoadedTls>();
+    for (const s of settings.values()) if (!loaded.has(s)) loaded.set(s, loadTls(s));
     for (const [origin, s] of settings) {
-      const tls = JSON.stringify(s.tls ?? null);
+      const material = loaded.get(s) as LoadedTls;
+      const tls = material.key;
       let existing = this.byOrigin.get(origin);
       if (existing !== undefined && this.tlsOf.get(existing) !== tls) {
         this.byOrigin.delete(origin);
@@ -70,7 +78,7 @@ export class EndpointRegistry {
         }
       }
       if (existing === undefined) {
-        const e = this.create(origin, s, tls);
+        const e = this.create(origin, s, material);
         this.byOrigin.set(origin, e);
         e.startChecks();
       } else {
@@ -88,9 +96,9 @@ export class EndpointRegistry {
     }
   }
 
-  /** A new endpoint; its `tls` files are read now (checked when the policy was applied). */
-  private create(origin: string, s: CompiledBackend, tls: string): Endpoint {
-    const files = s.tls === undefined ? undefined : loadUpstreamTls(s.tls);
+  /** A new endpoint, connecting with the backend's tls files as read by this sync. */
+  private create(origin: string, s: CompiledBackend, material: LoadedTls): Endpoint {
+    const files = material.files;
     const health = this.connectors.healthCheckClient ?? createHealthCheckClient;
     const e = new Endpoint(
       origin,
@@ -100,7 +108,7 @@ export class EndpointRegistry {
       this.events,
       (o, timeoutMs) => health(o, timeoutMs, files),
     );
-    this.tlsOf.set(e, tls);
+    this.tlsOf.set(e, material.key);
     return e;
   }
 
@@ -130,3 +138,18 @@ export class EndpointRegistry {
 }
 
 const retiredKey = (origin: string, tls: string) => `${origin} ${tls}`;
+
+/** A backend's tls files as read, and what tells them apart: the block and the files' contents. */
+interface LoadedTls {
+  readonly key: string;
+  readonly files: UpstreamTls | undefined;
+}
+
+function loadTls(s: CompiledBackend): LoadedTls {
+  const block = JSON.stringify(s.tls ?? null);
+  if (s.tls === undefined) return { key: block, files: undefined };
+  const files = loadUpstreamTls(s.tls);
+  const h = createHash('sha256');
+  for (const b of [files.ca, files.cert, files.key]) h.update(b ?? '').update('\0');
+  return { key: `${block} ${h.digest('hex')}`, files };
+}

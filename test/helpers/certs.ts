@@ -21,6 +21,8 @@ export interface TestCerts {
   /** A server certificate for the name `replica.internal` only (for serverName). */
   readonly named: CertPair;
   readonly client: CertPair;
+  /** Another client certificate of the CA (for rotation). */
+  readonly client2: CertPair;
   /** Signed by a CA nobody trusts. */
   readonly strangerClient: CertPair;
 }
@@ -106,6 +108,7 @@ export async function makeCerts(): Promise<TestCerts> {
     server2: signed(dir, ca, 'server2', SERVER_EXT),
     named: signed(dir, ca, 'named', 'subjectAltName=DNS:replica.internal\nextendedKeyUsage=serverAuth'),
     client: signed(dir, ca, 'client', 'extendedKeyUsage=clientAuth'),
+    client2: signed(dir, ca, 'client2', 'extendedKeyUsage=clientAuth'),
     strangerClient: signed(dir, stranger, 'stranger', 'extendedKeyUsage=clientAuth'),
   };
 }

@@ -5,6 +5,8 @@ import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { copyFile, readFile, rename, writeFile } from 'node:fs/promises';
+import https from 'node:https';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, before, describe, test } from 'node:test';
@@ -221,6 +223,55 @@ describe('mTLS to the backends', () => {
     assert.ok(wrong.status >= 502, 'the certificate is not for 127.0.0.1');
     const right = await post(await edge(policy({ ...block, serverName: 'replica.internal' })));
     assert.equal(right.status, 200);
+  });
+
+  test('a client certificate rotated on disk is used by new connections; requests keep being served', async () => {
+    // A replica that records the certificate each new connection presents.
+    const seen: string[] = [];
+    const server = https.createServer(
+      {
+        cert: await readFile(certs.server.cert),
+        key: await readFile(certs.server.key),
+        ca,
+        requestCert: true,
+        rejectUnauthorized: true,
+      },
+      (req, res) => {
+        req.resume();
+        req.on('end', () => res.writeHead(200, { 'content-type': 'application/json' }).end('{"outputs":[]}'));
+      },
+    );
+    server.on('secureConnection', (s: tls.TLSSocket) => {
+      seen.push(s.getPeerX509Certificate()?.fingerprint256 ?? '');
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    closers.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
+    server.unref();
+    const origin = `https://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const dir = await tempDir('infergate-client-tls-');
+    const files = { cert: path.join(dir, 'client.pem'), key: path.join(dir, 'client-key.pem') };
+    await copyFile(certs.client.cert, files.cert);
+    await copyFile(certs.client.key, files.key);
+    const tap = new LogTap();
+    const g = await edge(mtlsPolicy({ ca: certs.ca, ...files }).replace(be.url, origin), {
+      tlsPollMs: 50,
+      logger: tap.logger,
+    });
+    assert.equal((await post(g)).status, 200);
+    assert.deepEqual(seen, [await fingerprintOf(certs.client.cert)]);
+
+    const changed = tap.next(/^upstream TLS files changed; new connections/);
+    await copyFile(certs.client2.key, `${files.key}.new`);
+    await copyFile(certs.client2.cert, `${files.cert}.new`);
+    await rename(`${files.key}.new`, files.key);
+    await rename(`${files.cert}.new`, files.cert);
+    await changed;
+    assert.equal((await post(g)).status, 200);
+    assert.equal(
+      seen.at(-1),
+      await fingerprintOf(certs.client2.cert),
+      'a new connection, with the new certificate',
+    );
   });
 
   test('a policy whose tls files cannot be used here is rejected with the field', async () => {

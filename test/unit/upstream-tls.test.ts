@@ -2,6 +2,8 @@
 // with the field when one cannot be used here), handed to the dispatcher factory, and a change of
 // the `tls` block giving an origin a new endpoint while the old one serves out its grace.
 import assert from 'node:assert/strict';
+import { copyFile, readFile } from 'node:fs/promises';
+import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Dispatcher } from 'undici';
 import {
@@ -19,7 +21,7 @@ import {
   upstreamPoolOptions,
 } from '../../gateway/upstream/connection.js';
 import { EndpointRegistry } from '../../gateway/upstream/endpoint.js';
-import { removeTempDirs } from '../helpers/backend.js';
+import { removeTempDirs, tempDir } from '../helpers/backend.js';
 import { makeCerts, type TestCerts } from '../helpers/certs.js';
 import { FakeClock } from '../helpers/fake-clock.js';
 
@@ -121,6 +123,26 @@ describe('the registry and a backend tls', () => {
     registry.sync([backend(undefined)], 1000);
     assert.equal(made.length, 3);
     assert.equal(made[2]?.tls, undefined);
+
+    // The same block, files with new contents (a rotated client certificate): a new endpoint.
+    const dir = await tempDir('infergate-rotate-');
+    const pair = { cert: path.join(dir, 'c.pem'), key: path.join(dir, 'k.pem') };
+    await copyFile(certs.client.cert, pair.cert);
+    await copyFile(certs.client.key, pair.key);
+    registry.sync([backend(tlsOf(pair))], 1000);
+    const before = registry.get('https://127.0.0.1:1');
+    registry.sync([backend(tlsOf(pair))], 1000);
+    assert.equal(registry.get('https://127.0.0.1:1'), before, 'unchanged files: the same endpoint');
+    await copyFile(certs.client2.cert, pair.cert);
+    await copyFile(certs.client2.key, pair.key);
+    registry.sync([backend(tlsOf(pair))], 1000);
+    assert.notEqual(registry.get('https://127.0.0.1:1'), before);
+    assert.deepEqual(made.at(-1)?.tls?.cert, await readFile(certs.client2.cert));
+    // Files that cannot be used (the key of another certificate) throw before anything changes.
+    const current = registry.get('https://127.0.0.1:1');
+    await copyFile(certs.client.key, pair.key);
+    assert.throws(() => registry.sync([backend(tlsOf(pair))], 1000), /is not the key of the certificate/);
+    assert.equal(registry.get('https://127.0.0.1:1'), current);
     await registry.close();
   });
 });
