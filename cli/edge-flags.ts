@@ -18,7 +18,7 @@ export const ADMIN_FLAGS = {
   'admin-metrics-open': { type: 'boolean' },
 } as const;
 
-export const ADMIN_FLAGS_HELP = `Admin port: bound to loopback by default (--admin-host 127.0.0.1). Bound anywhere else it needs
+export const ADMIN_FLAGS_HELP = `It stays on loopback unless --admin-host says otherwise; bound anywhere else it needs
 --admin-token-file FILE (a bearer token of at least 16 characters, e.g. 'openssl rand -hex 32 > FILE'):
 every admin route then needs 'Authorization: Bearer <token>'; --admin-metrics-open leaves /metrics open.`;
 
