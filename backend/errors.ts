@@ -11,6 +11,10 @@ export const BE_ERRORS = defineErrors({
     400,
     'The URL cannot be decoded (a bad percent-escape) or a path segment is longer than 256 characters.',
   ],
+  BE_ERR_BAD_REQUEST: [
+    400,
+    'The HTTP parser refused the request (Content-Length with Transfer-Encoding, a bad version, a malformed head).',
+  ],
   BE_ERR_UNSUPPORTED_DATATYPE: [
     400,
     'The datatype is unknown, unsupported by onnxruntime, or has no JSON form.',
@@ -42,7 +46,12 @@ export const BE_ERRORS = defineErrors({
   ],
   BE_ERR_VERSION_NOT_FOUND: [404, 'The replica serves no version of this number of the model.'],
   BE_ERR_NOT_FOUND: [404, 'No such route.'],
+  BE_ERR_REQUEST_TIMEOUT: [
+    408,
+    'The client did not send its headers (or its whole request) within the timeout; the connection closes.',
+  ],
   BE_ERR_BODY_TOO_LARGE: [413, 'The body is larger than the limit (64 MiB by default).'],
+  BE_ERR_HEADERS_TOO_LARGE: [431, 'The request headers are larger than the HTTP parser allows (16 KiB).'],
   BE_ERR_MODEL_LOAD_FAILED: [500, 'onnxruntime could not load the model.'],
   BE_ERR_INFERENCE_FAILED: [
     500,
@@ -55,6 +64,13 @@ export const BE_ERRORS = defineErrors({
 });
 
 export type BackendErrorCode = keyof typeof BE_ERRORS;
+
+/** What the HTTP parser refuses, answered from the catalogue (common/client-limits.ts). */
+export const BE_CLIENT_ERRORS = {
+  badRequest: BE_ERRORS.BE_ERR_BAD_REQUEST,
+  headersTooLarge: BE_ERRORS.BE_ERR_HEADERS_TOO_LARGE,
+  timeout: BE_ERRORS.BE_ERR_REQUEST_TIMEOUT,
+} as const;
 
 /** The backend code for each codec rejection: `BE_ERR_` + the reason (checked at compile time). */
 export function codecErrorDef(reason: CodecReason): (typeof BE_ERRORS)[BackendErrorCode] {

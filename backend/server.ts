@@ -1,15 +1,29 @@
+import type { Server as TlsServer } from 'node:tls';
 import Fastify, {
   type FastifyError,
   type FastifyInstance,
   type FastifyReply,
   type FastifyRequest,
 } from 'fastify';
+import {
+  applyClientLimits,
+  checkClientLimits,
+  type ClientLimits,
+  clientErrorHandler,
+  DEFAULT_CLIENT_LIMITS,
+} from '../common/client-limits.js';
 import { type Clock, systemClock } from '../common/clock.js';
 import { ApiError } from '../common/errors.js';
 import { healthRoutes, sendApiError, sharedServerOptions } from '../common/http.js';
 import { type Logger, silentLogger } from '../common/logging.js';
+import {
+  loadServerTls,
+  type ServerTlsFiles,
+  serverTlsOptions,
+  watchServerTls,
+} from '../common/server-tls.js';
 import type { CodecError } from '../common/oip/codec-error.js';
-import { BE_ERRORS, toApiError } from './errors.js';
+import { BE_CLIENT_ERRORS, BE_ERRORS, toApiError } from './errors.js';
 import { LazyChildLogger } from './lazy-logger.js';
 import { BackendMetrics } from './metrics.js';
 import type { Device } from './model.js';
@@ -24,6 +38,12 @@ export interface BackendOptions {
   device?: Device;
   /** Largest request body in bytes (413 beyond it). */
   bodyLimit?: number;
+  /** Header, request and keep-alive timeouts and the connection cap (common/client-limits.ts). */
+  clientLimits?: ClientLimits;
+  /** HTTPS with this certificate; with `clientCa`, clients must present a certificate it signed. */
+  tls?: ServerTlsFiles;
+  /** How often the TLS files are looked at for a new certificate (1000 ms). */
+  tlsPollMs?: number;
   logger?: Logger;
   clock?: Clock;
   /** Default process metrics; off in tests that run several servers in one process. */
@@ -52,6 +72,9 @@ export async function buildBackend(opts: BackendOptions): Promise<Backend> {
   const logger = opts.logger ?? silentLogger();
   const clock = opts.clock ?? systemClock;
   const bodyLimit = opts.bodyLimit ?? DEFAULT_BODY_LIMIT;
+  const clientLimits = checkClientLimits(opts.clientLimits ?? DEFAULT_CLIENT_LIMITS);
+  // Read and checked before any model loads: a bad file stops the replica here (TlsFileError).
+  const tls = opts.tls === undefined ? undefined : serverTlsOptions(loadServerTls(opts.tls));
   // Read by every answer and every infer request; set once, by shutdown().
   const state = { draining: false };
 
@@ -107,7 +130,10 @@ export async function buildBackend(opts: BackendOptions): Promise<Backend> {
   const app = Fastify({
     // Requests that arrive while draining get this replica's own 503 (BE_ERR_SHUTTING_DOWN).
     ...sharedServerOptions(logger, bodyLimit),
+    ...(tls === undefined ? {} : { https: tls }),
     routerOptions: { maxParamLength: 256 },
+    // What node's HTTP parser refuses (a malformed head, headers too large, a client too slow).
+    clientErrorHandler: clientErrorHandler(BE_CLIENT_ERRORS, clientLimits),
     // A URL fastify cannot decode, or a path segment over maxParamLength, gets the replica's own
     // error (with the request id), not fastify's.
     frameworkErrors: (error, _req, reply) =>
@@ -121,6 +147,13 @@ export async function buildBackend(opts: BackendOptions): Promise<Backend> {
       new LazyChildLogger(parent, bindings, childOptions),
   });
 
+  applyClientLimits(app.server, clientLimits);
+  const tlsWatch =
+    opts.tls === undefined
+      ? undefined
+      : watchServerTls(app.server as unknown as TlsServer, opts.tls, logger, {
+          ...(opts.tlsPollMs === undefined ? {} : { pollMs: opts.tlsPollMs }),
+        });
   app.removeAllContentTypeParsers();
   const keepBody = (_req: FastifyRequest, body: Buffer, done: (err: null, body: Buffer) => void) =>
     done(null, body);
@@ -183,6 +216,7 @@ export async function buildBackend(opts: BackendOptions): Promise<Backend> {
   });
 
   app.addHook('onClose', async () => {
+    tlsWatch?.close();
     await repo.close();
   });
 

@@ -9,12 +9,17 @@ import { type Backend, buildBackend } from '../backend/server.js';
 import { createLogger } from '../common/logging.js';
 import { Registrar } from '../backend/register.js';
 import { parse, port, positiveInt, serverLimits, setting, UsageError } from './args.js';
-import { fleetTarget } from './fleet.js';
+import { CLIENT_ENV_HELP, CLIENT_FLAGS, CLIENT_FLAGS_HELP, clientLimits } from './client-flags.js';
+import { serverTlsFiles, TLS_CLIENT_CA_FLAG, TLS_FLAGS, TLS_FLAGS_HELP, tlsFileExit } from './edge-flags.js';
+import { fleetTarget, REDIS_TLS_FLAGS, REDIS_TLS_HELP } from './fleet.js';
 import { onShutdownSignal } from './signals.js';
 
 export const BACKEND_HELP = `infergate backend --model-repository DIR [--host H] [--port P] [--device cpu|cuda|webgpu]
                   [--models NAME[:VERSION],...] [--body-limit BYTES] [--drain-timeout-ms MS]
                   [--register REDIS_URL --backend NAME --advertise URL [--register-ttl-ms MS]]
+                  [--headers-timeout-ms MS] [--request-timeout-ms MS] [--keep-alive-timeout-ms MS]
+                  [--max-connections N] [--tls-cert FILE --tls-key FILE [--tls-client-ca FILE]]
+                  [--redis-tls-ca FILE [--redis-tls-cert FILE --redis-tls-key FILE]]
 
 One backend replica: the Open Inference Protocol v2 REST API over onnxruntime-node.
 --models loads only the listed models at startup (NAME: every version, NAME:VERSION: that one);
@@ -22,10 +27,15 @@ the others are listed as not loaded and POST /v2/repository/models/NAME/load sti
 --register (fleet mode): heartbeat this replica's --advertise URL under the policy's backend NAME
 in Redis (TTL --register-ttl-ms, 10000, refreshed every third of it), so that gateways started
 with --redis send it traffic; on SIGTERM it deregisters before it drains. --redis-prefix P.
+${CLIENT_FLAGS_HELP}
+${TLS_FLAGS_HELP}
+--tls-client-ca FILE requires every client (the gateways) to present a certificate signed by that CA (mTLS).
+${REDIS_TLS_HELP}
 Environment: INFERGATE_MODEL_REPOSITORY, INFERGATE_HOST (127.0.0.1), INFERGATE_PORT (8001),
 INFERGATE_DEVICE (cpu), INFERGATE_MODELS (all), INFERGATE_BODY_LIMIT (67108864),
 INFERGATE_DRAIN_TIMEOUT_MS (30000), INFERGATE_REGISTER, INFERGATE_BACKEND, INFERGATE_ADVERTISE,
-INFERGATE_REDIS_PREFIX (infergate:), INFERGATE_LOG_LEVEL (info).`;
+INFERGATE_REDIS_PREFIX (infergate:), INFERGATE_TLS_CERT, INFERGATE_TLS_KEY, INFERGATE_TLS_CLIENT_CA,
+INFERGATE_REDIS_TLS_CA, INFERGATE_REDIS_TLS_CERT, INFERGATE_REDIS_TLS_KEY, ${CLIENT_ENV_HELP}, INFERGATE_LOG_LEVEL (info).`;
 
 /**
  * `--models`: comma-separated `name` or `name:version` entries (spaces around entries are
@@ -67,12 +77,13 @@ export async function backendCommand(argv: string[]): Promise<void> {
     advertise: { type: 'string' },
     'register-ttl-ms': { type: 'string' },
     'redis-prefix': { type: 'string' },
+    ...CLIENT_FLAGS,
+    ...TLS_FLAGS,
+    ...TLS_CLIENT_CA_FLAG,
+    ...REDIS_TLS_FLAGS,
   });
   const registerUrl = setting(values.register, 'INFERGATE_REGISTER');
-  const fleet =
-    registerUrl === undefined
-      ? undefined
-      : fleetTarget({ redis: registerUrl, 'redis-prefix': values['redis-prefix'] });
+  const fleet = registerUrl === undefined ? undefined : fleetTarget({ ...values, redis: registerUrl });
   const backendName = setting(values.backend, 'INFERGATE_BACKEND');
   const advertise = setting(values.advertise, 'INFERGATE_ADVERTISE');
   if (fleet !== undefined) {
@@ -100,6 +111,8 @@ export async function backendCommand(argv: string[]): Promise<void> {
   const host = setting(values.host, 'INFERGATE_HOST', '127.0.0.1');
   const listenPort = port(setting(values.port, 'INFERGATE_PORT', '8001'), '--port');
   const { bodyLimit, drainTimeoutMs } = serverLimits(values);
+  const limits = clientLimits(values);
+  const tls = serverTlsFiles(values);
   const modelList = setting(values.models, 'INFERGATE_MODELS');
   const models = modelList === undefined ? undefined : parseModelList(modelList);
   const logger = createLogger({
@@ -113,12 +126,14 @@ export async function backendCommand(argv: string[]): Promise<void> {
       modelRepository: root,
       device: device as Device,
       bodyLimit,
+      clientLimits: limits,
+      ...(tls === undefined ? {} : { tls }),
       logger,
       models,
     });
   } catch (e) {
     if (e instanceof ModelSelectionError) throw new UsageError(`--models: ${e.message}`);
-    throw e;
+    throw tlsFileExit(e);
   }
   const address = await backend.app.listen({ host, port: listenPort });
   logger.info(

@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { createLogger } from '../common/logging.js';
+import { TlsFileError } from '../common/server-tls.js';
 import { RedisLink } from '../common/redis/link.js';
 import type { EndpointSource } from '../gateway/endpoint-source.js';
 import { RedisPolicySource, RedisUnavailableError } from '../gateway/fleet/redis-source.js';
@@ -11,12 +12,25 @@ import { PolicyRejectedError } from '../gateway/policy/runtime.js';
 import { FilePolicySource } from '../gateway/policy/file-source.js';
 import { buildGateway } from '../gateway/server.js';
 import { EXIT, ExitError, nonNegativeInt, parse, port, serverLimits, setting, UsageError } from './args.js';
-import { FLEET_FLAGS, fleetTarget } from './fleet.js';
+import { CLIENT_ENV_HELP, CLIENT_FLAGS, CLIENT_FLAGS_HELP, clientLimits } from './client-flags.js';
+import {
+  ADMIN_FLAGS,
+  ADMIN_FLAGS_HELP,
+  adminAuth,
+  serverTlsFiles,
+  TLS_FLAGS,
+  TLS_FLAGS_HELP,
+  tlsFileExit,
+} from './edge-flags.js';
+import { FLEET_FLAGS, fleetTarget, REDIS_TLS_FLAGS, REDIS_TLS_HELP } from './fleet.js';
 import { onShutdownSignal } from './signals.js';
 
 export const GATEWAY_HELP = `infergate gateway (--policy FILE | --redis URL) [--host H] [--port P] [--admin-port A]
                   [--body-limit BYTES] [--drain-delay-ms MS] [--drain-timeout-ms MS]
                   [--redis-prefix P] [--gateway-id ID] [--policy-cache FILE]
+                  [--headers-timeout-ms MS] [--request-timeout-ms MS] [--keep-alive-timeout-ms MS]
+                  [--max-connections N] [--admin-host H] [--admin-token-file FILE] [--admin-metrics-open]
+                  [--tls-cert FILE --tls-key FILE] [--redis-tls-ca FILE [--redis-tls-cert FILE --redis-tls-key FILE]]
 
 One gateway: every model of the policy at one URL (Open Inference Protocol v2). The policy file
 is watched: a valid edit takes effect within a second, an invalid one is logged and ignored.
@@ -26,13 +40,19 @@ that register themselves join their backend, and --policy FILE only seeds an emp
 --policy-cache FILE keeps the last good version on disk, served when Redis is down at start.
 --gateway-id names this gateway in 'infergate policy status' (default: host name and pid).
 Admin port: /metrics, /admin/policy, /admin/upstreams.
+${ADMIN_FLAGS_HELP}
+${TLS_FLAGS_HELP}
+Backends over TLS (mTLS): an https:// endpoint, and a backend's tls: { ca, cert, key, serverName } in the policy.
+${REDIS_TLS_HELP}
+${CLIENT_FLAGS_HELP}
 On SIGTERM: readiness false, answers carry Connection: close for --drain-delay-ms (1000), then the
 listener closes and in-flight requests finish (at most --drain-timeout-ms, 30000).
 Environment: INFERGATE_POLICY, INFERGATE_HOST (127.0.0.1), INFERGATE_PORT (8080),
 INFERGATE_ADMIN_HOST (127.0.0.1), INFERGATE_ADMIN_PORT (9901), INFERGATE_BODY_LIMIT (67108864),
 INFERGATE_DRAIN_DELAY_MS (1000), INFERGATE_DRAIN_TIMEOUT_MS (30000),
 INFERGATE_REDIS_URL, INFERGATE_REDIS_PREFIX (infergate:), INFERGATE_GATEWAY_ID,
-INFERGATE_POLICY_CACHE, INFERGATE_LOG_LEVEL (info).`;
+INFERGATE_POLICY_CACHE, INFERGATE_ADMIN_TOKEN_FILE, INFERGATE_ADMIN_METRICS_OPEN, INFERGATE_TLS_CERT, INFERGATE_TLS_KEY,
+INFERGATE_REDIS_TLS_CA, INFERGATE_REDIS_TLS_CERT, INFERGATE_REDIS_TLS_KEY, ${CLIENT_ENV_HELP}, INFERGATE_LOG_LEVEL (info).`;
 
 export async function gatewayCommand(argv: string[]): Promise<void> {
   const { values } = parse(argv, {
@@ -47,6 +67,10 @@ export async function gatewayCommand(argv: string[]): Promise<void> {
     'body-limit': { type: 'string' },
     'drain-timeout-ms': { type: 'string' },
     'drain-delay-ms': { type: 'string' },
+    ...CLIENT_FLAGS,
+    ...ADMIN_FLAGS,
+    ...TLS_FLAGS,
+    ...REDIS_TLS_FLAGS,
   });
   const fleet = fleetTarget(values);
   const policyPath = setting(values.policy, 'INFERGATE_POLICY');
@@ -59,6 +83,9 @@ export async function gatewayCommand(argv: string[]): Promise<void> {
   const adminHost = setting(values['admin-host'], 'INFERGATE_ADMIN_HOST', '127.0.0.1');
   const adminPort = port(setting(values['admin-port'], 'INFERGATE_ADMIN_PORT', '9901'), '--admin-port');
   const { bodyLimit, drainTimeoutMs } = serverLimits(values);
+  const limits = clientLimits(values);
+  const admin = adminAuth(values, adminHost);
+  const tls = serverTlsFiles(values);
   const drainDelayMs = nonNegativeInt(
     setting(values['drain-delay-ms'], 'INFERGATE_DRAIN_DELAY_MS', '1000'),
     '--drain-delay-ms',
@@ -104,11 +131,15 @@ export async function gatewayCommand(argv: string[]): Promise<void> {
     gateway = await buildGateway({
       ...sources,
       bodyLimit,
+      clientLimits: limits,
+      ...(admin === undefined ? {} : { adminAuth: admin }),
+      ...(tls === undefined ? {} : { tls }),
       drainDelayMs,
       logger,
     });
   } catch (e) {
     await link?.close();
+    if (e instanceof TlsFileError) throw tlsFileExit(e);
     if (e instanceof RedisUnavailableError) throw new ExitError(EXIT.redisUnreachable, e.message);
     if (e instanceof PolicyRejectedError) {
       throw new Error(
@@ -120,7 +151,12 @@ export async function gatewayCommand(argv: string[]): Promise<void> {
   const adminAddress = await gateway.admin.listen({ host: adminHost, port: adminPort });
   const address = await gateway.app.listen({ host, port: listenPort });
   logger.info(
-    { address, admin: adminAddress, models: [...gateway.snapshot.policy.models.keys()] },
+    {
+      address,
+      admin: adminAddress,
+      adminAuth: admin === undefined ? 'none' : admin.metricsOpen ? 'bearer (metrics open)' : 'bearer',
+      models: [...gateway.snapshot.policy.models.keys()],
+    },
     `gateway listening on ${address}`,
   );
   onShutdownSignal(logger, drainTimeoutMs, async () => {

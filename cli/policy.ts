@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { compilePolicy, formatIssue } from '../gateway/policy/compile.js';
 import { policyJsonSchema } from '../gateway/policy/schema.js';
 import { parse, UsageError } from './args.js';
-import { FLEET_FLAGS, fleetTarget } from './fleet.js';
+import { FLEET_FLAGS, fleetTarget, REDIS_TLS_FLAGS } from './fleet.js';
 import {
   applyCommand,
   diffCommand,
@@ -19,7 +19,8 @@ export { PolicyInvalid };
 export const POLICY_HELP = `infergate policy validate FILE   schema and cross-reference check; every error with its field path, exit 1
 infergate policy schema          print the policy JSON Schema (policies/policy.schema.json)
 
-Fleet mode (every command takes --redis URL or INFERGATE_REDIS_URL, and --redis-prefix P):
+Fleet mode (every command takes --redis URL or INFERGATE_REDIS_URL, and --redis-prefix P; over TLS,
+a rediss:// URL with --redis-tls-ca FILE [--redis-tls-cert FILE --redis-tls-key FILE]):
 infergate policy apply FILE [--message M] [--if-version N] [--wait] [--timeout S] [--author A]
     validate locally (exit 1, nothing written), then write a new version and announce it;
     --if-version N refuses when the store is no longer at version N (exit 3);
@@ -43,6 +44,7 @@ export async function policyCommand(argv: string[]): Promise<void> {
     argv,
     {
       ...FLEET_FLAGS,
+      ...REDIS_TLS_FLAGS,
       message: { type: 'string' },
       'if-version': { type: 'string' },
       wait: { type: 'boolean' },

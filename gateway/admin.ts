@@ -5,10 +5,12 @@
 import { createHash } from 'node:crypto';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
 import type { Clock } from '../common/clock.js';
+import { applyClientLimits, type ClientLimits, clientErrorHandler } from '../common/client-limits.js';
 import { ApiError } from '../common/errors.js';
 import { sendApiError } from '../common/http.js';
 import type { Logger } from '../common/logging.js';
-import { GW_ERRORS } from './errors.js';
+import { type AdminAuth, requireAdminToken } from './admin-auth.js';
+import { GW_CLIENT_ERRORS, GW_ERRORS } from './errors.js';
 import type { GatewayMetrics } from './metrics.js';
 import type { Snapshot } from './snapshot.js';
 
@@ -17,6 +19,9 @@ export interface AdminDeps {
   readonly logger: Logger;
   readonly clock: Clock;
   readonly current: () => Snapshot;
+  readonly clientLimits: ClientLimits;
+  /** A bearer token for every route (but /metrics, if left open); none: the port is open. */
+  readonly auth?: AdminAuth | undefined;
   readonly policy: () => {
     readonly origin: string;
     readonly version: number | undefined;
@@ -28,7 +33,10 @@ export function buildAdmin(deps: AdminDeps): FastifyInstance {
   const admin = Fastify({
     loggerInstance: deps.logger as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }),
+    clientErrorHandler: clientErrorHandler(GW_CLIENT_ERRORS, deps.clientLimits),
   });
+  applyClientLimits(admin.server, deps.clientLimits);
+  if (deps.auth !== undefined) requireAdminToken(admin, deps.auth);
   admin.get('/metrics', async (_req, reply) => {
     reply.type(deps.metrics.registry.contentType);
     return deps.metrics.registry.metrics();

@@ -5,19 +5,27 @@
  * server metadata are the gateway's own; every refusal fastify makes itself is answered from the
  * gateway's error catalogue.
  */
-import { createServer } from 'node:http';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import Fastify, {
   type FastifyError,
   type FastifyInstance,
   type FastifyReply,
   type FastifyRequest,
 } from 'fastify';
+import {
+  applyClientLimits,
+  type ClientLimits,
+  type ClientRefusal,
+  clientErrorHandler,
+} from '../common/client-limits.js';
 import { ApiError } from '../common/errors.js';
+import { type ServerTlsMaterial, serverTlsOptions } from '../common/server-tls.js';
 import { fastifyApiError } from '../common/fastify-errors.js';
 import { healthRoutes, sendApiError, sharedServerOptions } from '../common/http.js';
 import { baseHeaders, INTERNAL_MESSAGE } from './answer.js';
 import type { RequestKind } from './context.js';
-import { GW_ERRORS } from './errors.js';
+import { GW_CLIENT_ERRORS, GW_ERRORS } from './errors.js';
 import {
   EMPTY,
   type ModelServeDeps,
@@ -26,7 +34,12 @@ import {
   tryServeModel,
 } from './model-route.js';
 
-export type AppDeps = ModelServeDeps;
+export interface AppDeps extends ModelServeDeps {
+  /** Timeouts and the connection cap of the ingress server (see common/client-limits.ts). */
+  readonly clientLimits: ClientLimits;
+  /** TLS at the ingress: HTTPS with this certificate (reloaded by `watchServerTls`). */
+  readonly tls?: ServerTlsMaterial | undefined;
+}
 
 interface ModelParams {
   model: string;
@@ -36,8 +49,6 @@ type ModelRequest = FastifyRequest<{ Params: ModelParams; Body: Buffer | undefin
 
 /** The options fastify passes to a server factory that it would set on its own server. */
 interface ServerTimeouts {
-  keepAliveTimeout?: number;
-  requestTimeout?: number;
   connectionTimeout?: number;
   maxRequestsPerSocket?: number;
 }
@@ -55,22 +66,30 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   /** Headers of the answers fastify sends itself (errors, 404s): those of every answer. */
   const stamp = (reply: FastifyReply) => reply.headers(baseHeaders(reply.request.id, draining()));
 
+  const refusals = { onRefusal: (reason: ClientRefusal) => metrics.clientRefusals.inc({ reason }) };
+  const secure = deps.tls === undefined ? undefined : serverTlsOptions(deps.tls);
   const app = Fastify({
     // While draining, requests on open connections are still served (with Connection: close).
     ...sharedServerOptions(logger, bodyLimit),
+    // Read by fastify only for the scheme of the address it prints; the server is made below.
+    ...(secure === undefined ? {} : { https: secure }),
     // Plain model requests never reach fastify (see model-route.ts).
     serverFactory: (handler, opts) => {
-      const server = createServer((req, res) => {
+      const listener = (req: IncomingMessage, res: ServerResponse) => {
         if (!tryServeModel(deps, req, res)) handler(req, res);
-      });
-      // What fastify sets on the servers it makes itself (lib/server.js), with its defaults.
+      };
+      const server = secure === undefined ? createServer(listener) : createHttpsServer(secure, listener);
+      // A request finds its connection by its socket: the TLS socket, under TLS.
+      trackClientConnections(server, secure === undefined ? 'connection' : 'secureConnection');
+      // Header, request and keep-alive timeouts, the connection cap, parser refusals answered
+      // from the catalogue; then what fastify sets on the servers it makes itself (lib/server.js).
+      applyClientLimits(server, deps.clientLimits, refusals);
       const o = opts as ServerTimeouts;
-      server.keepAliveTimeout = o.keepAliveTimeout ?? 72_000;
-      server.requestTimeout = o.requestTimeout ?? 0;
       server.setTimeout(o.connectionTimeout ?? 0);
       if ((o.maxRequestsPerSocket ?? 0) > 0) server.maxRequestsPerSocket = o.maxRequestsPerSocket as number;
       return server;
     },
+    clientErrorHandler: clientErrorHandler(GW_CLIENT_ERRORS, deps.clientLimits, refusals),
     // No per-request child logger: the few lines the gateway logs carry reqId themselves.
     childLoggerFactory: (parent) => parent,
     // A URL fastify cannot decode gets the gateway's own error, like every other refusal.
@@ -87,7 +106,6 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     },
     routerOptions: { maxParamLength: 256 },
   });
-  trackClientConnections(app.server);
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit }, (_req, body, done) => done(null, body));
 

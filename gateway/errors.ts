@@ -2,11 +2,23 @@ import { defineErrors } from '../common/errors.js';
 
 /** Every error the gateway answers with itself. Documented in docs/errors.md. */
 export const GW_ERRORS = defineErrors({
-  GW_ERR_BAD_REQUEST: [400, 'The request cannot be forwarded as sent (for example a malformed URL).'],
+  GW_ERR_BAD_REQUEST: [
+    400,
+    'The request cannot be forwarded as sent (a malformed URL, or an HTTP request the parser refuses: Content-Length with Transfer-Encoding, a bad version).',
+  ],
+  GW_ERR_ADMIN_UNAUTHORIZED: [
+    401,
+    'The admin port needs its bearer token (bound beyond loopback) and none or another was sent.',
+  ],
   GW_ERR_NOT_FOUND: [404, 'No such route at the gateway.'],
   GW_ERR_MODEL_NOT_FOUND: [404, 'The policy has no model of this name.'],
   GW_ERR_VERSION_NOT_FOUND: [404, 'No variant of the model serves this version.'],
+  GW_ERR_REQUEST_TIMEOUT: [
+    408,
+    'The client did not send its headers (or its whole request) within the timeout; the connection closes.',
+  ],
   GW_ERR_BODY_TOO_LARGE: [413, 'The body is larger than the gateway limit (64 MiB by default).'],
+  GW_ERR_HEADERS_TOO_LARGE: [431, 'The request headers are larger than the HTTP parser allows (16 KiB).'],
   GW_ERR_INTERNAL: [500, 'An unexpected error; the message is logged, not sent.'],
   GW_ERR_UPSTREAM_ERROR: [502, 'The backend failed (5xx) or its answer broke off.'],
   GW_ERR_UPSTREAM_UNAVAILABLE: [
@@ -25,3 +37,10 @@ export const GW_ERRORS = defineErrors({
 });
 
 export type GatewayErrorCode = keyof typeof GW_ERRORS;
+
+/** What the HTTP parser refuses, answered from the catalogue (common/client-limits.ts). */
+export const GW_CLIENT_ERRORS = {
+  badRequest: GW_ERRORS.GW_ERR_BAD_REQUEST,
+  headersTooLarge: GW_ERRORS.GW_ERR_HEADERS_TOO_LARGE,
+  timeout: GW_ERRORS.GW_ERR_REQUEST_TIMEOUT,
+} as const;

@@ -1,4 +1,5 @@
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
+import { CLIENT_REFUSALS } from '../common/client-limits.js';
 import { FastCounter, FastHistogram } from '../common/metrics.js';
 import type { ShedScope } from './admission/concurrency.js';
 import type { Refusal } from './admission/limiter.js';
@@ -46,6 +47,8 @@ export class GatewayMetrics {
   readonly ejections: Counter<'endpoint'>;
   readonly healthChecks: Counter<'endpoint' | 'result'>;
   readonly shed: Counter<'model' | 'scope' | 'reason'>;
+  /** Clients refused before routing: parser refusals, slow clients, the connection cap. */
+  readonly clientRefusals: Counter<'reason'>;
 
   constructor(opts: {
     processMetrics: boolean;
@@ -143,6 +146,13 @@ export class GatewayMetrics {
       labelNames: ['model', 'scope', 'reason'],
       registers,
     });
+    this.clientRefusals = new Counter({
+      name: 'infergate_client_refusals_total',
+      help: 'Clients refused before any route: bad_request (the HTTP parser), headers_too_large, timeout (headers or request too slow), connection_limit (closed at accept).',
+      labelNames: ['reason'],
+      registers,
+    });
+    for (const reason of CLIENT_REFUSALS) this.clientRefusals.inc({ reason }, 0);
     const sample = opts.sample;
     new Gauge({
       name: 'infergate_upstream_available',

@@ -39,8 +39,11 @@ type ClientSocket = Socket & { [IN_FLIGHT]?: Set<Cancellation> };
  * A client that goes away cancels its upstream attempt and frees its slots at once. Requests
  * register with their connection (one listener per connection, not per request).
  */
-export function trackClientConnections(server: Server): void {
-  server.on('connection', (socket: ClientSocket) => {
+export function trackClientConnections(
+  server: Server,
+  event: 'connection' | 'secureConnection' = 'connection',
+): void {
+  server.on(event, (socket: ClientSocket) => {
     const inFlight = new Set<Cancellation>();
     socket[IN_FLIGHT] = inFlight;
     socket.once('close', () => {

@@ -3,10 +3,14 @@
  * runtime, the ingress app and the admin app. One ingress URL for every model of the policy;
  * `listen` happens in the caller (the CLI, the tests).
  */
+import type { Server as TlsServer } from 'node:tls';
 import type { FastifyInstance } from 'fastify';
+import { checkClientLimits, type ClientLimits, DEFAULT_CLIENT_LIMITS } from '../common/client-limits.js';
 import { type Clock, systemClock } from '../common/clock.js';
 import { type Logger, silentLogger } from '../common/logging.js';
+import { loadServerTls, type ServerTlsFiles, watchServerTls } from '../common/server-tls.js';
 import { buildAdmin } from './admin.js';
+import type { AdminAuth } from './admin-auth.js';
 import { buildApp } from './app.js';
 import { type EndpointSource, StaticEndpointSource } from './endpoint-source.js';
 import { GatewayMetrics, type UpstreamSample } from './metrics.js';
@@ -15,6 +19,8 @@ import { PolicyRuntime } from './policy/runtime.js';
 import type { PolicySource } from './policy/source.js';
 import type { RandomSource } from './router.js';
 import { type Snapshot, SnapshotOwner } from './snapshot.js';
+import { checkUpstreamTls } from './upstream/connection.js';
+import { UpstreamTlsWatch } from './upstream/tls-watch.js';
 import { type EndpointPoolOptions, EndpointRegistry } from './upstream/endpoint.js';
 
 export const DEFAULT_BODY_LIMIT = 64 * 1024 * 1024;
@@ -25,6 +31,14 @@ export interface GatewayOptions {
   endpointSource?: EndpointSource;
   /** Largest request body in bytes (413 beyond it). */
   bodyLimit?: number;
+  /** Header, request and keep-alive timeouts and the connection cap of the ingress and admin servers. */
+  clientLimits?: ClientLimits;
+  /** TLS at the ingress: certificate and key files, watched and reloaded without dropping connections. */
+  tls?: ServerTlsFiles;
+  /** How often TLS files (the ingress's, the backends' of the policy) are looked at for changes (1000 ms). */
+  tlsPollMs?: number;
+  /** The admin port's bearer token; without it the admin port is open (bind it to loopback). */
+  adminAuth?: AdminAuth;
   logger?: Logger;
   clock?: Clock;
   random?: RandomSource;
@@ -70,6 +84,9 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
   const clock = opts.clock ?? systemClock;
   const random = opts.random ?? Math.random;
   const bodyLimit = opts.bodyLimit ?? DEFAULT_BODY_LIMIT;
+  const clientLimits = checkClientLimits(opts.clientLimits ?? DEFAULT_CLIENT_LIMITS);
+  // Read and checked before anything starts: a bad file stops the gateway here (TlsFileError).
+  const tls = opts.tls === undefined ? undefined : loadServerTls(opts.tls);
   const endpointSource = opts.endpointSource ?? new StaticEndpointSource();
   let draining = false;
   let inForce: PolicyInForce = { origin: '', version: undefined, text: '' };
@@ -124,9 +141,25 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
     onShed: (model, scope, reason) => metrics.shed.inc({ model, scope, reason }),
   });
 
+  // A backend's tls files rotated on disk: compose again, so that its origins get new pools.
+  const upstreamTls = new UpstreamTlsWatch(() => {
+    if (!owner.hasSnapshot) return;
+    try {
+      owner.apply(owner.current.policy);
+      logger.info('upstream TLS files changed; new connections to those backends use them');
+    } catch (e) {
+      logger.warn(
+        `upstream TLS files changed but cannot be used (${(e as Error).message}); the connections made before keep serving`,
+      );
+    }
+  }, opts.tlsPollMs);
+
   const policy = await PolicyRuntime.start(opts.policySource, {
+    // A backend's tls files must be readable and usable on this host.
+    vet: checkUpstreamTls,
     onApplied: (compiled, origin, update) => {
       owner.apply(compiled);
+      upstreamTls.follow(compiled);
       inForce = { origin, version: update.version, text: update.text };
       metrics.policyApplied(compiled.sha256, Date.now() / 1000, update.version ?? 0);
       // The source acknowledges the version as soon as this returns (fleet mode); the log lines
@@ -153,8 +186,32 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
   });
 
   const current = () => owner.current;
-  const app = buildApp({ clock, random, logger, metrics, bodyLimit, current, draining: () => draining });
-  const admin = buildAdmin({ metrics, logger, clock, current, policy: () => inForce });
+  const app = buildApp({
+    clock,
+    random,
+    logger,
+    metrics,
+    bodyLimit,
+    clientLimits,
+    tls,
+    current,
+    draining: () => draining,
+  });
+  const tlsWatch =
+    opts.tls === undefined
+      ? undefined
+      : watchServerTls(app.server as unknown as TlsServer, opts.tls, logger, {
+          ...(opts.tlsPollMs === undefined ? {} : { pollMs: opts.tlsPollMs }),
+        });
+  const admin = buildAdmin({
+    metrics,
+    logger,
+    clock,
+    current,
+    policy: () => inForce,
+    clientLimits,
+    auth: opts.adminAuth,
+  });
 
   return {
     app,
@@ -173,6 +230,8 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
       await opts.policySource.close();
       const delay = opts.drainDelayMs ?? 0;
       if (delay > 0) await new Promise<void>((resolve) => clock.setTimer(resolve, delay));
+      tlsWatch?.close();
+      upstreamTls.close();
       await app.close();
       await admin.close();
       owner.close();

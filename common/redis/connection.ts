@@ -5,6 +5,7 @@
  * disconnected, never queue) or a one-shot CLI connection (no reconnect), and the URL as it may be
  * printed: never with its password.
  */
+import { isIP } from 'node:net';
 import { Redis, type RedisOptions } from 'ioredis';
 
 export interface RedisTarget {
@@ -14,6 +15,8 @@ export interface RedisTarget {
   readonly password: string | undefined;
   readonly db: number;
   readonly tls: boolean;
+  /** With `tls`: a CA to trust instead of the system's, a client certificate and key (PEM). */
+  readonly tlsOptions?: { readonly ca?: Buffer; readonly cert?: Buffer; readonly key?: Buffer } | undefined;
   /** The URL without its password: what logs and errors show. */
   readonly display: string;
 }
@@ -85,7 +88,10 @@ export function redisOptions(target: RedisTarget, opts: OpenOptions): RedisOptio
     username: target.username,
     password: target.password,
     db: target.db,
-    ...(target.tls ? { tls: { servername: target.host } } : {}),
+    // SNI takes a host name only (RFC 6066); an address is checked against the certificate's IPs.
+    ...(target.tls
+      ? { tls: { ...(isIP(target.host) === 0 ? { servername: target.host } : {}), ...target.tlsOptions } }
+      : {}),
     connectionName: opts.name,
     connectTimeout: opts.connectTimeoutMs ?? (server ? 2000 : 3000),
     lazyConnect: true,

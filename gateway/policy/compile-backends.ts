@@ -12,6 +12,7 @@ import type {
   CompiledCircuitBreaker,
   CompiledHealthCheck,
   CompiledOutlierDetection,
+  CompiledUpstreamTls,
   PolicyIssue,
 } from './compiled.js';
 import type { PolicyDocument } from './schema.js';
@@ -63,10 +64,36 @@ export function compileBackends(
         circuitBreaker: merge(defaults.circuitBreaker, def.circuitBreaker),
         healthCheck,
         outlierDetection,
+        tls: compileTls(name, def.tls, endpoints, errors),
       }),
     );
   }
   return backends;
+}
+
+/** A backend's `tls`: a certificate goes with its key, and every listed endpoint is https://. */
+function compileTls(
+  name: string,
+  tls: PolicyDocument['backends'][string]['tls'],
+  endpoints: readonly string[],
+  errors: PolicyIssue[],
+): CompiledUpstreamTls | undefined {
+  if (tls === undefined) return undefined;
+  if ((tls.cert === undefined) !== (tls.key === undefined)) {
+    const missing = tls.cert === undefined ? 'cert' : 'key';
+    errors.push({
+      path: at('backends', name, 'tls', missing),
+      message: `is required with ${missing === 'cert' ? 'key' : 'cert'} (a client certificate and its key)`,
+    });
+  }
+  endpoints.forEach((origin, i) => {
+    if (origin.startsWith('http:'))
+      errors.push({
+        path: at('backends', name, 'endpoints', i),
+        message: `'${origin}' is plain HTTP, but the backend has tls: use https://`,
+      });
+  });
+  return Object.freeze({ ca: tls.ca, cert: tls.cert, key: tls.key, serverName: tls.serverName });
 }
 
 function normaliseEndpoint(raw: string): string | undefined {

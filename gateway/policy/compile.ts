@@ -39,6 +39,7 @@ export type {
   CompiledRetries,
   CompiledRoute,
   CompiledSplit,
+  CompiledUpstreamTls,
   CompiledVariant,
   CompileResult,
   PolicyIssue,

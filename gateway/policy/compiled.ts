@@ -45,6 +45,14 @@ export interface CompiledRetries {
   readonly perTryTimeoutMs: number;
 }
 
+/** TLS to a backend's replicas: file paths on the gateway's host, read when the pools are made. */
+export interface CompiledUpstreamTls {
+  readonly ca: string | undefined;
+  readonly cert: string | undefined;
+  readonly key: string | undefined;
+  readonly serverName: string | undefined;
+}
+
 export interface CompiledBackend {
   readonly name: string;
   /** Normalised origins (`http://127.0.0.1:8001`), in policy order. */
@@ -52,6 +60,8 @@ export interface CompiledBackend {
   readonly circuitBreaker: CompiledCircuitBreaker;
   readonly healthCheck: CompiledHealthCheck;
   readonly outlierDetection: CompiledOutlierDetection;
+  /** undefined: plain HTTP, or HTTPS with the system's CAs and no client certificate. */
+  readonly tls?: CompiledUpstreamTls | undefined;
 }
 
 export interface CompiledVariant {

@@ -4,12 +4,23 @@
  * policy never replaces a good one. The snapshot that requests read is composed and swapped by
  * `SnapshotOwner` (gateway/snapshot.ts), not here.
  */
-import { type CompiledPolicy, compilePolicy, formatIssue, type PolicyIssue } from './compile.js';
+import {
+  type CompiledPolicy,
+  type CompileResult,
+  compilePolicy,
+  formatIssue,
+  type PolicyIssue,
+} from './compile.js';
 import type { PolicySource, PolicyUpdate } from './source.js';
 
 export type ReloadResult = 'applied' | 'unchanged' | 'rejected';
 
 export interface PolicyEvents {
+  /**
+   * What this gateway must also find true of a compiled policy (files it names readable here);
+   * issues reject the policy like compile errors.
+   */
+  vet?(policy: CompiledPolicy): readonly PolicyIssue[];
   onApplied?(policy: CompiledPolicy, origin: string, update: PolicyUpdate): void;
   onRejected?(errors: readonly PolicyIssue[], origin: string, update: PolicyUpdate): void;
   onSourceError?(error: Error): void;
@@ -33,7 +44,7 @@ export class PolicyRuntime {
    */
   static async start(source: PolicySource, events: PolicyEvents = {}): Promise<PolicyRuntime> {
     let update = await source.read();
-    let compiled = compilePolicy(update.text);
+    let compiled = compileAndVet(update.text, events);
     const firstErrors = compiled.ok ? [] : compiled.errors;
     // A store whose newest version is bad (written by hand, say): start on its newest good one.
     while (!compiled.ok) {
@@ -42,7 +53,7 @@ export class PolicyRuntime {
       if (older === undefined) throw new PolicyRejectedError(update.origin, firstErrors);
       events.onRejected?.(compiled.errors, update.origin, update);
       update = older;
-      compiled = compilePolicy(update.text);
+      compiled = compileAndVet(update.text, events);
     }
     const runtime = new PolicyRuntime(compiled.policy, source, events);
     events.onApplied?.(compiled.policy, update.origin, update);
@@ -71,7 +82,7 @@ export class PolicyRuntime {
   }
 
   private apply(update: PolicyUpdate): ReloadResult {
-    const compiled = compilePolicy(update.text);
+    const compiled = compileAndVet(update.text, this.events);
     if (!compiled.ok) {
       this.events.onRejected?.(compiled.errors, update.origin, update);
       this.source.report?.(update, { result: 'rejected', errors: compiled.errors });
@@ -86,6 +97,13 @@ export class PolicyRuntime {
     this.source.report?.(update, { result: 'applied', errors: [] });
     return 'applied';
   }
+}
+
+function compileAndVet(text: string, events: PolicyEvents): CompileResult {
+  const compiled = compilePolicy(text);
+  if (!compiled.ok || events.vet === undefined) return compiled;
+  const issues = events.vet(compiled.policy);
+  return issues.length === 0 ? compiled : { ok: false, errors: issues };
 }
 
 export class PolicyRejectedError extends Error {

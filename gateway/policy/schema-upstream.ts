@@ -6,7 +6,7 @@
  * Imports neither fastify, undici nor ioredis.
  */
 import { Type } from '@sinclair/typebox';
-import { Percent } from './schema-common.js';
+import { hint, Percent } from './schema-common.js';
 
 export const RetriesSchema = Type.Object(
   {
@@ -148,3 +148,34 @@ export const TimeoutMs = Type.Integer({
   maximum: 600_000,
   description: 'Deadline of a request through the gateway, all attempts included; past it, 504.',
 });
+
+/** A file on the gateway's host, named by its absolute path. */
+const AbsolutePath = (description: string) =>
+  hint(Type.String({ pattern: '^/[^\\0]*$', maxLength: 4096, description }), 'must be an absolute file path');
+
+export const UpstreamTlsSchema = Type.Object(
+  {
+    ca: Type.Optional(
+      AbsolutePath(
+        "PEM CA certificate(s) that signed the replicas' certificates (default: the system's CAs).",
+      ),
+    ),
+    cert: Type.Optional(AbsolutePath('PEM client certificate the gateway presents to the replicas (mTLS).')),
+    key: Type.Optional(AbsolutePath('PEM private key of the client certificate.')),
+    serverName: Type.Optional(
+      hint(
+        Type.String({
+          pattern: '^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$',
+          description:
+            "Host name the replicas' certificates must carry (SNI), when it is not the endpoint's host.",
+        }),
+        'must be a DNS host name',
+      ),
+    ),
+  },
+  {
+    additionalProperties: false,
+    description:
+      "TLS to this backend's replicas (https:// endpoints): the CA to trust, a client certificate and key (mTLS), the server name. Files are read on the gateway's host when the policy is applied.",
+  },
+);

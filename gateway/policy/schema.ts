@@ -18,6 +18,7 @@ import {
   OutlierDetectionSchema,
   RetriesSchema,
   TimeoutMs,
+  UpstreamTlsSchema,
 } from './schema-upstream.js';
 
 export { ENDPOINT_PATTERN, HEADER_PATTERN, NAME_PATTERN } from './schema-common.js';
@@ -41,6 +42,7 @@ const BackendSchema = Type.Object(
     circuitBreaker: Type.Optional(CircuitBreakerSchema),
     healthCheck: Type.Optional(HealthCheckSchema),
     outlierDetection: Type.Optional(OutlierDetectionSchema),
+    tls: Type.Optional(UpstreamTlsSchema),
   },
   { additionalProperties: false, description: 'A pool of replicas that serve the same models.' },
 );

@@ -4,7 +4,7 @@
  */
 import type { Dispatcher } from 'undici';
 import type { Clock } from '../../common/clock.js';
-import { createHealthCheckClient } from './connection.js';
+import { createHealthCheckClient, type UpstreamTls } from './connection.js';
 import { errorCode } from './outcome.js';
 
 /** One check's answer: ready, or not (with the error code when nothing answered). */
@@ -13,7 +13,7 @@ export type CheckResult = { readonly ok: true } | { readonly ok: false; readonly
 const PASSED: CheckResult = Object.freeze({ ok: true });
 const NOT_READY: CheckResult = Object.freeze({ ok: false, code: undefined });
 
-export type HealthCheckClientFactory = (origin: string, timeoutMs: number) => Dispatcher;
+export type HealthCheckClientFactory = (origin: string, timeoutMs: number, tls?: UpstreamTls) => Dispatcher;
 
 export class HealthCheck {
   /** Checks passed in a row, and failed in a row. */
