@@ -26,7 +26,7 @@ export interface ClientLimits {
 export const DEFAULT_CLIENT_LIMITS: ClientLimits = Object.freeze({
   headersTimeoutMs: 10_000,
   requestTimeoutMs: 60_000,
-  keepAliveTimeoutMs: 30_000,
+  keepAliveTimeoutMs: 72_000,
   maxConnections: 10_000,
 });
 
