@@ -9,7 +9,8 @@ import type { PolicySource } from '../gateway/policy/source.js';
 import { formatIssue } from '../gateway/policy/compile.js';
 import { PolicyRejectedError } from '../gateway/policy/runtime.js';
 import { FilePolicySource } from '../gateway/policy/file-source.js';
-import { buildGateway } from '../gateway/server.js';
+import { fleetSecurity } from '../gateway/fleet/security.js';
+import { buildGateway, type GatewaySecurity } from '../gateway/server.js';
 import { EXIT, ExitError, nonNegativeInt, parse, port, serverLimits, setting, UsageError } from './args.js';
 import { FLEET_FLAGS, fleetTarget } from './fleet.js';
 import { onShutdownSignal } from './signals.js';
@@ -69,7 +70,7 @@ export async function gatewayCommand(argv: string[]): Promise<void> {
   });
 
   let link: RedisLink | undefined;
-  let sources: { policySource: PolicySource; endpointSource?: EndpointSource };
+  let sources: { policySource: PolicySource; endpointSource?: EndpointSource; security?: GatewaySecurity };
   if (fleet === undefined) {
     sources = { policySource: new FilePolicySource(policyPath as string) };
   } else {
@@ -82,6 +83,7 @@ export async function gatewayCommand(argv: string[]): Promise<void> {
     const endpointSource = new RegisteredEndpointSource({ link, keys: fleet.keys, logger });
     await endpointSource.start();
     if (!reachable) logger.warn(`${link.lastProblem}; still trying`);
+    const security = await fleetSecurity(link, fleet.keys, logger);
     sources = {
       policySource: new RedisPolicySource({
         link,
@@ -96,6 +98,7 @@ export async function gatewayCommand(argv: string[]): Promise<void> {
         ...(cachePath !== undefined ? { cachePath } : {}),
       }),
       endpointSource,
+      security,
     };
   }
 

@@ -43,6 +43,7 @@ export function answer(
   result: ProxyResult,
   logger: Logger,
 ): number {
+  if (ctx.replyHeaders !== undefined) Object.assign(headers, ctx.replyHeaders);
   if (result.kind === 'refused') return writeError(res, headers, result.error);
   const variant = ctx.variant;
   if (variant === undefined) return writeError(res, headers, internalError());

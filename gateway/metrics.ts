@@ -2,6 +2,7 @@ import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import { FastCounter, FastHistogram } from '../common/metrics.js';
 import type { ShedScope } from './admission/concurrency.js';
 import type { Refusal } from './admission/limiter.js';
+import { SecurityMetrics } from './security-metrics.js';
 import type { AttemptOutcome, RetryReason } from './upstream/forward.js';
 
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -46,6 +47,7 @@ export class GatewayMetrics {
   readonly ejections: Counter<'endpoint'>;
   readonly healthChecks: Counter<'endpoint' | 'result'>;
   readonly shed: Counter<'model' | 'scope' | 'reason'>;
+  readonly security: SecurityMetrics;
 
   constructor(opts: {
     processMetrics: boolean;
@@ -143,6 +145,7 @@ export class GatewayMetrics {
       labelNames: ['model', 'scope', 'reason'],
       registers,
     });
+    this.security = new SecurityMetrics(this.registry);
     const sample = opts.sample;
     new Gauge({
       name: 'infergate_upstream_available',
@@ -235,6 +238,7 @@ export class GatewayMetrics {
     this.retriesDenied.remove({ model });
     for (const scope of SHED_SCOPES)
       for (const reason of SHED_REASONS) this.shed.remove({ model, scope, reason });
+    this.security.rateLimited.remove({ model });
   }
 
   /** Drops the attempt series of a backend that left the policy. */

@@ -6,6 +6,8 @@
 import type { FastifyInstance } from 'fastify';
 import { type Clock, systemClock } from '../common/clock.js';
 import { type Logger, silentLogger } from '../common/logging.js';
+import type { FailureMode, RateLimitStore } from './admission/gcra.js';
+import type { SecurityDeps } from './admission/security.js';
 import { buildAdmin } from './admin.js';
 import { buildApp } from './app.js';
 import { type EndpointSource, StaticEndpointSource } from './endpoint-source.js';
@@ -36,11 +38,18 @@ export interface GatewayOptions {
    * before the listener closes, so that load balancers and clients move away first.
    */
   drainDelayMs?: number;
+  /** Keys in Redis, the JWT verifier, global rate-limit buckets (fleet mode); see docs/security.md. */
+  security?: GatewaySecurity;
   /** Told of every policy applied or rejected (after the gateway's own handling). */
   onPolicyEvent?: (event: PolicyEvent) => void;
 }
 
 /** Where the policy in force came from: its origin, store version (fleet mode) and source text. */
+export interface GatewaySecurity extends Pick<SecurityDeps, 'keys' | 'tokens'> {
+  /** Global buckets; told of decisions taken without Redis, which the metrics count. */
+  readonly globalRates?: RateLimitStore & { onFallback: ((mode: FailureMode) => void) | undefined };
+}
+
 export interface PolicyInForce {
   readonly origin: string;
   readonly version: number | undefined;
@@ -115,6 +124,10 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
     },
     opts.pools,
   );
+  if (opts.security?.globalRates !== undefined) {
+    opts.security.globalRates.onFallback = (mode) =>
+      metrics.security.rateLimitFallback.inc({ failure_mode: mode });
+  }
   const owner: SnapshotOwner = new SnapshotOwner({
     clock,
     random,
@@ -122,6 +135,11 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
     registry,
     endpointSource,
     onShed: (model, scope, reason) => metrics.shed.inc({ model, scope, reason }),
+    security: {
+      ...opts.security,
+      onAuthRefused: (reason) => metrics.security.authRefusals.inc({ reason }),
+      onRateLimited: (model, scope) => metrics.security.rateLimited.inc({ model, scope }),
+    },
   });
 
   const policy = await PolicyRuntime.start(opts.policySource, {
@@ -133,6 +151,8 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
         { origin, version: update.version, sha256: compiled.sha256, models: [...compiled.models.keys()] },
         'policy applied',
       );
+      if (compiled.rateLimit.mode === 'global' && opts.security?.globalRates === undefined)
+        logger.warn('policy: rateLimit.mode is global but this gateway has no Redis; local buckets apply');
       for (const w of compiled.warnings)
         logger.warn({ origin, path: w.path }, `policy: ${w.path}: ${w.message}`);
       opts.onPolicyEvent?.({ type: 'applied', sha256: compiled.sha256, origin });
