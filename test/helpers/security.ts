@@ -20,10 +20,18 @@ export function send(
   const body = opts.body ?? (opts.method === 'GET' ? undefined : '{}');
   // With headers as an array node adds none of its own: Host is ours to send.
   const headers = ['host', u.host, ...(opts.headers ?? [])];
-  if (body !== undefined) headers.push('content-type', 'application/json', 'content-length', String(Buffer.byteLength(body)));
+  if (body !== undefined)
+    headers.push('content-type', 'application/json', 'content-length', String(Buffer.byteLength(body)));
   return new Promise((resolve, reject) => {
     const req = http.request(
-      { host: u.hostname, port: u.port, method: opts.method ?? 'POST', path: opts.path, agent: false, headers },
+      {
+        host: u.hostname,
+        port: u.port,
+        method: opts.method ?? 'POST',
+        path: opts.path,
+        agent: false,
+        headers,
+      },
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));

@@ -59,44 +59,140 @@ function refused(a: Answer, status: number, code: string): void {
 describe('the bypass suite: refused, and never forwarded', () => {
   const cases: [string, { method?: string; path: string; headers: string[] }, number, string][] = [
     ['no header', { path: '/v2/models/mlp/infer', headers: [] }, 401, 'GW_ERR_UNAUTHENTICATED'],
-    ['wrong scheme', { path: '/v2/models/mlp/infer', headers: ['Authorization', `Basic ${KEY}`] }, 401, 'GW_ERR_UNAUTHENTICATED'],
-    ['a scheme without a space', { path: '/v2/models/mlp/infer', headers: ['Authorization', `Bearer:${KEY}`] }, 401, 'GW_ERR_UNAUTHENTICATED'],
-    ['empty bearer', { path: '/v2/models/mlp/infer', headers: ['Authorization', 'Bearer '] }, 401, 'GW_ERR_UNAUTHENTICATED'],
-    ['empty x-api-key', { path: '/v2/models/mlp/infer', headers: ['x-api-key', ''] }, 401, 'GW_ERR_UNAUTHENTICATED'],
-    ['whitespace x-api-key', { path: '/v2/models/mlp/infer', headers: ['x-api-key', '   '] }, 401, 'GW_ERR_UNAUTHENTICATED'],
-    ['whitespace inside the key', { path: '/v2/models/mlp/infer', headers: ['Authorization', `Bearer ${KEY} x`] }, 401, 'GW_ERR_UNAUTHENTICATED'],
-    ['unknown key', { path: '/v2/models/mlp/infer', headers: ['x-api-key', `${KEY}x`] }, 401, 'GW_ERR_UNAUTHENTICATED'],
-    ['expired key', { path: '/v2/models/mlp/infer', headers: ['x-api-key', EXPIRED] }, 401, 'GW_ERR_UNAUTHENTICATED'],
-    ['a key for another model', { path: '/v2/models/other/infer', headers: ['x-api-key', KEY] }, 403, 'GW_ERR_FORBIDDEN'],
-    ['the same, metadata', { method: 'GET', path: '/v2/models/other', headers: ['x-api-key', KEY] }, 403, 'GW_ERR_FORBIDDEN'],
-    ['the same, pinned version', { path: '/v2/models/other/versions/1/infer', headers: ['x-api-key', KEY] }, 403, 'GW_ERR_FORBIDDEN'],
-    ['an escaped name of a scoped-out model', { path: '/v2/models/oth%65r/infer', headers: ['x-api-key', KEY] }, 403, 'GW_ERR_FORBIDDEN'],
-    ['dot segments, escaped', { path: '/v2/models/%2e%2e/infer', headers: [] }, 401, 'GW_ERR_UNAUTHENTICATED'],
-    ['dot segments towards another model', { path: '/v2/models/mlp/../other/infer', headers: ['x-api-key', KEY] }, 404, 'GW_ERR_NOT_FOUND'],
+    [
+      'wrong scheme',
+      { path: '/v2/models/mlp/infer', headers: ['Authorization', `Basic ${KEY}`] },
+      401,
+      'GW_ERR_UNAUTHENTICATED',
+    ],
+    [
+      'a scheme without a space',
+      { path: '/v2/models/mlp/infer', headers: ['Authorization', `Bearer:${KEY}`] },
+      401,
+      'GW_ERR_UNAUTHENTICATED',
+    ],
+    [
+      'empty bearer',
+      { path: '/v2/models/mlp/infer', headers: ['Authorization', 'Bearer '] },
+      401,
+      'GW_ERR_UNAUTHENTICATED',
+    ],
+    [
+      'empty x-api-key',
+      { path: '/v2/models/mlp/infer', headers: ['x-api-key', ''] },
+      401,
+      'GW_ERR_UNAUTHENTICATED',
+    ],
+    [
+      'whitespace x-api-key',
+      { path: '/v2/models/mlp/infer', headers: ['x-api-key', '   '] },
+      401,
+      'GW_ERR_UNAUTHENTICATED',
+    ],
+    [
+      'whitespace inside the key',
+      { path: '/v2/models/mlp/infer', headers: ['Authorization', `Bearer ${KEY} x`] },
+      401,
+      'GW_ERR_UNAUTHENTICATED',
+    ],
+    [
+      'unknown key',
+      { path: '/v2/models/mlp/infer', headers: ['x-api-key', `${KEY}x`] },
+      401,
+      'GW_ERR_UNAUTHENTICATED',
+    ],
+    [
+      'expired key',
+      { path: '/v2/models/mlp/infer', headers: ['x-api-key', EXPIRED] },
+      401,
+      'GW_ERR_UNAUTHENTICATED',
+    ],
+    [
+      'a key for another model',
+      { path: '/v2/models/other/infer', headers: ['x-api-key', KEY] },
+      403,
+      'GW_ERR_FORBIDDEN',
+    ],
+    [
+      'the same, metadata',
+      { method: 'GET', path: '/v2/models/other', headers: ['x-api-key', KEY] },
+      403,
+      'GW_ERR_FORBIDDEN',
+    ],
+    [
+      'the same, pinned version',
+      { path: '/v2/models/other/versions/1/infer', headers: ['x-api-key', KEY] },
+      403,
+      'GW_ERR_FORBIDDEN',
+    ],
+    [
+      'an escaped name of a scoped-out model',
+      { path: '/v2/models/oth%65r/infer', headers: ['x-api-key', KEY] },
+      403,
+      'GW_ERR_FORBIDDEN',
+    ],
+    [
+      'dot segments, escaped',
+      { path: '/v2/models/%2e%2e/infer', headers: [] },
+      401,
+      'GW_ERR_UNAUTHENTICATED',
+    ],
+    [
+      'dot segments towards another model',
+      { path: '/v2/models/mlp/../other/infer', headers: ['x-api-key', KEY] },
+      404,
+      'GW_ERR_NOT_FOUND',
+    ],
     ['an escaped slash', { path: '/v2/models/mlp%2Finfer', headers: [] }, 404, 'GW_ERR_NOT_FOUND'],
-    ['an escaped slash, as metadata', { method: 'GET', path: '/v2/models/mlp%2Finfer', headers: [] }, 401, 'GW_ERR_UNAUTHENTICATED'],
+    [
+      'an escaped slash, as metadata',
+      { method: 'GET', path: '/v2/models/mlp%2Finfer', headers: [] },
+      401,
+      'GW_ERR_UNAUTHENTICATED',
+    ],
     ['a doubled leading slash', { path: '//v2/models/mlp/infer', headers: [] }, 404, 'GW_ERR_NOT_FOUND'],
-    ['an unknown model without a key: 401, names not revealed', { path: '/v2/models/secret/infer', headers: [] }, 401, 'GW_ERR_UNAUTHENTICATED'],
+    [
+      'an unknown model without a key: 401, names not revealed',
+      { path: '/v2/models/secret/infer', headers: [] },
+      401,
+      'GW_ERR_UNAUTHENTICATED',
+    ],
     [
       'two Authorization headers, the first valid',
-      { path: '/v2/models/mlp/infer', headers: ['Authorization', `Bearer ${KEY}`, 'authorization', 'Bearer igk_x'] },
+      {
+        path: '/v2/models/mlp/infer',
+        headers: ['Authorization', `Bearer ${KEY}`, 'authorization', 'Bearer igk_x'],
+      },
       401,
       'GW_ERR_UNAUTHENTICATED',
     ],
     [
       'two Authorization headers, both valid',
-      { path: '/v2/models/mlp/infer', headers: ['Authorization', `Bearer ${KEY}`, 'AUTHORIZATION', `Bearer ${KEY}`] },
+      {
+        path: '/v2/models/mlp/infer',
+        headers: ['Authorization', `Bearer ${KEY}`, 'AUTHORIZATION', `Bearer ${KEY}`],
+      },
       401,
       'GW_ERR_UNAUTHENTICATED',
     ],
-    ['two x-api-key headers', { path: '/v2/models/mlp/infer', headers: ['x-api-key', KEY, 'X-API-KEY', KEY] }, 401, 'GW_ERR_UNAUTHENTICATED'],
+    [
+      'two x-api-key headers',
+      { path: '/v2/models/mlp/infer', headers: ['x-api-key', KEY, 'X-API-KEY', KEY] },
+      401,
+      'GW_ERR_UNAUTHENTICATED',
+    ],
     [
       'Authorization and x-api-key at once',
       { path: '/v2/models/mlp/infer', headers: ['x-api-key', KEY, 'Authorization', `Bearer ${KEY}`] },
       401,
       'GW_ERR_UNAUTHENTICATED',
     ],
-    ['a key in the query string is not a credential', { path: `/v2/models/mlp/infer?api_key=${KEY}`, headers: [] }, 401, 'GW_ERR_UNAUTHENTICATED'],
+    [
+      'a key in the query string is not a credential',
+      { path: `/v2/models/mlp/infer?api_key=${KEY}`, headers: [] },
+      401,
+      'GW_ERR_UNAUTHENTICATED',
+    ],
   ];
   for (const [name, req, status, code] of cases) {
     test(`${name}: ${status} ${code}`, async () => {
@@ -140,7 +236,10 @@ describe('rate limits at the gateway', () => {
   test("a model's limit: its burst passes with RateLimit headers, then 429 with Retry-After", async () => {
     const answers: Answer[] = [];
     for (let i = 0; i < 3; i++) answers.push(await infer('/v2/models/limited/infer', ['x-api-key', KEY]));
-    assert.deepEqual(answers.map((a) => a.status), [200, 200, 429]);
+    assert.deepEqual(
+      answers.map((a) => a.status),
+      [200, 200, 429],
+    );
     assert.equal(answers[0]?.headers['ratelimit-policy'], '"model";q=2;w=4');
     assert.match(String(answers[0]?.headers.ratelimit), /^"model";r=1;t=\d+$/);
     const no = answers[2] as Answer;
@@ -151,7 +250,8 @@ describe('rate limits at the gateway', () => {
 
   test("a key's own limit", async () => {
     const statuses: number[] = [];
-    for (let i = 0; i < 2; i++) statuses.push((await infer('/v2/models/mlp/infer', ['x-api-key', LIMITED])).status);
+    for (let i = 0; i < 2; i++)
+      statuses.push((await infer('/v2/models/mlp/infer', ['x-api-key', LIMITED])).status);
     assert.deepEqual(statuses, [200, 429]);
     const metrics = await (await fetch(`${gw.adminUrl}/metrics`)).text();
     assert.match(metrics, /infergate_rate_limited_total\{model="mlp",scope="key"\} 1/);
