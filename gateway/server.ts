@@ -11,6 +11,7 @@ import type { SecurityDeps } from './admission/security.js';
 import { buildAdmin } from './admin.js';
 import { buildApp } from './app.js';
 import { type EndpointSource, StaticEndpointSource } from './endpoint-source.js';
+import { jwtVerifiers } from './jwt.js';
 import { GatewayMetrics, type UpstreamSample } from './metrics.js';
 import { formatIssue, type PolicyIssue } from './policy/compile.js';
 import { PolicyRuntime } from './policy/runtime.js';
@@ -136,6 +137,7 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
     endpointSource,
     onShed: (model, scope, reason) => metrics.shed.inc({ model, scope, reason }),
     security: {
+      tokens: jwtVerifiers(logger),
       ...opts.security,
       onAuthRefused: (reason) => metrics.security.authRefusals.inc({ reason }),
       onRateLimited: (model, scope) => metrics.security.rateLimited.inc({ model, scope }),

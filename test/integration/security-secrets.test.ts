@@ -9,6 +9,7 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { Redis } from 'ioredis';
+import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { removeTempDirs, tempDir } from '../helpers/backend.js';
 import { runCli } from '../helpers/cli.js';
 import { type FakeReplica, startFakeReplica } from '../helpers/gateway.js';
@@ -16,7 +17,7 @@ import { type RedisServer, startRedis } from '../helpers/redis.js';
 import { type Answer, send, sha256 } from '../helpers/security.js';
 
 const POLICY_KEY = 'igk_PlantedPolicyKeyPlantedPolicyK';
-const TOKEN = 'eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJwbGFudGVkIn0.UGxhbnRlZFRva2VuU2lnbmF0dXJl';
+const FORGED = 'eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJwbGFudGVkIn0.UGxhbnRlZFRva2VuU2lnbmF0dXJl';
 
 let redis: RedisServer;
 let ok: FakeReplica;
@@ -36,6 +37,21 @@ after(async () => {
 test('no key and no token in any output; the key id where a request is reported', async () => {
   const dir = await tempDir('infergate-secrets-');
   const policyPath = path.join(dir, 'policy.yaml');
+  const jwksPath = path.join(dir, 'jwks.json');
+  const pair = await generateKeyPair('ES256');
+  await writeFile(
+    jwksPath,
+    JSON.stringify({ keys: [{ ...(await exportJWK(pair.publicKey)), kid: 'k1', alg: 'ES256' }] }),
+  );
+  const TOKEN = await new SignJWT({
+    iss: 'https://issuer.test',
+    aud: 'infergate',
+    sub: 'planted-subject',
+    models: ['mlp', 'other'],
+  })
+    .setProtectedHeader({ alg: 'ES256', kid: 'k1' })
+    .setExpirationTime('5m')
+    .sign(pair.privateKey);
   await writeFile(
     policyPath,
     `version: 1
@@ -51,6 +67,7 @@ auth:
   required: true
   apiKeys:
     - { id: planted-policy-key, sha256: "${sha256(POLICY_KEY)}", models: [mlp, failing] }
+  jwt: { jwksFile: "${jwksPath}", issuer: "https://issuer.test", audience: infergate }
 rateLimit: { mode: global }
 `,
   );
@@ -90,6 +107,7 @@ rateLimit: { mode: global }
       ['x-api-key', POLICY_KEY],
       ['x-api-key', redisKey],
       ['authorization', `Bearer ${TOKEN}`],
+      ['authorization', `Bearer ${FORGED}`],
       ['authorization', `Basic ${POLICY_KEY}`],
       ['x-api-key', `${POLICY_KEY}, ${redisKey}`],
       ['authorization', `Bearer ${POLICY_KEY}`, 'authorization', `Bearer ${TOKEN}`],
@@ -106,6 +124,8 @@ rateLimit: { mode: global }
       }
       await go('/v2/models/mlp', c, 'GET');
     }
+    const byToken = await go('/v2/models/other/infer', ['authorization', `Bearer ${TOKEN}`]);
+    assert.equal(byToken.status, 200, `the planted token is a valid one: ${byToken.text}`);
     const statuses = new Set(answers.map((a) => a.status));
     for (const s of [200, 401, 403, 404, 429, 502])
       assert.ok(statuses.has(s), `some answer was ${s}: ${[...statuses]}`);
@@ -150,6 +170,7 @@ rateLimit: { mode: global }
       ['the policy key', POLICY_KEY],
       ['the Redis key', redisKey],
       ['the token', TOKEN],
+      ['the forged token', FORGED],
       // Parts too: a key cut short in a message is still a leak.
       ['the policy key body', POLICY_KEY.slice(4, 24)],
       ['the Redis key body', redisKey.slice(4, 24)],
@@ -160,6 +181,7 @@ rateLimit: { mode: global }
     }
     // What is reported names the key by its id.
     assert.match(gw.stdout(), /"keyId":"planted-policy-key"/);
+
     assert.ok(gw.stdout().length > 0 && outputs.length >= 8);
   } finally {
     await gw.stop();
