@@ -10,6 +10,7 @@ import { createLogger, type Logger } from '../../common/logging.js';
 import { parseRedisUrl } from '../../common/redis/connection.js';
 import { fleetKeys } from '../../common/redis/keys.js';
 import { RedisLink } from '../../common/redis/link.js';
+import { RedisKeyStore } from '../../gateway/fleet/redis-keys.js';
 import { RedisPolicySource, sha256 as textSha } from '../../gateway/fleet/redis-source.js';
 import { RedisPolicyStore } from '../../gateway/fleet/redis-store.js';
 import { type FleetSecurity, fleetSecurity } from '../../gateway/fleet/security.js';
@@ -181,10 +182,37 @@ describe('API keys in Redis', () => {
       }
       assert.ok(tookMs < 5000, `revocation took ${tookMs} ms`);
 
+      // Written by the store directly: an expired key, and one for every model.
+      const g0 = gateways[0] as FleetGateway;
+      const store = new RedisKeyStore(g0.link.cmd, fleetKeys(prefix));
+      const base = {
+        models: undefined,
+        requestsPerSecond: undefined,
+        burst: undefined,
+        createdAt: Date.now(),
+        revokedAt: undefined,
+      };
+      await store.create({
+        ...base,
+        id: 'lapsed',
+        sha256: textSha('igk_lapsed'),
+        expiresAt: Date.now() - 1000,
+      });
+      await store.create({ ...base, id: 'any', sha256: textSha('igk_any'), expiresAt: undefined });
+      await whenKeys(g0, () => g0.security.keys.get(textSha('igk_any')) !== undefined, 'the two keys');
+      const lapsed = await send(g0.url, { path: '/v2/models/m/infer', headers: ['x-api-key', 'igk_lapsed'] });
+      assert.equal(lapsed.status, 401);
+      assert.match(lapsed.text, /'lapsed' has expired/);
+      assert.equal(
+        (await send(g0.url, { path: '/v2/models/share/infer', headers: ['x-api-key', 'igk_any'] })).status,
+        200,
+      );
+
       const list = runCli(['keys', 'list', ...flags]);
       assert.equal((await list.exited).code, 0);
       assert.match(list.stdout(), /^ID\s+STATE\s+MODELS/);
       assert.match(list.stdout(), /team-x\s+revoked\s+m\s+50/);
+      assert.match(list.stdout(), /lapsed\s+expired\s+\*/);
       assert.ok(
         !list.stdout().includes(key) && !list.stdout().includes(hash),
         'neither key nor hash is listed',
