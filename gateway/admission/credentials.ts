@@ -26,14 +26,16 @@ function malformed(reason: string): Credential {
   return { kind: 'malformed', reason };
 }
 
-/** How many raw headers are named `name` (lower case), case-insensitively. */
-function occurrences(raw: readonly string[], name: string): number {
-  let n = 0;
+/** Whether a credential header appears more than once among the raw headers (any case). */
+function repeated(raw: readonly string[]): boolean {
+  let authorization = 0;
+  let apiKey = 0;
   for (let i = 0; i < raw.length; i += 2) {
     const h = raw[i] as string;
-    if (h.length === name.length && h.toLowerCase() === name) n += 1;
+    if (h.length === 13 && h.toLowerCase() === 'authorization') authorization += 1;
+    else if (h.length === 9 && h.toLowerCase() === 'x-api-key') apiKey += 1;
   }
-  return n;
+  return authorization > 1 || apiKey > 1;
 }
 
 /**
@@ -44,7 +46,7 @@ export function readCredential(headers: IncomingHttpHeaders, raw: readonly strin
   const authorization = headers.authorization;
   const apiKey = headers['x-api-key'];
   if (authorization === undefined && apiKey === undefined) return NONE;
-  if (raw !== undefined && (occurrences(raw, 'authorization') > 1 || occurrences(raw, 'x-api-key') > 1)) {
+  if (raw !== undefined && repeated(raw)) {
     return malformed('more than one Authorization or x-api-key header');
   }
   if (authorization !== undefined && apiKey !== undefined) {
