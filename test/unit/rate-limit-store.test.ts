@@ -198,6 +198,31 @@ describe('the rate-limit stage', () => {
     assert.equal(stage.admit(facts('team-a')), undefined);
   });
 
+  test("each key on a model: its own bucket beside the model's, named key-model", () => {
+    const stage = rateLimitStage({
+      model: 'mlp',
+      modelRate: undefined,
+      keyModelRate: { requestsPerSecond: 2, burst: 2 },
+      defaultKeyRate: undefined,
+      store: new MemoryRateStore(() => 0),
+      failureMode: 'open',
+      onLimited: () => {},
+    });
+    const a = facts('a');
+    assert.equal(stage.admit(a), undefined);
+    assert.deepEqual(a.replyHeaders, {
+      'ratelimit-policy': '"key-model";q=2;w=1',
+      ratelimit: '"key-model";r=1;t=1',
+    });
+    assert.equal(stage.admit(facts('a')), undefined);
+    assert.equal((stage.admit(facts('a')) as Refusal).error.code, 'GW_ERR_RATE_LIMITED');
+    assert.equal(stage.admit(facts('b')), undefined);
+    // Anonymous requests meet no bucket here: no headers.
+    const anon = facts();
+    assert.equal(stage.admit(anon), undefined);
+    assert.equal(anon.replyHeaders, undefined);
+  });
+
   test('a store that cannot decide (Redis down, closed): 503 GW_ERR_RATE_LIMIT_UNAVAILABLE', () => {
     const stage = rateLimitStage({
       model: 'mlp',
