@@ -9,6 +9,8 @@ import { describeRedisError, type RedisTarget } from '../common/redis/connection
 import type { FleetKeys } from '../common/redis/keys.js';
 import { KEY_PREFIX } from '../gateway/admission/credentials.js';
 import { RedisKeyStore, type StoredKey } from '../gateway/fleet/redis-keys.js';
+import { RedisPolicyStore } from '../gateway/fleet/redis-store.js';
+import { compilePolicy } from '../gateway/policy/compile.js';
 import { NAME_PATTERN } from '../gateway/policy/schema.js';
 import { EXIT, ExitError, parse, positiveInt, UsageError } from './args.js';
 import { connect } from './fleet-store.js';
@@ -122,11 +124,19 @@ export async function keysCommand(argv: string[]): Promise<void> {
       process.stderr.write(`${policyEntry(record)}\n`);
       return;
     }
-    const created = await withKeys(fleet.target, fleet.keys, (s) => s.create(record));
+    const { created, checked } = await withKeys(fleet.target, fleet.keys, async (s) => ({
+      created: await s.create(record),
+      checked: await policyChecksKeys(s),
+    }));
     if (!created)
       throw new ExitError(EXIT.conflict, `a key with id '${id}' exists already (ids are never reused)`);
     out(`${key}\n`);
     process.stderr.write(`# key '${id}' stored in ${fleet.target.display}; the key above is shown once\n`);
+    if (!checked) {
+      process.stderr.write(
+        '# warning: the newest policy in the store has no auth section: gateways do not check keys\n',
+      );
+    }
     return;
   }
   if (fleet === undefined) throw new UsageError(`${verb ?? 'a verb'} needs --redis URL`);
@@ -168,6 +178,14 @@ export async function keysCommand(argv: string[]): Promise<void> {
     return;
   }
   throw new UsageError(`unknown verb '${verb ?? ''}' (create, list, revoke)`);
+}
+
+/** Whether the store's newest policy has an auth section (true when there is none to read). */
+async function policyChecksKeys(s: RedisKeyStore): Promise<boolean> {
+  const current = await new RedisPolicyStore(s.redis, s.keys).current();
+  if (current === undefined) return true;
+  const compiled = compilePolicy(current.source);
+  return !compiled.ok || compiled.policy.auth !== undefined;
 }
 
 function policyEntry(k: StoredKey): string {

@@ -165,6 +165,7 @@ describe('API keys in Redis', () => {
       assert.equal((await created.exited).code, 0, created.stderr());
       const key = created.stdout().trim();
       assert.match(key, /^igk_[A-Za-z0-9_-]{32}$/);
+      assert.ok(!created.stderr().includes('warning'), created.stderr());
       const hash = textSha(key);
       for (const g of gateways)
         await whenKeys(g, () => g.security.keys.get(hash) !== undefined, 'the new key');

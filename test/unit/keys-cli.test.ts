@@ -6,7 +6,13 @@ import { createHash } from 'node:crypto';
 import { describe, test } from 'node:test';
 import { generateKey, parseExpiry } from '../../cli/keys.js';
 import { compilePolicy } from '../../gateway/policy/compile.js';
+import { Redis } from 'ioredis';
+import { fleetKeys } from '../../common/redis/keys.js';
+import { RedisPolicyStore } from '../../gateway/fleet/redis-store.js';
 import { runCli } from '../helpers/cli.js';
+import { startRedis } from '../helpers/redis.js';
+
+const sha = (s: string) => createHash('sha256').update(s).digest('hex');
 
 describe('keys', () => {
   test('igk_ and 32 base64url characters (192 bits), never twice the same', () => {
@@ -91,6 +97,29 @@ ${entry}
       assert.equal(p.stdout(), '');
     });
   }
+
+  test('create in a store whose policy has no auth section: stored, with a warning', async () => {
+    const redis = await startRedis();
+    try {
+      const conn = new Redis(redis.url);
+      const text = `version: 1
+backends: { pool: { endpoints: [http://127.0.0.1:1] } }
+models: { mlp: { variants: { v: { backend: pool, model: mlp } } } }
+`;
+      await new RedisPolicyStore(conn, fleetKeys()).apply({
+        source: text,
+        sha256: sha(text),
+        author: 't',
+        message: 'm',
+      });
+      conn.disconnect();
+      const p = runCli(['keys', 'create', '--id', 'k', '--redis', redis.url]);
+      assert.equal((await p.exited).code, 0, p.stderr());
+      assert.match(p.stderr(), /warning: the newest policy in the store has no auth section/);
+    } finally {
+      await redis.close();
+    }
+  });
 
   test('Redis unreachable: exit 4, one line without the password', async () => {
     const p = runCli(['keys', 'list', '--redis', 'redis://user:s3cret@127.0.0.1:1']);
