@@ -1,6 +1,6 @@
 // Auth and rate limits in fleet mode, with a real redis-server: keys created and revoked with the
 // CLI reach every gateway (the revocation within the announcement's delivery), four gateways hold
-// one global limit within 2% for STEADY_SECONDS at twice the rate (two of them with skewed clocks)
+// one global limit within 2% for STEADY_SECONDS at twice the rate (three of them with skewed clocks)
 // and give a burst timed at a
 // second's boundary no more than GCRA allows, and with Redis stopped the limit fails open (this
 // gateway's share) or closed (503), as the policy says, logged once and counted.
