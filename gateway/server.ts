@@ -45,12 +45,13 @@ export interface GatewayOptions {
   onPolicyEvent?: (event: PolicyEvent) => void;
 }
 
-/** Where the policy in force came from: its origin, store version (fleet mode) and source text. */
+/** What fleet mode adds to auth and rate limits (the JWT verifier defaults to gateway/jwt.ts). */
 export interface GatewaySecurity extends Pick<SecurityDeps, 'keys' | 'tokens'> {
   /** Global buckets; told of decisions taken without Redis, which the metrics count. */
   readonly globalRates?: RateLimitStore & { onFallback: ((mode: FailureMode) => void) | undefined };
 }
 
+/** Where the policy in force came from: its origin, store version (fleet mode) and source text. */
 export interface PolicyInForce {
   readonly origin: string;
   readonly version: number | undefined;
