@@ -10,7 +10,8 @@ import type { PolicySource } from '../gateway/policy/source.js';
 import { formatIssue } from '../gateway/policy/compile.js';
 import { PolicyRejectedError } from '../gateway/policy/runtime.js';
 import { FilePolicySource } from '../gateway/policy/file-source.js';
-import { buildGateway } from '../gateway/server.js';
+import { fleetSecurity } from '../gateway/fleet/security.js';
+import { buildGateway, type GatewaySecurity } from '../gateway/server.js';
 import { EXIT, ExitError, nonNegativeInt, parse, port, serverLimits, setting, UsageError } from './args.js';
 import { CLIENT_ENV_HELP, CLIENT_FLAGS, CLIENT_FLAGS_HELP, clientLimits } from './client-flags.js';
 import {
@@ -96,7 +97,7 @@ export async function gatewayCommand(argv: string[]): Promise<void> {
   });
 
   let link: RedisLink | undefined;
-  let sources: { policySource: PolicySource; endpointSource?: EndpointSource };
+  let sources: { policySource: PolicySource; endpointSource?: EndpointSource; security?: GatewaySecurity };
   if (fleet === undefined) {
     sources = { policySource: new FilePolicySource(policyPath as string) };
   } else {
@@ -109,6 +110,7 @@ export async function gatewayCommand(argv: string[]): Promise<void> {
     const endpointSource = new RegisteredEndpointSource({ link, keys: fleet.keys, logger });
     await endpointSource.start();
     if (!reachable) logger.warn(`${link.lastProblem}; still trying`);
+    const security = await fleetSecurity(link, fleet.keys, logger);
     sources = {
       policySource: new RedisPolicySource({
         link,
@@ -123,6 +125,7 @@ export async function gatewayCommand(argv: string[]): Promise<void> {
         ...(cachePath !== undefined ? { cachePath } : {}),
       }),
       endpointSource,
+      security,
     };
   }
 

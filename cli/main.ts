@@ -2,6 +2,7 @@ import { PRODUCT_VERSION } from '../common/version.js';
 import { ExitError, UsageError } from './args.js';
 import { BACKEND_HELP, backendCommand } from './backend.js';
 import { GATEWAY_HELP, gatewayCommand } from './gateway.js';
+import { KEYS_HELP, keysCommand } from './keys.js';
 import { MODELS_HELP, modelsCommand } from './models.js';
 import { POLICY_HELP, policyCommand } from './policy.js';
 import { UP_HELP, upCommand } from './up.js';
@@ -14,6 +15,7 @@ Commands:
   infergate gateway --policy FILE [--host H] [--port P] [--admin-port A]
   infergate backend --model-repository DIR [--host H] [--port P] [--device cpu|cuda|webgpu]
   infergate policy validate FILE | schema
+  infergate keys create --id ID [--models a,b] [--rps N] [--expires 30d] [--redis URL] | list | revoke ID
   infergate models build DIR
 
 Run 'infergate COMMAND --help' for a command's options.`;
@@ -21,6 +23,7 @@ Run 'infergate COMMAND --help' for a command's options.`;
 const COMMANDS: Record<string, { help: string; run: (argv: string[]) => Promise<void> }> = {
   backend: { help: BACKEND_HELP, run: backendCommand },
   gateway: { help: GATEWAY_HELP, run: gatewayCommand },
+  keys: { help: KEYS_HELP, run: keysCommand },
   models: { help: MODELS_HELP, run: modelsCommand },
   policy: { help: POLICY_HELP, run: policyCommand },
   up: { help: UP_HELP, run: upCommand },

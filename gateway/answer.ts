@@ -43,6 +43,7 @@ export function answer(
   result: ProxyResult,
   logger: Logger,
 ): number {
+  if (ctx.replyHeaders !== undefined) Object.assign(headers, ctx.replyHeaders);
   if (result.kind === 'refused') return writeError(res, headers, result.error);
   const variant = ctx.variant;
   if (variant === undefined) return writeError(res, headers, internalError());
@@ -56,6 +57,7 @@ export function answer(
             reqId: ctx.id,
             model: ctx.modelName,
             variant: variant.variant.name,
+            keyId: ctx.keyId,
             endpoint: result.endpoint.origin,
             status: result.status,
           },
@@ -109,6 +111,7 @@ export function answer(
           reqId: ctx.id,
           model: ctx.modelName,
           variant: variant.variant.name,
+          keyId: ctx.keyId,
           attempts: result.attempts,
           error: (result.error as { code?: string } | undefined)?.code ?? result.error?.message,
         },

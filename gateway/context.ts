@@ -6,6 +6,7 @@
  * A class with every field set in the constructor: V8 gives every context one shape.
  */
 import type { IncomingHttpHeaders } from 'node:http';
+import type { CompiledRate } from './policy/compile.js';
 import type { RouteReason } from './router.js';
 import type { ModelState, Snapshot, VariantState } from './snapshot.js';
 import type { Cancellation } from './upstream/forward.js';
@@ -49,6 +50,12 @@ export class RequestContext {
   reason: RouteReason | undefined = undefined;
   /** The API key (or token subject) that the auth stage accepted. */
   keyId: string | undefined = undefined;
+  /** That key's own rate limit, for the rate-limit stage. */
+  keyLimit: CompiledRate | undefined = undefined;
+  /** node's rawHeaders (the auth stage refuses repeated credential headers). */
+  rawHeaders: readonly string[] | undefined = undefined;
+  /** Headers the admission stages add to the answer (WWW-Authenticate, RateLimit-*). */
+  replyHeaders: Record<string, string> | undefined = undefined;
   /** The trace handle of the request's server span, when tracing is on. */
   trace: unknown = undefined;
   /** Admission stages passed, in order; released in reverse when the request ends. */

@@ -10,6 +10,11 @@ export const GW_ERRORS = defineErrors({
     401,
     'The admin port needs its bearer token (bound beyond loopback) and none or another was sent.',
   ],
+  GW_ERR_UNAUTHENTICATED: [
+    401,
+    'No credential, or one that is malformed, unknown, expired or revoked; with WWW-Authenticate.',
+  ],
+  GW_ERR_FORBIDDEN: [403, 'The credential is valid but the model is outside its scope.'],
   GW_ERR_NOT_FOUND: [404, 'No such route at the gateway.'],
   GW_ERR_MODEL_NOT_FOUND: [404, 'The policy has no model of this name.'],
   GW_ERR_VERSION_NOT_FOUND: [404, 'No variant of the model serves this version.'],
@@ -18,6 +23,10 @@ export const GW_ERRORS = defineErrors({
     'The client did not send its headers (or its whole request) within the timeout; the connection closes.',
   ],
   GW_ERR_BODY_TOO_LARGE: [413, 'The body is larger than the gateway limit (64 MiB by default).'],
+  GW_ERR_RATE_LIMITED: [
+    429,
+    'A rate limit of the key, the model or the key on the model is reached; with Retry-After and RateLimit headers.',
+  ],
   GW_ERR_HEADERS_TOO_LARGE: [431, 'The request headers are larger than the HTTP parser allows (16 KiB).'],
   GW_ERR_INTERNAL: [500, 'An unexpected error; the message is logged, not sent.'],
   GW_ERR_UPSTREAM_ERROR: [502, 'The backend failed (5xx) or its answer broke off.'],
@@ -32,6 +41,10 @@ export const GW_ERRORS = defineErrors({
   GW_ERR_OVERLOADED: [
     503,
     "The model's or the gateway's concurrency limit is reached and the wait for a slot ran out or was full; with Retry-After.",
+  ],
+  GW_ERR_RATE_LIMIT_UNAVAILABLE: [
+    503,
+    'Global rate limits cannot be checked (Redis unreachable) and the policy says failureMode: closed; with Retry-After.',
   ],
   GW_ERR_UPSTREAM_TIMEOUT: [504, "The backend did not answer within the model's timeoutMs."],
 });

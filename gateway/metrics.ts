@@ -3,6 +3,7 @@ import { CLIENT_REFUSALS } from '../common/client-limits.js';
 import { FastCounter, FastHistogram } from '../common/metrics.js';
 import type { ShedScope } from './admission/concurrency.js';
 import type { Refusal } from './admission/limiter.js';
+import { SecurityMetrics } from './security-metrics.js';
 import type { AttemptOutcome, RetryReason } from './upstream/forward.js';
 
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -49,6 +50,7 @@ export class GatewayMetrics {
   readonly shed: Counter<'model' | 'scope' | 'reason'>;
   /** Clients refused before routing: parser refusals, slow clients, the connection cap. */
   readonly clientRefusals: Counter<'reason'>;
+  readonly security: SecurityMetrics;
 
   constructor(opts: {
     processMetrics: boolean;
@@ -153,6 +155,7 @@ export class GatewayMetrics {
       registers,
     });
     for (const reason of CLIENT_REFUSALS) this.clientRefusals.inc({ reason }, 0);
+    this.security = new SecurityMetrics(this.registry);
     const sample = opts.sample;
     new Gauge({
       name: 'infergate_upstream_available',
@@ -245,6 +248,7 @@ export class GatewayMetrics {
     this.retriesDenied.remove({ model });
     for (const scope of SHED_SCOPES)
       for (const reason of SHED_REASONS) this.shed.remove({ model, scope, reason });
+    this.security.rateLimited.remove({ model });
   }
 
   /** Drops the attempt series of a backend that left the policy. */

@@ -167,6 +167,7 @@ export async function serveModel(
     target.version,
     req.headers,
   );
+  ctx.rawHeaders = req.rawHeaders;
   const socket = req.socket as ClientSocket;
   const pending = socket[IN_FLIGHT];
   pending?.add(ctx.cancel);

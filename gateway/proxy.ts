@@ -40,6 +40,17 @@ export interface ProxyEnv {
 export async function proxy(ctx: RequestContext, body: Buffer | null, env: ProxyEnv): Promise<ProxyResult> {
   const model = ctx.snapshot.models.get(ctx.modelName);
   if (model === undefined) {
+    // With auth required, a caller without a valid credential learns nothing of the model names.
+    const gate = ctx.snapshot.authGate;
+    if (gate !== undefined) {
+      const pendingGate = admit([gate], ctx);
+      const refused = pendingGate === undefined ? undefined : await pendingGate;
+      release([gate], ctx);
+      if (refused !== undefined) {
+        ctx.outcome = 'refused';
+        return { kind: 'refused', error: refused.error };
+      }
+    }
     ctx.outcome = 'not_found';
     return {
       kind: 'refused',

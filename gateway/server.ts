@@ -9,10 +9,13 @@ import { checkClientLimits, type ClientLimits, DEFAULT_CLIENT_LIMITS } from '../
 import { type Clock, systemClock } from '../common/clock.js';
 import { type Logger, silentLogger } from '../common/logging.js';
 import { loadServerTls, type ServerTlsFiles, watchServerTls } from '../common/server-tls.js';
+import type { FailureMode, RateLimitStore } from './admission/gcra.js';
+import type { SecurityDeps } from './admission/security.js';
 import { buildAdmin } from './admin.js';
 import type { AdminAuth } from './admin-auth.js';
 import { buildApp } from './app.js';
 import { type EndpointSource, StaticEndpointSource } from './endpoint-source.js';
+import { jwtVerifiers } from './jwt.js';
 import { GatewayMetrics, type UpstreamSample } from './metrics.js';
 import { formatIssue, type PolicyIssue } from './policy/compile.js';
 import { PolicyRuntime } from './policy/runtime.js';
@@ -50,8 +53,16 @@ export interface GatewayOptions {
    * before the listener closes, so that load balancers and clients move away first.
    */
   drainDelayMs?: number;
+  /** Keys in Redis, the JWT verifier, global rate-limit buckets (fleet mode); see docs/security.md. */
+  security?: GatewaySecurity;
   /** Told of every policy applied or rejected (after the gateway's own handling). */
   onPolicyEvent?: (event: PolicyEvent) => void;
+}
+
+/** What fleet mode adds to auth and rate limits (the JWT verifier defaults to gateway/jwt.ts). */
+export interface GatewaySecurity extends Pick<SecurityDeps, 'keys' | 'tokens'> {
+  /** Global buckets; told of decisions taken without Redis, which the metrics count. */
+  readonly globalRates?: RateLimitStore & { onFallback: ((mode: FailureMode) => void) | undefined };
 }
 
 /** Where the policy in force came from: its origin, store version (fleet mode) and source text. */
@@ -132,6 +143,10 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
     },
     opts.pools,
   );
+  if (opts.security?.globalRates !== undefined) {
+    opts.security.globalRates.onFallback = (mode) =>
+      metrics.security.rateLimitFallback.inc({ failure_mode: mode });
+  }
   const owner: SnapshotOwner = new SnapshotOwner({
     clock,
     random,
@@ -139,6 +154,12 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
     registry,
     endpointSource,
     onShed: (model, scope, reason) => metrics.shed.inc({ model, scope, reason }),
+    security: {
+      tokens: jwtVerifiers(logger),
+      ...opts.security,
+      onAuthRefused: (reason) => metrics.security.authRefusals.inc({ reason }),
+      onRateLimited: (model, scope) => metrics.security.rateLimited.inc({ model, scope }),
+    },
   });
 
   // A backend's tls files rotated on disk: compose again, so that its origins get new pools.
@@ -169,6 +190,8 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
           { origin, version: update.version, sha256: compiled.sha256, models: [...compiled.models.keys()] },
           'policy applied',
         );
+        if (compiled.rateLimit.mode === 'global' && opts.security?.globalRates === undefined)
+          logger.warn('policy: rateLimit.mode is global but this gateway has no Redis; local buckets apply');
         for (const w of compiled.warnings)
           logger.warn({ origin, path: w.path }, `policy: ${w.path}: ${w.message}`);
       });

@@ -9,6 +9,8 @@
 import type { Clock } from '../common/clock.js';
 import { concurrencyStage, type OnShed } from './admission/concurrency.js';
 import { ConcurrencyLimiter } from './admission/limiter.js';
+import { MemoryRateStore } from './admission/gcra.js';
+import { type SecurityDeps, securityStages, unknownModelGate } from './admission/security.js';
 import type { AdmissionStage } from './admission/stage.js';
 import type { EndpointSource } from './endpoint-source.js';
 import type { EndpointSeries, GatewayMetrics, VariantSeries } from './metrics.js';
@@ -48,6 +50,8 @@ export interface Snapshot {
   /** Endpoints of each backend, by backend name. */
   readonly endpoints: ReadonlyMap<string, readonly Endpoint[]>;
   readonly models: ReadonlyMap<string, ModelState>;
+  /** What a request for a model the policy does not have passes before its 404 (auth required). */
+  readonly authGate: AdmissionStage | undefined;
   /** Wall-clock time (ms since the epoch) of the composition. */
   readonly appliedAt: number;
 }
@@ -59,6 +63,8 @@ export interface SnapshotDeps {
   readonly registry: EndpointRegistry;
   readonly endpointSource: EndpointSource;
   readonly onShed: OnShed;
+  /** Key directory, token verifier, rate-limit stores; local buckets in memory by default. */
+  readonly security?: Partial<SecurityDeps>;
 }
 
 /** What outlives one snapshot: a model's limiter and budget, kept while the model stays. */
@@ -76,8 +82,17 @@ export class SnapshotOwner {
   private readonly carried = new Map<string, Carried>();
   /** Models and endpoints that left, by `model:` / `endpoint:` key: their series go at the timer. */
   private readonly leaving = new Map<string, unknown>();
+  /** Outlives snapshots: local buckets keep their state across reloads. */
+  private readonly security: SecurityDeps;
 
   constructor(private readonly deps: SnapshotDeps) {
+    this.security = {
+      localRates: new MemoryRateStore(() => deps.clock.now()),
+      wallClock: Date.now,
+      onAuthRefused: () => {},
+      onRateLimited: () => {},
+      ...deps.security,
+    };
     deps.endpointSource.onChange(() => {
       if (this.snapshot !== undefined) this.compose(this.snapshot.policy);
     });
@@ -135,7 +150,8 @@ export class SnapshotOwner {
     }
     const routing = applyOverlay(policy, this.overlay);
     const models = new Map<string, ModelState>();
-    for (const model of routing.models.values()) models.set(model.name, this.modelState(model, endpoints));
+    for (const model of routing.models.values())
+      models.set(model.name, this.modelState(policy, model, endpoints));
     for (const name of this.carried.keys()) {
       // Requests of older snapshots still hold its limiter and budget: they go, with its series,
       // once those requests are over; a model back before then takes them up again.
@@ -155,12 +171,17 @@ export class SnapshotOwner {
       overlay: this.overlay,
       endpoints,
       models,
+      authGate: unknownModelGate(policy, this.security),
       appliedAt: Date.now(),
     });
     return this.snapshot;
   }
 
-  private modelState(model: CompiledModel, endpoints: ReadonlyMap<string, readonly Endpoint[]>): ModelState {
+  private modelState(
+    policy: CompiledPolicy,
+    model: CompiledModel,
+    endpoints: ReadonlyMap<string, readonly Endpoint[]>,
+  ): ModelState {
     const { clock } = this.deps;
     let carried = this.carried.get(model.name);
     if (carried === undefined) {
@@ -175,6 +196,7 @@ export class SnapshotOwner {
       variants.set(v, this.variantState(model, v, endpoints.get(v.backend.name) ?? []));
     }
     const admission = Object.freeze([
+      ...securityStages(policy, model, this.security),
       this.gatewayStage as AdmissionStage,
       concurrencyStage('model', carried.limiter, this.deps.onShed),
     ]);

@@ -28,6 +28,14 @@ export interface FleetKeys {
   readonly backends: string;
   /** Channel: the name of a backend whose registrations changed. */
   readonly endpointEvents: string;
+  /** Hash: API key id -> its record (JSON: sha256, models, rate limit, expiry, revocation). */
+  readonly apiKeys: string;
+  /** String: counts up with every change of `apiKeys` (the gateways' poll reads it). */
+  readonly apiKeysVersion: string;
+  /** Channel: the id of a key created or revoked. */
+  readonly apiKeysEvents: string;
+  /** String per rate-limit bucket: its theoretical arrival time (GCRA), with a TTL. */
+  rateBucket(bucket: string): string;
 }
 
 export function checkPrefix(prefix: string): string {
@@ -52,5 +60,9 @@ export function fleetKeys(prefix: string = DEFAULT_PREFIX): FleetKeys {
     endpoint: (backend, origin) => `${p}endpoint:${backend}:${origin}`,
     backends: `${p}backends`,
     endpointEvents: `${p}backend:events`,
+    apiKeys: `${p}apikeys`,
+    apiKeysVersion: `${p}apikeys:version`,
+    apiKeysEvents: `${p}apikeys:events`,
+    rateBucket: (bucket) => `${p}rl:${bucket}`,
   };
 }

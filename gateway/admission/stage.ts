@@ -21,6 +21,10 @@ export interface AdmissionFacts {
   /** Stages passed so far (the runner's count). */
   admitted: number;
   refusedBy: string | undefined;
+  /** node's rawHeaders, when the request came over HTTP: the auth stage sees repeated headers. */
+  rawHeaders?: readonly string[] | undefined;
+  /** Headers a stage adds to the answer (`WWW-Authenticate`, `RateLimit`, ...). */
+  replyHeaders?: Record<string, string> | undefined;
 }
 
 /** Why a stage turned the request away: the error the client gets. */

@@ -1,11 +1,11 @@
 /**
  * One entry of the `models` section: variants resolved to their backends, the weighted split
- * turned into bounds, explicit routes, and the shadow and canary references checked. Features
- * this version cannot enforce are refused (rate limits) or accepted with a warning (shadow,
- * canary).
+ * turned into bounds, explicit routes, the shadow and canary references checked, and its rate
+ * limits. Features this version cannot enforce are accepted with a warning (shadow, canary).
  *
  * Imports neither fastify, undici nor ioredis.
  */
+import { compileRate } from './compile-auth.js';
 import { merge, retries } from './compile-defaults.js';
 import { at } from './compile-issues.js';
 import type {
@@ -146,13 +146,6 @@ export function compileModel(
         'accepted, but automatic canary progression is not active in this version; the split stays as written',
     });
   }
-  if (def.rateLimit !== undefined) {
-    // Fail closed: a limit the operator relies on must not be silently ignored.
-    errors.push({
-      path: at(...base, 'rateLimit'),
-      message: 'rate limiting is not supported by this version of infergate',
-    });
-  }
 
   if (errors.length > before) return undefined;
   return Object.freeze({
@@ -165,5 +158,11 @@ export function compileModel(
     timeoutMs: def.timeoutMs ?? defaults.timeoutMs,
     retries: retries(def.retries, defaults.retries),
     concurrency: merge(defaults.concurrency, def.concurrency),
+    public: def.public === true,
+    rateLimit:
+      def.rateLimit === undefined
+        ? undefined
+        : compileRate({ requestsPerSecond: def.rateLimit.requestsPerSecond, burst: def.rateLimit.burst }),
+    keyRateLimit: compileRate(def.rateLimit?.perKey),
   });
 }

@@ -10,9 +10,10 @@
  */
 import { createHash } from 'node:crypto';
 import { LineCounter, parseDocument } from 'yaml';
+import { compileAuth, compileRateSettings } from './compile-auth.js';
 import { compileBackends } from './compile-backends.js';
 import { DEFAULT_LIMITS, inheritedDefaults, MAX_POLICY_BYTES, merge } from './compile-defaults.js';
-import { fail, firstLine, schemaIssues } from './compile-issues.js';
+import { at, fail, firstLine, schemaIssues } from './compile-issues.js';
 import { compileModel } from './compile-model.js';
 import type { CompiledModel, CompileResult, PolicyIssue } from './compiled.js';
 import type { PolicyDocument } from './schema.js';
@@ -29,7 +30,11 @@ export {
 } from './compile-defaults.js';
 export { dottedPath, formatIssue } from './compile-issues.js';
 export type {
+  CompiledAuth,
   CompiledBackend,
+  CompiledJwt,
+  CompiledRate,
+  CompiledRateSettings,
   CompiledCircuitBreaker,
   CompiledConcurrency,
   CompiledHealthCheck,
@@ -42,6 +47,7 @@ export type {
   CompiledUpstreamTls,
   CompiledVariant,
   CompileResult,
+  KeyRecord,
   PolicyIssue,
 } from './compiled.js';
 
@@ -99,9 +105,14 @@ export function compileDocument(value: unknown): CompileResult {
     if (model !== undefined) models.set(name, model);
   }
 
-  if (document.auth !== undefined) {
-    // Fail closed: a policy that asks for authentication must not be served without it.
-    errors.push({ path: 'auth', message: 'authentication is not supported by this version of infergate' });
+  const auth =
+    document.auth === undefined
+      ? undefined
+      : compileAuth(document.auth, new Set(Object.keys(document.models)), errors);
+  for (const [name, def] of Object.entries(document.models)) {
+    if (def.public === true && auth === undefined) {
+      warnings.push({ path: at('models', name, 'public'), message: 'has no effect without an auth section' });
+    }
   }
 
   if (errors.length > 0) return { ok: false, errors };
@@ -112,6 +123,8 @@ export function compileDocument(value: unknown): CompileResult {
       backends,
       models,
       limits: merge(DEFAULT_LIMITS, document.limits),
+      auth,
+      rateLimit: compileRateSettings(document.rateLimit),
       warnings: Object.freeze(warnings),
       document,
     }),

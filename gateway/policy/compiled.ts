@@ -89,6 +89,49 @@ export interface CompiledSplit {
   readonly bounds: readonly number[];
 }
 
+/** A token bucket (GCRA): `burst` requests at once, refilled at `requestsPerSecond`. */
+export interface CompiledRate {
+  readonly requestsPerSecond: number;
+  readonly burst: number;
+}
+
+/** One API key, as the auth stage looks it up (by the SHA-256 of its text). */
+export interface KeyRecord {
+  readonly id: string;
+  /** Models it may call; undefined: every model. */
+  readonly models: ReadonlySet<string> | undefined;
+  readonly rateLimit: CompiledRate | undefined;
+  /** Wall-clock ms since the epoch; undefined: never. */
+  readonly expiresAt: number | undefined;
+  readonly revoked: boolean;
+}
+
+export interface CompiledJwt {
+  readonly jwksFile: string | undefined;
+  readonly jwksUrl: string | undefined;
+  readonly issuer: string;
+  readonly audience: string;
+  readonly algorithms: readonly string[];
+  readonly clockSkewSeconds: number;
+  readonly modelsClaim: string;
+  readonly refreshSeconds: number;
+}
+
+export interface CompiledAuth {
+  /** false: a request without a credential passes (one with a bad credential does not). */
+  readonly required: boolean;
+  /** The policy's keys by SHA-256 (lowercase hex). */
+  readonly keys: ReadonlyMap<string, KeyRecord>;
+  readonly jwt: CompiledJwt | undefined;
+}
+
+export interface CompiledRateSettings {
+  readonly mode: 'local' | 'global';
+  readonly failureMode: 'open' | 'closed';
+  /** The limit of a key (or token subject) that sets none itself. */
+  readonly perKey: CompiledRate | undefined;
+}
+
 export interface CompiledModel {
   readonly name: string;
   readonly variants: ReadonlyMap<string, CompiledVariant>;
@@ -100,6 +143,11 @@ export interface CompiledModel {
   readonly timeoutMs: number;
   readonly retries: CompiledRetries;
   readonly concurrency: CompiledConcurrency;
+  /** Served without a credential even when auth is required. */
+  readonly public: boolean;
+  /** All requests to the model together, and each key on it. */
+  readonly rateLimit: CompiledRate | undefined;
+  readonly keyRateLimit: CompiledRate | undefined;
 }
 
 export interface CompiledPolicy {
@@ -108,6 +156,10 @@ export interface CompiledPolicy {
   readonly models: ReadonlyMap<string, CompiledModel>;
   /** Gateway-wide load shedding. */
   readonly limits: CompiledConcurrency;
+  /** undefined: no auth section, and no auth stage anywhere. */
+  readonly auth: CompiledAuth | undefined;
+  /** Defaults (local, open) when the policy has no `rateLimit` section. */
+  readonly rateLimit: CompiledRateSettings;
   /** Features the policy sets that this gateway version accepts but does not act on yet. */
   readonly warnings: readonly PolicyIssue[];
   /** The validated document, for display (`infergate policy get`, the admin view). */

@@ -1,21 +1,13 @@
 /**
  * Schema of one entry of the `models` section: variants, the weighted split, stickiness, explicit
- * routes, shadow, canary and the per-model limits; and the token-bucket rate limit that API keys
- * share.
+ * routes, shadow, canary, the per-model limits and whether it is public.
  *
  * Imports neither fastify, undici nor ioredis.
  */
 import { Type } from '@sinclair/typebox';
 import { HEADER_PATTERN, hint, NAME_PATTERN, Name, NamedMap, Percent } from './schema-common.js';
+import { ModelRateLimitSchema } from './schema-auth.js';
 import { ConcurrencySchema, RetriesSchema, TimeoutMs } from './schema-upstream.js';
-
-export const RateLimitSchema = Type.Object(
-  {
-    requestsPerSecond: Type.Number({ exclusiveMinimum: 0, description: 'Sustained rate.' }),
-    burst: Type.Optional(Type.Integer({ minimum: 1, description: 'Bucket size.' })),
-  },
-  { additionalProperties: false, description: 'Token-bucket rate limit.' },
-);
 
 const VariantSchema = Type.Object(
   {
@@ -114,7 +106,10 @@ export const ModelSchema = Type.Object(
         { additionalProperties: false, description: 'Automatic progressive rollout.' },
       ),
     ),
-    rateLimit: Type.Optional(RateLimitSchema),
+    rateLimit: Type.Optional(ModelRateLimitSchema),
+    public: Type.Optional(
+      Type.Boolean({ description: 'Served without a credential even when auth is required.' }),
+    ),
     concurrency: Type.Optional(ConcurrencySchema),
     timeoutMs: Type.Optional(TimeoutMs),
     retries: Type.Optional(RetriesSchema),

@@ -9,8 +9,9 @@
  * Imports neither fastify, undici nor ioredis.
  */
 import { type Static, Type } from '@sinclair/typebox';
-import { ENDPOINT_PATTERN, hint, NAME_PATTERN, Name } from './schema-common.js';
-import { ModelSchema, RateLimitSchema } from './schema-model.js';
+import { ENDPOINT_PATTERN, hint, NAME_PATTERN } from './schema-common.js';
+import { AuthSchema, type RateLimitSchema, RateLimitSettingsSchema } from './schema-auth.js';
+import { ModelSchema } from './schema-model.js';
 import {
   CircuitBreakerSchema,
   ConcurrencySchema,
@@ -47,26 +48,6 @@ const BackendSchema = Type.Object(
   { additionalProperties: false, description: 'A pool of replicas that serve the same models.' },
 );
 
-const AuthSchema = Type.Object(
-  {
-    required: Type.Boolean(),
-    apiKeys: Type.Optional(
-      Type.Array(
-        Type.Object(
-          {
-            id: Name('key'),
-            sha256: hint(Type.String({ pattern: '^[0-9a-f]{64}$' }), 'must be 64 lowercase hex digits'),
-            models: Type.Optional(Type.Array(Name('model'))),
-            rateLimit: Type.Optional(RateLimitSchema),
-          },
-          { additionalProperties: false },
-        ),
-      ),
-    ),
-  },
-  { additionalProperties: false },
-);
-
 export const PolicySchema = Type.Object(
   {
     version: hint(Type.Literal(1, { description: 'Schema version.' }), 'must be 1'),
@@ -96,6 +77,7 @@ export const PolicySchema = Type.Object(
       description: 'Gateway-wide load shedding, on top of the per-model limits.',
     }),
     auth: Type.Optional(AuthSchema),
+    rateLimit: Type.Optional(RateLimitSettingsSchema),
   },
   {
     title: 'infergate routing policy, version 1',
@@ -110,6 +92,9 @@ export type CircuitBreakerDocument = Static<typeof CircuitBreakerSchema>;
 export type HealthCheckDocument = Static<typeof HealthCheckSchema>;
 export type OutlierDetectionDocument = Static<typeof OutlierDetectionSchema>;
 export type ConcurrencyDocument = Static<typeof ConcurrencySchema>;
+export type AuthDocument = Static<typeof AuthSchema>;
+export type RateLimitDocument = Static<typeof RateLimitSchema>;
+export type RateLimitSettingsDocument = Static<typeof RateLimitSettingsSchema>;
 
 /** The JSON Schema document written to `policies/policy.schema.json`. */
 export function policyJsonSchema(): Record<string, unknown> {

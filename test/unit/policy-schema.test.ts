@@ -155,7 +155,7 @@ describe('infergate policy validate (the real CLI)', () => {
         "models.mlp.shadow.variant: unknown variant 'mirror'",
         'models.simple.split: the weights must have a positive sum',
         "models.text-direction.variants.default.backend: unknown backend 'pool-y'",
-        'models.text-direction.rateLimit: rate limiting is not supported by this version of infergate',
+        "auth.apiKeys[0].models[0]: unknown model 'nosuch'",
         `infergate policy: ${file}: 7 errors`,
         '',
       ].join('\n'),
@@ -165,7 +165,7 @@ describe('infergate policy validate (the real CLI)', () => {
   // Every invalid fixture is checked in process (policy-fixtures.test.ts); through the CLI, one of
   // each kind: schema errors, YAML errors, an empty file, fail-closed features.
   test('invalid fixtures of each kind: exit 1 and exactly the lines of the .errors file', async () => {
-    const files = ['unknown-keys', 'bad-values', 'yaml-duplicate-key', 'empty', 'auth-unsupported'].map((f) =>
+    const files = ['unknown-keys', 'bad-values', 'yaml-duplicate-key', 'empty', 'auth-invalid'].map((f) =>
       path.join(FIXTURES, 'invalid', `${f}.yaml`),
     );
     const results = await inBatches(files, 6, async (file) => ({

@@ -1,0 +1,101 @@
+/**
+ * The rate-limit stage, after auth: the buckets that apply to the request (the model's, the key's,
+ * the key's on this model), one decision of the store over all of them, and the answer's
+ * `RateLimit-Policy` and `RateLimit` headers (draft-ietf-httpapi-ratelimit-headers). Refused: 429
+ * `GW_ERR_RATE_LIMITED` with `Retry-After`; a store that cannot decide (Redis down, failureMode
+ * closed): 503 `GW_ERR_RATE_LIMIT_UNAVAILABLE`. Present only for models that have a limit or when
+ * keys may carry one: a policy without limits has no such stage.
+ */
+import { ApiError } from '../../common/errors.js';
+import { GW_ERRORS } from '../errors.js';
+import type { CompiledRate } from '../policy/compile.js';
+import type { AuthFacts } from './auth.js';
+import type { Bucket, FailureMode, RateDecision, RateLimitStore } from './gcra.js';
+import type { AdmissionStage, Verdict } from './stage.js';
+
+export interface RateLimitStageOptions {
+  readonly model: string;
+  readonly modelRate: CompiledRate | undefined;
+  /** The limit of each key on this model. */
+  readonly keyModelRate: CompiledRate | undefined;
+  /** The limit of a key that sets none itself. */
+  readonly defaultKeyRate: CompiledRate | undefined;
+  readonly store: RateLimitStore;
+  readonly failureMode: FailureMode;
+  readonly onLimited: (model: string, scope: string) => void;
+}
+
+function isPromise(v: RateDecision | Promise<RateDecision>): v is Promise<RateDecision> {
+  return typeof (v as Promise<RateDecision>).then === 'function';
+}
+
+/** `"model";q=200;w=1`: q is the bucket size, w the seconds it takes to fill from empty. */
+export function policyItem(b: Bucket): string {
+  return `"${b.scope}";q=${b.rate.burst};w=${Math.max(1, Math.ceil(b.rate.burst / b.rate.requestsPerSecond))}`;
+}
+
+export function rateLimitStage(opts: RateLimitStageOptions): AdmissionStage {
+  const { model, modelRate, keyModelRate, defaultKeyRate, store, failureMode, onLimited } = opts;
+  const modelBucket: Bucket | undefined =
+    modelRate === undefined ? undefined : { key: `m:${model}`, scope: 'model', rate: modelRate };
+  const modelOnly: readonly Bucket[] = modelBucket === undefined ? [] : [modelBucket];
+  const modelPolicy = modelBucket === undefined ? '' : policyItem(modelBucket);
+
+  const bucketsOf = (ctx: AuthFacts): readonly Bucket[] => {
+    const id = ctx.keyId;
+    if (id === undefined) return modelOnly;
+    const keyRate = ctx.keyLimit ?? defaultKeyRate;
+    if (keyRate === undefined && keyModelRate === undefined) return modelOnly;
+    const out = modelBucket === undefined ? [] : [modelBucket];
+    if (keyRate !== undefined) out.push({ key: `k:${id}`, scope: 'key', rate: keyRate });
+    if (keyModelRate !== undefined)
+      out.push({ key: `km:${id}:${model}`, scope: 'key-model', rate: keyModelRate });
+    return out;
+  };
+
+  const finish = (ctx: AuthFacts, buckets: readonly Bucket[], d: RateDecision): Verdict => {
+    if (d.unavailable === true) {
+      return {
+        error: new ApiError(
+          GW_ERRORS.GW_ERR_RATE_LIMIT_UNAVAILABLE,
+          'the rate-limit store cannot be reached and the policy says to refuse (failureMode: closed)',
+          { retryAfterSeconds: 1 },
+        ),
+      };
+    }
+    let policy = buckets === modelOnly ? modelPolicy : '';
+    let limit = '';
+    for (let i = 0; i < buckets.length; i++) {
+      const b = buckets[i] as Bucket;
+      if (buckets !== modelOnly) policy += `${i === 0 ? '' : ', '}${policyItem(b)}`;
+      limit += `${i === 0 ? '' : ', '}"${b.scope}";r=${d.remaining[i]};t=${Math.ceil((d.resetMs[i] as number) / 1000)}`;
+    }
+    const headers = ctx.replyHeaders ?? {};
+    headers['ratelimit-policy'] = policy;
+    headers.ratelimit = limit;
+    ctx.replyHeaders = headers;
+    if (d.allowed) return undefined;
+    let scope = '';
+    for (let i = 0; i < buckets.length; i++) if (d.remaining[i] === 0) scope = (buckets[i] as Bucket).scope;
+    onLimited(model, scope);
+    return {
+      error: new ApiError(
+        GW_ERRORS.GW_ERR_RATE_LIMITED,
+        `rate limit reached (${scope}${ctx.keyId === undefined ? '' : ` of '${ctx.keyId}'`} on model '${model}'); retry later`,
+        { retryAfterSeconds: Math.max(1, Math.ceil(d.retryAfterMs / 1000)) },
+      ),
+    };
+  };
+
+  return {
+    name: 'rate-limit',
+    admit(ctx: AuthFacts): Verdict | Promise<Verdict> {
+      const buckets = bucketsOf(ctx);
+      if (buckets.length === 0) return undefined;
+      const d = store.take(buckets, failureMode);
+      if (isPromise(d)) return d.then((later) => finish(ctx, buckets, later));
+      return finish(ctx, buckets, d);
+    },
+    release(): void {},
+  };
+}
