@@ -20,16 +20,18 @@
  *
  * Options: --quick (fewer requests), --runs N (every phase N times; medians of per-run ratios),
  * --only PHASE[,PHASE] (those phases only), --rate R, --targets LIST (default
- * direct,gateway,nginx,relay), --baseline REF, --upstream-delay-ms MS, --no-wrk, --compiled
+ * direct,gateway,nginx,relay), --baseline REF, --upstream-delay-ms MS, --no-wrk, --security
+ * off|keys|redis (the gateway target with an API key and rate limits, local or in Redis), --compiled
  * (backend and gateway from `npm run build` output in dist/), --profile [--profile-target relay]
  * (a V8 CPU profile of the gateway or relay under load instead; see load/gateway/profile.ts).
  * Writes a table to stdout and JSON to load/results/gateway-latest.json.
  */
+import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { machine, root, simpleBody } from './common.js';
+import { clientHeaders, machine, root, simpleBody } from './common.js';
 import { baselineWorktree, differsFrom } from './gateway/baseline.js';
 import type { PhaseContext } from './gateway/meter.js';
 import { nginxVersion } from './gateway/nginx.js';
@@ -52,6 +54,7 @@ import {
   type TargetSetup,
   type Upstream,
 } from './gateway/targets.js';
+import { type RedisServer, startRedis } from '../test/helpers/redis.js';
 import { load } from './lib.js';
 
 const options = parseOptions(process.argv.slice(2));
@@ -63,10 +66,31 @@ const phases = new Set(options.phases);
 const onBackend = phases.has('light') || phases.has('saturation') || phases.has('cpu');
 
 const work = await mkdtemp(join(tmpdir(), 'infergate-bench-gw-'));
-stopOnSignals(() => rm(work, { recursive: true, force: true }));
+let redis: RedisServer | undefined;
+stopOnSignals(async () => {
+  await redis?.close();
+  await rm(work, { recursive: true, force: true });
+});
 try {
   const setup: TargetSetup = { options, work, baselineCli: undefined };
-  const notes: string[] = [];
+  if (options.security !== 'off') {
+    const key = `igk_${randomBytes(24).toString('base64url')}`;
+    clientHeaders['x-api-key'] = key;
+    const keySha256 = createHash('sha256').update(key).digest('hex');
+    if (options.security === 'redis') {
+      redis = await startRedis();
+      setup.security = { mode: 'redis', keySha256, redisUrl: redis.url };
+    } else {
+      setup.security = { mode: 'keys', keySha256 };
+    }
+  }
+  const securityNote =
+    options.security === 'off'
+      ? undefined
+      : `security: the gateway target's policy asks for an API key (sent by every client to every target) and ` +
+        `checks ${options.security === 'redis' ? 'global rate limits in Redis (one EVALSHA per request)' : 'local rate limits'} ` +
+        'on the model, the key and the key on the model, none of them reached; the baseline serves the plain policy';
+  const notes: string[] = securityNote === undefined ? [] : [securityNote];
   let baseline: { ref: string; commit: string } | undefined;
   if (options.baseline !== undefined && !options.profile) {
     const tree = await baselineWorktree(options.baseline);
@@ -123,6 +147,7 @@ try {
             connections: counts.cpuConnections,
             amount: counts.warmup,
             body: simpleBody,
+            headers: clientHeaders,
           });
         }
         const ctx: PhaseContext = { targets, upstream: backend, counts, run };
@@ -155,5 +180,6 @@ try {
   }
 } finally {
   await stopAll();
+  await redis?.close();
   await rm(work, { recursive: true, force: true });
 }

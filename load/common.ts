@@ -94,12 +94,13 @@ export const simpleAnswer = JSON.stringify({
   ],
 });
 
+/**
+ * The headers every benchmark client sends: the content type, and with `bench:gateway --security`
+ * the API key (to every target alike, so that each parses the same request).
+ */
+export const clientHeaders: Record<string, string> = { 'content-type': 'application/json' };
+
 /** One POST of `simple`'s body on `pool`. */
 export function postSimple(pool: Pool, path: string): Promise<Dispatcher.ResponseData> {
-  return pool.request({
-    path,
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: simpleBody,
-  });
+  return pool.request({ path, method: 'POST', headers: clientHeaders, body: simpleBody });
 }

@@ -26,7 +26,15 @@ export interface Options {
   upstreamDelayMs: number;
   /** Cross-check the moderate phase with wrk where it is on PATH. */
   wrk: boolean;
+  /**
+   * The gateway target's policy: without auth or limits (off), with an API key and local rate
+   * limits (keys), or with the limits global in Redis (redis). The baseline keeps the plain policy.
+   */
+  security: Security;
 }
+
+export const SECURITY = ['off', 'keys', 'redis'] as const;
+export type Security = (typeof SECURITY)[number];
 
 export function parseOptions(argv: readonly string[]): Options {
   const { values } = parseArgs({
@@ -43,6 +51,7 @@ export function parseOptions(argv: readonly string[]): Options {
       baseline: { type: 'string' },
       'upstream-delay-ms': { type: 'string', default: '5' },
       'no-wrk': { type: 'boolean', default: false },
+      security: { type: 'string', default: 'off' },
     },
   });
   const runs = Number(values.runs);
@@ -61,6 +70,8 @@ export function parseOptions(argv: readonly string[]): Options {
   } else if (targets.includes('baseline')) {
     throw new Error('--targets baseline needs --baseline REF');
   }
+  const security = values.security as Security;
+  if (!SECURITY.includes(security)) throw new Error(`--security takes off, keys or redis, not '${security}'`);
   const profileTarget = values['profile-target'];
   if (profileTarget !== 'gateway' && profileTarget !== 'relay') {
     throw new Error(`--profile-target takes gateway or relay, not '${profileTarget}'`);
@@ -77,6 +88,7 @@ export function parseOptions(argv: readonly string[]): Options {
     baseline: values.baseline?.trim(),
     upstreamDelayMs: delay,
     wrk: !values['no-wrk'],
+    security,
   };
 }
 

@@ -5,7 +5,7 @@
  * process, registered for cleanup, and checked to answer with the upstream's own outputs.
  */
 import { existsSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Pool } from 'undici';
 import { buildModelRepository } from '../../models/build.js';
@@ -81,11 +81,43 @@ models:
   return file;
 }
 
+/**
+ * The gateway target's policy with `--security keys|redis`: the plain one with an API key whose
+ * SHA-256 is `keySha256`, `auth.required`, and limits on the model, the key and the key on the
+ * model, high enough never to refuse (the cost measured is the check, not a refusal); with
+ * `redis`, the limits are global.
+ */
+export async function writeSecurityPolicy(
+  work: string,
+  upstream: Upstream,
+  mode: 'keys' | 'redis',
+  keySha256: string,
+): Promise<string> {
+  const plain = await readFile(await writePolicy(work, upstream), 'utf8');
+  const file = join(work, `policy-${upstream.name}-${mode}.yaml`);
+  const high = '{ requestsPerSecond: 1000000, burst: 1000000 }';
+  await writeFile(
+    file,
+    `${plain.replace(
+      '      default: { backend: bench, model: simple, version: "1" }\n',
+      `      default: { backend: bench, model: simple, version: "1" }\n    rateLimit: { requestsPerSecond: 1000000, burst: 1000000, perKey: ${high} }\n`,
+    )}auth:
+  required: true
+  apiKeys:
+    - { id: bench, sha256: "${keySha256}", models: [simple], rateLimit: ${high} }
+rateLimit:
+  mode: ${mode === 'redis' ? 'global' : 'local'}
+`,
+  );
+  return file;
+}
+
 /** A gateway from the CLI at `cli` (this checkout's, or the baseline's), on ports chosen by the OS. */
 export async function startGateway(
   cli: string,
   policyFile: string,
   nodeFlags: string[] = [],
+  extra: string[] = [],
 ): Promise<ChildServer> {
   return startServer([
     ...nodeFlags,
@@ -97,6 +129,7 @@ export async function startGateway(
     '0',
     '--admin-port',
     '0',
+    ...extra,
   ]);
 }
 
@@ -105,6 +138,8 @@ export interface TargetSetup {
   work: string;
   /** The baseline's CLI, when --baseline is given. */
   baselineCli: string | undefined;
+  /** With --security keys|redis: the gateway target's policy asks for this key (its SHA-256). */
+  security?: { mode: 'keys' | 'redis'; keySha256: string; redisUrl?: string };
 }
 
 /** Starts the wanted targets in front of `upstream`, and checks that each answers as it does. */
@@ -120,7 +155,17 @@ export async function startTargets(s: TargetSetup, upstream: Upstream): Promise<
   if (wanted.includes('direct')) {
     targets.push({ name: 'direct', url: `${upstream.url}${inferPath}`, pids: async () => [] });
   }
-  if (wanted.includes('gateway')) add('gateway', await startGateway(thisCli(s.options), policy));
+  if (wanted.includes('gateway')) {
+    const sec = s.security;
+    const own =
+      sec === undefined ? policy : await writeSecurityPolicy(s.work, upstream, sec.mode, sec.keySha256);
+    // In fleet mode the policy seeds the store (a fresh prefix per gateway process).
+    const fleet =
+      sec?.redisUrl === undefined
+        ? []
+        : ['--redis', sec.redisUrl, '--redis-prefix', `bench-${upstream.name}-${Date.now()}:`];
+    add('gateway', await startGateway(thisCli(s.options), own, [], fleet));
+  }
   if (wanted.includes('baseline') && s.baselineCli !== undefined) {
     add('baseline', await startGateway(s.baselineCli, policy));
   }

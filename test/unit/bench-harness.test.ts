@@ -81,6 +81,9 @@ test('parseOptions: --baseline adds the baseline target; bad values are refused 
   assert.throws(() => parseOptions(['--baseline', 'HEAD', '--compiled']), /drop --compiled/);
   assert.throws(() => parseOptions(['--runs', '0']), /--runs/);
   assert.throws(() => parseOptions(['--upstream-delay-ms', '-1']), /--upstream-delay-ms/);
+  assert.equal(parseOptions([]).security, 'off');
+  assert.equal(parseOptions(['--security', 'redis']).security, 'redis');
+  assert.throws(() => parseOptions(['--security', 'jwt']), /--security takes off, keys or redis, not 'jwt'/);
   assert.equal(countsFor({ quick: false, rate: 200 }).slices % 2, 0, 'slices come in pairs');
   assert.equal(countsFor({ quick: true, rate: 200 }).slices % 2, 0, 'slices come in pairs');
 });

@@ -2,7 +2,7 @@
  * autocannon loads of `amount` requests in all at `connections`, the targets taking turns slice
  * by slice (see turnOrder); each target's slices, and the CPU of its processes, summed.
  */
-import { simpleBody, turnOrder } from '../../common.js';
+import { clientHeaders, simpleBody, turnOrder } from '../../common.js';
 import { type LoadResult, load } from '../../lib.js';
 import { type PhaseContext, metered, part } from '../meter.js';
 import type { TargetName } from '../options.js';
@@ -27,7 +27,13 @@ export async function slicedLoads(
     for (const t of turnOrder(ctx.targets, ctx.run * ctx.counts.slices + slice)) {
       const acc = accs.get(t.name)!;
       const m = await metered(await t.pids(), ctx.upstream.pid, () =>
-        load({ url: t.url, connections, amount: part(ctx.counts, amount), body: simpleBody }),
+        load({
+          url: t.url,
+          connections,
+          amount: part(ctx.counts, amount),
+          body: simpleBody,
+          headers: clientHeaders,
+        }),
       );
       acc.slices.push(m.value);
       acc.proxyUs += m.proxyUs;
