@@ -25,6 +25,15 @@ export interface RateLimitStageOptions {
   readonly onLimited: (model: string, scope: string) => void;
 }
 
+/** Keys whose buckets a stage keeps made (see bucketsOf). */
+const MAX_KEYS = 10_000;
+
+interface KeyBuckets {
+  readonly keyRate: CompiledRate | undefined;
+  readonly buckets: readonly Bucket[];
+  readonly policy: string;
+}
+
 function isPromise(v: RateDecision | Promise<RateDecision>): v is Promise<RateDecision> {
   return typeof (v as Promise<RateDecision>).then === 'function';
 }
@@ -41,19 +50,30 @@ export function rateLimitStage(opts: RateLimitStageOptions): AdmissionStage {
   const modelOnly: readonly Bucket[] = modelBucket === undefined ? [] : [modelBucket];
   const modelPolicy = modelBucket === undefined ? '' : policyItem(modelBucket);
 
-  const bucketsOf = (ctx: AuthFacts): readonly Bucket[] => {
+  /**
+   * A key's buckets and their RateLimit-Policy item list, made once per key (and rate) and kept
+   * for the stage's snapshot: per request only the remaining counts are formatted. Bounded: past
+   * MAX_KEYS the cache starts over.
+   */
+  const perKey = new Map<string, KeyBuckets>();
+  const bucketsOf = (ctx: AuthFacts): KeyBuckets | undefined => {
     const id = ctx.keyId;
-    if (id === undefined) return modelOnly;
+    if (id === undefined) return undefined;
     const keyRate = ctx.keyLimit ?? defaultKeyRate;
-    if (keyRate === undefined && keyModelRate === undefined) return modelOnly;
-    const out = modelBucket === undefined ? [] : [modelBucket];
-    if (keyRate !== undefined) out.push({ key: `k:${id}`, scope: 'key', rate: keyRate });
+    if (keyRate === undefined && keyModelRate === undefined) return undefined;
+    const cached = perKey.get(id);
+    if (cached !== undefined && cached.keyRate === keyRate) return cached;
+    const buckets = modelBucket === undefined ? [] : [modelBucket];
+    if (keyRate !== undefined) buckets.push({ key: `k:${id}`, scope: 'key', rate: keyRate });
     if (keyModelRate !== undefined)
-      out.push({ key: `km:${id}:${model}`, scope: 'key-model', rate: keyModelRate });
-    return out;
+      buckets.push({ key: `km:${id}:${model}`, scope: 'key-model', rate: keyModelRate });
+    const made: KeyBuckets = { keyRate, buckets, policy: buckets.map(policyItem).join(', ') };
+    if (perKey.size >= MAX_KEYS) perKey.clear();
+    perKey.set(id, made);
+    return made;
   };
 
-  const finish = (ctx: AuthFacts, buckets: readonly Bucket[], d: RateDecision): Verdict => {
+  const finish = (ctx: AuthFacts, buckets: readonly Bucket[], policy: string, d: RateDecision): Verdict => {
     if (d.unavailable === true) {
       return {
         error: new ApiError(
@@ -63,11 +83,9 @@ export function rateLimitStage(opts: RateLimitStageOptions): AdmissionStage {
         ),
       };
     }
-    let policy = buckets === modelOnly ? modelPolicy : '';
     let limit = '';
     for (let i = 0; i < buckets.length; i++) {
       const b = buckets[i] as Bucket;
-      if (buckets !== modelOnly) policy += `${i === 0 ? '' : ', '}${policyItem(b)}`;
       limit += `${i === 0 ? '' : ', '}"${b.scope}";r=${d.remaining[i]};t=${Math.ceil((d.resetMs[i] as number) / 1000)}`;
     }
     const headers = ctx.replyHeaders ?? {};
@@ -90,11 +108,13 @@ export function rateLimitStage(opts: RateLimitStageOptions): AdmissionStage {
   return {
     name: 'rate-limit',
     admit(ctx: AuthFacts): Verdict | Promise<Verdict> {
-      const buckets = bucketsOf(ctx);
+      const own = bucketsOf(ctx);
+      const buckets = own === undefined ? modelOnly : own.buckets;
       if (buckets.length === 0) return undefined;
+      const policy = own === undefined ? modelPolicy : own.policy;
       const d = store.take(buckets, failureMode);
-      if (isPromise(d)) return d.then((later) => finish(ctx, buckets, later));
-      return finish(ctx, buckets, d);
+      if (isPromise(d)) return d.then((later) => finish(ctx, buckets, policy, later));
+      return finish(ctx, buckets, policy, d);
     },
     release(): void {},
   };
