@@ -110,7 +110,7 @@ try {
   let backend: Upstream | undefined;
   if (onBackend || options.profile) backend = await startBackend(options, work);
   if (options.profile) {
-    await profile(options, counts, work, backend!);
+    await profile(options, counts, work, backend!, setup.security);
   } else {
     const wrk = phases.has('moderate') && options.wrk ? await prepareWrk(work) : undefined;
     if (phases.has('moderate') && options.wrk && wrk === undefined)

@@ -7,14 +7,29 @@
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { machine, root, simpleBody, writeResult } from '../common.js';
+import { clientHeaders, machine, root, simpleBody, writeResult } from '../common.js';
 import { fmt, load } from '../lib.js';
 import { profileClockUs, profileIn, profileTables, summariseProfile } from '../profile.js';
 import type { Counts, Options } from './options.js';
 import { track, untrack } from './processes.js';
-import { inferPath, startGateway, startRelay, thisCli, type Upstream, writePolicy } from './targets.js';
+import {
+  inferPath,
+  startGateway,
+  startRelay,
+  type TargetSetup,
+  thisCli,
+  type Upstream,
+  writePolicy,
+  writeSecurityPolicy,
+} from './targets.js';
 
-export async function profile(o: Options, counts: Counts, work: string, backend: Upstream): Promise<void> {
+export async function profile(
+  o: Options,
+  counts: Counts,
+  work: string,
+  backend: Upstream,
+  security?: TargetSetup['security'],
+): Promise<void> {
   const target = o.profileTarget;
   const profDir = await mkdtemp(join(tmpdir(), `infergate-${target}-prof-`));
   const profFlags = ['--cpu-prof', '--cpu-prof-dir', profDir];
@@ -22,10 +37,25 @@ export async function profile(o: Options, counts: Counts, work: string, backend:
     target,
     target === 'relay'
       ? await startRelay(backend.url, profFlags)
-      : await startGateway(thisCli(o), await writePolicy(work, backend), profFlags),
+      : await startGateway(
+          thisCli(o),
+          security === undefined
+            ? await writePolicy(work, backend)
+            : await writeSecurityPolicy(work, backend, security.mode, security.keySha256),
+          profFlags,
+          security?.redisUrl === undefined
+            ? []
+            : ['--redis', security.redisUrl, '--redis-prefix', 'bench-prof:'],
+        ),
   );
   const url = `${server.url}${inferPath}`;
-  await load({ url, connections: counts.cpuConnections, amount: counts.warmup, body: simpleBody });
+  await load({
+    url,
+    connections: counts.cpuConnections,
+    amount: counts.warmup,
+    body: simpleBody,
+    headers: clientHeaders,
+  });
   // Keep the samples taken during the measured load, not start-up (module loading) nor the warm-up.
   const start = profileClockUs();
   const res = await load({
@@ -33,6 +63,7 @@ export async function profile(o: Options, counts: Counts, work: string, backend:
     connections: counts.cpuConnections,
     amount: counts.cpu * 2,
     body: simpleBody,
+    headers: clientHeaders,
     pid: server.pid,
   });
   const end = profileClockUs();
