@@ -12,6 +12,7 @@ import { type EndpointSource, StaticEndpointSource } from './endpoint-source.js'
 import { GatewayMetrics, type UpstreamSample } from './metrics.js';
 import { formatIssue, type PolicyIssue } from './policy/compile.js';
 import { PolicyRuntime } from './policy/runtime.js';
+import { Rollouts } from './rollout/rollouts.js';
 import type { PolicySource } from './policy/source.js';
 import type { RandomSource } from './router.js';
 import { type Snapshot, SnapshotOwner } from './snapshot.js';
@@ -36,6 +37,8 @@ export interface GatewayOptions {
    * before the listener closes, so that load balancers and clients move away first.
    */
   drainDelayMs?: number;
+  /** The clock of the canary controllers (steps and their judgement); the gateway's by default. */
+  rolloutClock?: Clock;
   /** Told of every policy applied or rejected (after the gateway's own handling). */
   onPolicyEvent?: (event: PolicyEvent) => void;
 }
@@ -56,6 +59,8 @@ export interface Gateway {
   admin: FastifyInstance;
   metrics: GatewayMetrics;
   policy: PolicyRuntime;
+  /** Shadow comparison and canary controllers. */
+  rollouts: Rollouts;
   /** The one owner of the snapshot and of per-model and per-backend state. */
   snapshots: SnapshotOwner;
   /** The snapshot in force: the compiled policy, its endpoints and the overlay. */
@@ -115,18 +120,26 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
     },
     opts.pools,
   );
+  const rollouts = new Rollouts({
+    clock: opts.rolloutClock ?? clock,
+    random,
+    logger,
+    registry: metrics.registry,
+    setOverlay: (overlay) => owner.setOverlay(overlay),
+  });
   const owner: SnapshotOwner = new SnapshotOwner({
     clock,
     random,
     metrics,
     registry,
     endpointSource,
+    rollouts,
     onShed: (model, scope, reason) => metrics.shed.inc({ model, scope, reason }),
   });
 
   const policy = await PolicyRuntime.start(opts.policySource, {
     onApplied: (compiled, origin, update) => {
-      owner.apply(compiled);
+      owner.apply(compiled, rollouts.policyApplied(compiled));
       inForce = { origin, version: update.version, text: update.text };
       metrics.policyApplied(compiled.sha256, Date.now() / 1000, update.version ?? 0);
       // The source acknowledges the version as soon as this returns (fleet mode); the log lines
@@ -154,13 +167,14 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
 
   const current = () => owner.current;
   const app = buildApp({ clock, random, logger, metrics, bodyLimit, current, draining: () => draining });
-  const admin = buildAdmin({ metrics, logger, clock, current, policy: () => inForce });
+  const admin = buildAdmin({ metrics, logger, clock, current, policy: () => inForce, rollouts });
 
   return {
     app,
     admin,
     metrics,
     policy,
+    rollouts,
     snapshots: owner,
     get snapshot() {
       return owner.current;
@@ -175,6 +189,7 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
       if (delay > 0) await new Promise<void>((resolve) => clock.setTimer(resolve, delay));
       await app.close();
       await admin.close();
+      rollouts.close();
       owner.close();
       await endpointSource.close();
       await registry.close();

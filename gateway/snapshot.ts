@@ -6,6 +6,7 @@
  * their model stays, endpoints (pools, breakers, health checks) while their origin stays, and
  * both are released, metric series included, once what left is out of every request's reach.
  */
+import type { IncomingHttpHeaders } from 'node:http';
 import type { Clock } from '../common/clock.js';
 import { concurrencyStage, type OnShed } from './admission/concurrency.js';
 import { ConcurrencyLimiter } from './admission/limiter.js';
@@ -16,7 +17,7 @@ import { applyOverlay, EMPTY_OVERLAY, type WeightOverlay } from './overlay.js';
 import type { CompiledModel, CompiledPolicy, CompiledVariant } from './policy/compile.js';
 import type { RandomSource } from './router.js';
 import type { Endpoint, EndpointRegistry } from './upstream/endpoint.js';
-import type { ForwardContext } from './upstream/forward.js';
+import type { ForwardContext, ForwardResponse } from './upstream/forward.js';
 import { RetryBudget } from './upstream/retry-budget.js';
 
 /** What a request to one variant needs besides the policy: built once per variant and snapshot. */
@@ -35,6 +36,29 @@ export interface ModelState {
   readonly budget: RetryBudget;
   /** By the variant objects the router returns. */
   readonly variants: ReadonlyMap<CompiledVariant, VariantState>;
+  /** Only for a model with a shadow section: decided once per snapshot, not per request. */
+  readonly shadow: ShadowMirror | undefined;
+}
+
+/** Sends the copies of an answered request (gateway/rollout/shadow.ts), off the client's path. */
+export interface ShadowMirror {
+  mirror(
+    id: string,
+    headers: IncomingHttpHeaders,
+    primary: VariantState,
+    body: Buffer,
+    answer: ForwardResponse,
+  ): void;
+}
+
+/** What the rollouts (shadow, canary) plug into each composition. */
+export interface RolloutHooks {
+  shadowPlan(
+    model: CompiledModel,
+    variants: ReadonlyMap<CompiledVariant, VariantState>,
+  ): ShadowMirror | undefined;
+  /** The series of a variant, or a wrapper that also feeds the canary that watches it. */
+  series(model: CompiledModel, variant: CompiledVariant, series: VariantSeries): VariantSeries;
 }
 
 export interface Snapshot {
@@ -59,6 +83,7 @@ export interface SnapshotDeps {
   readonly registry: EndpointRegistry;
   readonly endpointSource: EndpointSource;
   readonly onShed: OnShed;
+  readonly rollouts?: RolloutHooks;
 }
 
 /** What outlives one snapshot: a model's limiter and budget, kept while the model stays. */
@@ -93,8 +118,9 @@ export class SnapshotOwner {
     return this.snapshot !== undefined;
   }
 
-  /** A new policy: composes and swaps in its snapshot. */
-  apply(policy: CompiledPolicy): Snapshot {
+  /** A new policy (with the rollouts' weights for it, when given): composes and swaps in its snapshot. */
+  apply(policy: CompiledPolicy, overlay?: WeightOverlay): Snapshot {
+    if (overlay !== undefined) this.overlay = overlay;
     return this.compose(policy);
   }
 
@@ -178,7 +204,8 @@ export class SnapshotOwner {
       this.gatewayStage as AdmissionStage,
       concurrencyStage('model', carried.limiter, this.deps.onShed),
     ]);
-    return Object.freeze({ model, admission, budget: carried.budget, variants });
+    const shadow = model.shadow === undefined ? undefined : this.deps.rollouts?.shadowPlan(model, variants);
+    return Object.freeze({ model, admission, budget: carried.budget, variants, shadow });
   }
 
   private variantState(
@@ -188,12 +215,13 @@ export class SnapshotOwner {
   ): VariantState {
     const { metrics, clock, random } = this.deps;
     const endpointSeries = new Map<Endpoint, EndpointSeries>();
+    const series = metrics.forVariant(model.name, variant.name);
     return {
       variant,
       endpoints,
       clock,
       random,
-      series: metrics.forVariant(model.name, variant.name),
+      series: this.deps.rollouts?.series(model, variant, series) ?? series,
       onAttempt(endpoint, outcome, seconds) {
         let s = endpointSeries.get(endpoint);
         if (s === undefined) {

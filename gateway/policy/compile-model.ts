@@ -1,13 +1,13 @@
 /**
  * One entry of the `models` section: variants resolved to their backends, the weighted split
- * turned into bounds, explicit routes, and the shadow and canary references checked. Features
- * this version cannot enforce are refused (rate limits) or accepted with a warning (shadow,
- * canary).
+ * turned into bounds, explicit routes, and the shadow and canary sections (compile-rollout.ts).
+ * Features this version cannot enforce are refused (rate limits).
  *
  * Imports neither fastify, undici nor ioredis.
  */
 import { merge, retries } from './compile-defaults.js';
 import { at } from './compile-issues.js';
+import { compileCanary, compileShadow } from './compile-rollout.js';
 import type {
   CompiledBackend,
   CompiledConcurrency,
@@ -36,7 +36,7 @@ export function compileModel(
   backends: ReadonlyMap<string, CompiledBackend>,
   defaults: ModelDefaults,
   errors: PolicyIssue[],
-  warnings: PolicyIssue[],
+  _warnings: PolicyIssue[],
 ): CompiledModel | undefined {
   const base = ['models', name] as const;
   const before = errors.length;
@@ -125,27 +125,8 @@ export function compileModel(
     if (v !== undefined) routes.push(Object.freeze({ headers, variant: v }));
   });
 
-  if (def.shadow !== undefined) {
-    variantAt(at(...base, 'shadow', 'variant'), def.shadow.variant);
-    warnings.push({
-      path: at(...base, 'shadow'),
-      message: 'accepted, but shadow mirroring is not active in this version',
-    });
-  }
-  if (def.canary !== undefined) {
-    variantAt(at(...base, 'canary', 'variant'), def.canary.variant);
-    def.canary.steps.forEach((step, i) => {
-      const prev = def.canary?.steps[i - 1];
-      if (prev !== undefined && step <= prev) {
-        errors.push({ path: at(...base, 'canary', 'steps', i), message: 'steps must increase' });
-      }
-    });
-    warnings.push({
-      path: at(...base, 'canary'),
-      message:
-        'accepted, but automatic canary progression is not active in this version; the split stays as written',
-    });
-  }
+  const shadow = def.shadow === undefined ? undefined : compileShadow(name, def.shadow, variantAt);
+  const canary = def.canary === undefined ? undefined : compileCanary(name, def.canary, variantAt, errors);
   if (def.rateLimit !== undefined) {
     // Fail closed: a limit the operator relies on must not be silently ignored.
     errors.push({
@@ -165,5 +146,7 @@ export function compileModel(
     timeoutMs: def.timeoutMs ?? defaults.timeoutMs,
     retries: retries(def.retries, defaults.retries),
     concurrency: merge(defaults.concurrency, def.concurrency),
+    shadow,
+    canary,
   });
 }
