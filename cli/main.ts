@@ -1,6 +1,7 @@
 import { PRODUCT_VERSION } from '../common/version.js';
 import { ExitError, UsageError } from './args.js';
 import { BACKEND_HELP, backendCommand } from './backend.js';
+import { CANARY_HELP, canaryCommand } from './canary.js';
 import { GATEWAY_HELP, gatewayCommand } from './gateway.js';
 import { MODELS_HELP, modelsCommand } from './models.js';
 import { POLICY_HELP, policyCommand } from './policy.js';
@@ -15,11 +16,13 @@ Commands:
   infergate backend --model-repository DIR [--host H] [--port P] [--device cpu|cuda|webgpu]
   infergate policy validate FILE | schema
   infergate models build DIR
+  infergate canary status|pause|resume|abort|promote MODEL [--admin URL]
 
 Run 'infergate COMMAND --help' for a command's options.`;
 
 const COMMANDS: Record<string, { help: string; run: (argv: string[]) => Promise<void> }> = {
   backend: { help: BACKEND_HELP, run: backendCommand },
+  canary: { help: CANARY_HELP, run: canaryCommand },
   gateway: { help: GATEWAY_HELP, run: gatewayCommand },
   models: { help: MODELS_HELP, run: modelsCommand },
   policy: { help: POLICY_HELP, run: policyCommand },

@@ -43,6 +43,8 @@ export interface StartGatewayOptions {
   bodyLimit?: number;
   random?: RandomSource;
   clock?: Clock;
+  /** The canary controllers' clock (a FakeClock steps them without waiting). */
+  rolloutClock?: Clock;
 }
 
 export async function startGateway(opts: StartGatewayOptions): Promise<RunningGateway> {
@@ -57,6 +59,7 @@ export async function startGateway(opts: StartGatewayOptions): Promise<RunningGa
     ...(opts.bodyLimit === undefined ? {} : { bodyLimit: opts.bodyLimit }),
     ...(opts.random === undefined ? {} : { random: opts.random }),
     ...(opts.clock === undefined ? {} : { clock: opts.clock }),
+    ...(opts.rolloutClock === undefined ? {} : { rolloutClock: opts.rolloutClock }),
     ...(opts.pools === undefined ? {} : { pools: opts.pools }),
     onPolicyEvent: (e) => {
       events.push(e);
