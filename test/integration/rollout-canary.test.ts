@@ -231,7 +231,12 @@ describe('canary rollout', () => {
 
   test('infergate canary status|pause|resume|abort MODEL against the admin port', async () => {
     const gw = await bed.gateway({
-      policy: canaryPolicy(bed.endpoint('v1').url, bed.endpoint('v2').url, { steps: [10, 60], stepSeconds: 60, minSamples: 50 }, true),
+      policy: canaryPolicy(
+        bed.endpoint('v1').url,
+        bed.endpoint('v2').url,
+        { steps: [10, 60], stepSeconds: 60, minSamples: 50 },
+        true,
+      ),
     });
     const run = async (...args: string[]) => {
       const p = bed.cli(['canary', ...args, '--admin', gw.adminUrl]);

@@ -24,7 +24,8 @@ models:
   return r.policy.models.get('m')?.canary as CompiledCanary;
 }
 
-const BASE = '{ variant: candidate, baseline: stable, steps: [10, 50, 100], stepSeconds: 60, minSamples: 200, maxErrorRateIncrease: 0.01, maxLatencyIncreasePercent: 20 }';
+const BASE =
+  '{ variant: candidate, baseline: stable, steps: [10, 50, 100], stepSeconds: 60, minSamples: 200, maxErrorRateIncrease: 0.01, maxLatencyIncreasePercent: 20 }';
 
 function controller(canary = BASE) {
   const clock = new FakeClock();
@@ -71,10 +72,13 @@ describe('canary controller', () => {
         ['promoted', 100],
       ],
     );
-    assert.deepEqual([...c.weights()], [
-      ['candidate', 100],
-      ['stable', 0],
-    ]);
+    assert.deepEqual(
+      [...c.weights()],
+      [
+        ['candidate', 100],
+        ['stable', 0],
+      ],
+    );
   });
 
   test('5% errors against none are rolled back within the first step', async () => {
