@@ -3,6 +3,7 @@ import { hostname } from 'node:os';
 import { createLogger } from '../common/logging.js';
 import { RedisLink } from '../common/redis/link.js';
 import type { EndpointSource } from '../gateway/endpoint-source.js';
+import { CanaryFleet } from '../gateway/fleet/canary-fleet.js';
 import { RedisPolicySource, RedisUnavailableError } from '../gateway/fleet/redis-source.js';
 import { RegisteredEndpointSource } from '../gateway/registered-endpoints.js';
 import type { PolicySource } from '../gateway/policy/source.js';
@@ -69,7 +70,11 @@ export async function gatewayCommand(argv: string[]): Promise<void> {
   });
 
   let link: RedisLink | undefined;
-  let sources: { policySource: PolicySource; endpointSource?: EndpointSource };
+  let sources: {
+    policySource: PolicySource;
+    endpointSource?: EndpointSource;
+    canaryCoordinator?: CanaryFleet;
+  };
   if (fleet === undefined) {
     sources = { policySource: new FilePolicySource(policyPath as string) };
   } else {
@@ -96,6 +101,7 @@ export async function gatewayCommand(argv: string[]): Promise<void> {
         ...(cachePath !== undefined ? { cachePath } : {}),
       }),
       endpointSource,
+      canaryCoordinator: new CanaryFleet({ link, keys: fleet.keys, gatewayId, logger }),
     };
   }
 

@@ -12,7 +12,7 @@ import { type EndpointSource, StaticEndpointSource } from './endpoint-source.js'
 import { GatewayMetrics, type UpstreamSample } from './metrics.js';
 import { formatIssue, type PolicyIssue } from './policy/compile.js';
 import { PolicyRuntime } from './policy/runtime.js';
-import { Rollouts } from './rollout/rollouts.js';
+import { type CanaryCoordinator, Rollouts } from './rollout/rollouts.js';
 import type { PolicySource } from './policy/source.js';
 import type { RandomSource } from './router.js';
 import { type Snapshot, SnapshotOwner } from './snapshot.js';
@@ -39,6 +39,8 @@ export interface GatewayOptions {
   drainDelayMs?: number;
   /** The clock of the canary controllers (steps and their judgement); the gateway's by default. */
   rolloutClock?: Clock;
+  /** Fleet mode: canary state in Redis, one leader per model (gateway/fleet/canary-fleet.ts). */
+  canaryCoordinator?: CanaryCoordinator;
   /** Told of every policy applied or rejected (after the gateway's own handling). */
   onPolicyEvent?: (event: PolicyEvent) => void;
 }
@@ -126,6 +128,7 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
     logger,
     registry: metrics.registry,
     setOverlay: (overlay) => owner.setOverlay(overlay),
+    coordinator: opts.canaryCoordinator,
   });
   const owner: SnapshotOwner = new SnapshotOwner({
     clock,
@@ -189,7 +192,7 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
       if (delay > 0) await new Promise<void>((resolve) => clock.setTimer(resolve, delay));
       await app.close();
       await admin.close();
-      rollouts.close();
+      await rollouts.close();
       owner.close();
       await endpointSource.close();
       await registry.close();

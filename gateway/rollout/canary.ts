@@ -33,6 +33,15 @@ export interface CanaryEvent {
 
 const HISTORY = 50;
 
+/** What a fleet shares of a rollout (fleet mode: gateway/fleet/canary-fleet.ts keeps it in Redis). */
+export interface PersistedCanary {
+  readonly state: CanaryStateName;
+  readonly step: number;
+  /** How long ago (ms) the step began. */
+  readonly stepAgeMs: number;
+  readonly reason: string | null;
+}
+
 export class CanaryController {
   state: CanaryStateName = 'progressing';
   step = 0;
@@ -44,6 +53,10 @@ export class CanaryController {
   private lastVerdict: Verdict | undefined;
   private timer: unknown;
   private closed = false;
+  /** False on a fleet's followers: they apply the leader's steps and never judge. */
+  judging = true;
+  /** Told of every transition made here (a judgement or a command), for the fleet to share. */
+  onTransition: ((p: PersistedCanary) => void) | undefined = undefined;
 
   constructor(
     readonly model: string,
@@ -85,7 +98,7 @@ export class CanaryController {
 
   /** Judges the step when its horizon is reached; holds otherwise. */
   tick(): void {
-    if (this.state !== 'progressing') return;
+    if (this.state !== 'progressing' || !this.judging) return;
     const v = judgeStep(this.config, this.canary, this.baseline, this.stepStartedAt, this.env.clock.now());
     this.lastVerdict = v;
     if (v.kind === 'hold') return;
@@ -103,6 +116,35 @@ export class CanaryController {
     this.startStep();
     this.event('advanced');
     this.env.changed();
+    this.onTransition?.(this.persisted());
+  }
+
+  persisted(): PersistedCanary {
+    return {
+      state: this.state,
+      step: this.step,
+      stepAgeMs: this.env.clock.now() - this.stepStartedAt,
+      reason: this.reason,
+    };
+  }
+
+  /** Takes a state another gateway wrote (the leader's, an operator's): new samples for a new step. */
+  restore(p: PersistedCanary): void {
+    const moved = p.state !== this.state || p.step !== this.step;
+    this.stepStartedAt = this.env.clock.now() - p.stepAgeMs;
+    if (!moved) return;
+    const stepChanged = p.step !== this.step;
+    this.state = p.state;
+    this.step = p.step;
+    this.reason = p.reason;
+    if (stepChanged) {
+      const startedAt = this.stepStartedAt;
+      this.startStep();
+      this.stepStartedAt = startedAt;
+    }
+    this.event('followed', p.reason ?? undefined);
+    this.env.changed();
+    if (this.timer === undefined && (p.state === 'progressing' || p.state === 'paused')) this.arm();
   }
 
   /** An operator's command; an error message when the state does not allow it. */
@@ -115,6 +157,7 @@ export class CanaryController {
         if (this.state === 'paused') return `the rollout of '${this.model}' is paused already`;
         this.state = 'paused';
         this.event('paused');
+        this.onTransition?.(this.persisted());
         return undefined;
       case 'resume':
         if (this.state !== 'paused') return `the rollout of '${this.model}' is not paused`;
@@ -122,6 +165,7 @@ export class CanaryController {
         this.state = 'progressing';
         this.startStep();
         this.event('resumed');
+        this.onTransition?.(this.persisted());
         return undefined;
       case 'abort':
         this.end('aborted', 'aborted', 'aborted by an operator');
@@ -180,6 +224,7 @@ export class CanaryController {
     if (state === 'promoted') this.env.logger.info(log, `canary promoted to 100%: ${reason}`);
     else this.env.logger.warn(log, `canary ${state.replace('_', ' ')} to 0%: ${reason}`);
     this.env.changed();
+    this.onTransition?.(this.persisted());
   }
 
   private startStep(): void {

@@ -22,6 +22,14 @@ export interface RolloutsDeps {
   readonly registry: import('prom-client').Registry;
   /** Writes new weights into the snapshot (SnapshotOwner.setOverlay). */
   readonly setOverlay: (overlay: WeightOverlay) => void;
+  /** Fleet mode: shares each rollout's state, one leader per model judging (gateway/fleet/canary-fleet.ts). */
+  readonly coordinator?: CanaryCoordinator | undefined;
+}
+
+export interface CanaryCoordinator {
+  attach(controller: CanaryController): void;
+  detach(controller: CanaryController): void;
+  close(): Promise<void>;
 }
 
 export class Rollouts implements RolloutHooks {
@@ -57,6 +65,7 @@ export class Rollouts implements RolloutHooks {
     for (const [name, c] of this.canaries) {
       if (policy.models.get(name)?.canary?.key !== c.key) {
         c.close();
+        this.deps.coordinator?.detach(c);
         this.canaries.delete(name);
       }
     }
@@ -73,6 +82,7 @@ export class Rollouts implements RolloutHooks {
           },
         });
         this.canaries.set(model.name, controller);
+        this.deps.coordinator?.attach(controller);
         logger.info(
           { model: model.name, variant: model.canary.variant.name, weight: controller.weight },
           'canary rollout started',
@@ -152,8 +162,9 @@ export class Rollouts implements RolloutHooks {
     };
   }
 
-  close(): void {
+  async close(): Promise<void> {
     for (const c of this.canaries.values()) c.close();
+    await this.deps.coordinator?.close();
   }
 
   private *agreements() {
