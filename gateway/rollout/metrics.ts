@@ -93,4 +93,15 @@ export class RolloutMetrics {
       registers,
     });
   }
+
+  forgetShadow(model: string, variants: readonly string[]): void {
+    for (const variant of variants) {
+      for (const outcome of SHADOW_OUTCOMES) this.shadowRequests.remove({ model, variant, outcome });
+      this.shadowMaxAbs.remove({ model, variant });
+    }
+  }
+
+  forgetCanary(model: string): void {
+    for (const reason of ['error_rate', 'latency', 'aborted']) this.canaryRollbacks.remove({ model, reason });
+  }
 }

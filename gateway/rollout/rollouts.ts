@@ -58,8 +58,11 @@ export class Rollouts implements RolloutHooks {
    */
   policyApplied(policy: CompiledPolicy): WeightOverlay {
     for (const [name, s] of this.shadows) {
-      if (policy.models.get(name)?.shadow === undefined || keyOf(policy.models.get(name)) !== s.key) {
+      const model = policy.models.get(name);
+      if (model?.shadow === undefined || keyOf(model) !== s.key) {
         this.shadows.delete(name);
+        // A model that no longer has a shadow leaves no series behind (a changed one keeps them).
+        if (model?.shadow === undefined) this.metrics.forgetShadow(name, [...s.counted]);
       }
     }
     for (const [name, c] of this.canaries) {
@@ -67,6 +70,7 @@ export class Rollouts implements RolloutHooks {
         c.close();
         this.deps.coordinator?.detach(c);
         this.canaries.delete(name);
+        if (policy.models.get(name)?.canary === undefined) this.metrics.forgetCanary(name);
       }
     }
     for (const model of policy.models.values()) {

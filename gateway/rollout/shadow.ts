@@ -38,6 +38,8 @@ export interface ShadowEnv {
 /** What outlives a snapshot for one model's shadow: copies in flight and the tallies. */
 export class ShadowState {
   inFlight = 0;
+  /** Variants with series, to drop when the model's shadow goes. */
+  readonly counted = new Set<string>();
   readonly tallies = new Map<string, ShadowTally>();
   /** The noise floor: the primary variants compared with themselves. */
   readonly noise = new Map<string, ShadowTally>();
@@ -178,6 +180,7 @@ export class ShadowPlan implements ShadowMirror {
   }
 
   private count(variant: string, outcome: ShadowOutcome): void {
+    this.state.counted.add(variant);
     this.env.metrics.shadowRequests.inc({ model: this.state.model, variant, outcome });
   }
 }

@@ -226,5 +226,19 @@ describe('shadow mirroring', () => {
       8,
     );
     assert.equal((await shadowView(gw.adminUrl))?.inFlight, 0);
+    // The shadow section removed: its series go with it.
+    const event = await gw.writePolicy(
+      policyYaml({
+        variants: {
+          stable: { endpoints: [bed.endpoint('v1').url], version: '1' },
+          shadow: { endpoints: [fake.url] },
+        },
+        split: { stable: 1 },
+      }),
+    );
+    assert.equal(event.type, 'applied');
+    const { text } = await scrape(gw.adminUrl);
+    assert.doesNotMatch(text, /^infergate_shadow_requests_total\{/m);
+    assert.deepEqual(((await getJson(gw.adminUrl, '/admin/shadow')).json as ShadowJson).models, []);
   });
 });
