@@ -76,7 +76,13 @@ export class ShadowPlan implements ShadowMirror {
     body: Buffer,
     answer: ForwardResponse,
   ): void {
-    if (answer.status !== 200 || primary.variant === this.target.variant) return;
+    // A copy is never copied again (a shadow variant that is another gateway cannot loop).
+    if (
+      answer.status !== 200 ||
+      primary.variant === this.target.variant ||
+      headers['x-infergate-shadow'] !== undefined
+    )
+      return;
     const { random } = this.env;
     if (random() * 100 < this.config.percent) this.send('shadow', this.target, id, headers, body, answer);
     if (this.config.noiseFloorPercent > 0 && random() * 100 < this.config.noiseFloorPercent) {

@@ -159,6 +159,7 @@ describe('shadow mirroring', () => {
           shadow: { endpoints: [fake.url] },
         },
         split: { stable: 1 },
+        defaults: { healthCheck: { intervalMs: 0 } },
         modelKeys: { shadow: { variant: 'shadow', percent: 100 } },
       }),
     });
@@ -176,6 +177,19 @@ describe('shadow mirroring', () => {
     assert.equal(copy.headers['content-type'], 'application/json');
     assert.equal(copy.headers.traceparent, '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01');
     assert.equal(copy.headers['content-length'], String(Buffer.byteLength(mlpBody(1))));
+    // A request that is itself a copy is answered and never copied again.
+    okInfer(
+      await postJson(gw.url, '/v2/models/m/infer', JSON.parse(mlpBody(2)), { 'x-infergate-shadow': '1' }),
+    );
+    const next = fake.nextRequest(5000);
+    okInfer(
+      await postJson(gw.url, '/v2/models/m/infer', JSON.parse(mlpBody(3)), { 'x-request-id': 'mirror-3' }),
+    );
+    assert.equal(
+      (await next).headers['x-request-id'],
+      'mirror-3',
+      'the next copy is of the next plain request',
+    );
   });
 
   test('a hung shadow variant: primary answers go on, copies time out or are dropped, the primary untouched', async () => {
