@@ -2,6 +2,8 @@
  * `npm run bench:shadow`: the CPU cost of one shadow comparison, in process: decoding both answers
  * (common/oip/response.ts) and comparing them output by output (gateway/rollout/compare.ts), for
  * answers of the sizes the sample models give and larger. Prints microseconds per compared request.
+ * With --live, also the primary's latency and the gateway's CPU with shadowing on and off
+ * (load/shadow-live.ts).
  */
 import { encodeInferResponse, decodeInferResponse } from '../common/oip/response.js';
 import type { InferResponse } from '../common/oip/messages.js';
@@ -57,3 +59,7 @@ for (const [label, rows, cls, binary] of [
   rowsOut.push(`| ${label} | ${((1000 * (performance.now() - start)) / n).toFixed(1)} |`);
 }
 process.stdout.write(`${rowsOut.join('\n')}\n`);
+if (process.argv.includes('--live')) {
+  const { shadowLive } = await import('./shadow-live.js');
+  process.stdout.write(`\n${await shadowLive({ rate: 100, perSlice: 500, slices: 6 })}\n`);
+}
