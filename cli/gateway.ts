@@ -3,6 +3,8 @@ import { hostname } from 'node:os';
 import { createLogger } from '../common/logging.js';
 import { RedisLink } from '../common/redis/link.js';
 import type { EndpointSource } from '../gateway/endpoint-source.js';
+import { CanaryStateFile } from '../gateway/rollout/canary-file.js';
+import type { CanaryCoordinator } from '../gateway/rollout/rollouts.js';
 import { CanaryFleet } from '../gateway/fleet/canary-fleet.js';
 import { RedisPolicySource, RedisUnavailableError } from '../gateway/fleet/redis-source.js';
 import { RegisteredEndpointSource } from '../gateway/registered-endpoints.js';
@@ -17,7 +19,7 @@ import { onShutdownSignal } from './signals.js';
 
 export const GATEWAY_HELP = `infergate gateway (--policy FILE | --redis URL) [--host H] [--port P] [--admin-port A]
                   [--body-limit BYTES] [--drain-delay-ms MS] [--drain-timeout-ms MS]
-                  [--redis-prefix P] [--gateway-id ID] [--policy-cache FILE]
+                  [--redis-prefix P] [--gateway-id ID] [--policy-cache FILE] [--canary-state FILE]
 
 One gateway: every model of the policy at one URL (Open Inference Protocol v2). The policy file
 is watched: a valid edit takes effect within a second, an invalid one is logged and ignored.
@@ -26,14 +28,16 @@ comes from Redis (infergate policy apply), every version is acknowledged (ACK or
 that register themselves join their backend, and --policy FILE only seeds an empty store.
 --policy-cache FILE keeps the last good version on disk, served when Redis is down at start.
 --gateway-id names this gateway in 'infergate policy status' (default: host name and pid).
-Admin port: /metrics, /admin/policy, /admin/upstreams.
+--canary-state FILE (file mode): canary rollouts written there at each step, taken up at restart;
+in fleet mode their state lives in Redis, one gateway per model leading (docs/rollouts.md).
+Admin port: /metrics, /admin/policy, /admin/upstreams, /admin/shadow, /admin/canary.
 On SIGTERM: readiness false, answers carry Connection: close for --drain-delay-ms (1000), then the
 listener closes and in-flight requests finish (at most --drain-timeout-ms, 30000).
 Environment: INFERGATE_POLICY, INFERGATE_HOST (127.0.0.1), INFERGATE_PORT (8080),
 INFERGATE_ADMIN_HOST (127.0.0.1), INFERGATE_ADMIN_PORT (9901), INFERGATE_BODY_LIMIT (67108864),
 INFERGATE_DRAIN_DELAY_MS (1000), INFERGATE_DRAIN_TIMEOUT_MS (30000),
 INFERGATE_REDIS_URL, INFERGATE_REDIS_PREFIX (infergate:), INFERGATE_GATEWAY_ID,
-INFERGATE_POLICY_CACHE, INFERGATE_LOG_LEVEL (info).`;
+INFERGATE_POLICY_CACHE, INFERGATE_CANARY_STATE, INFERGATE_LOG_LEVEL (info).`;
 
 export async function gatewayCommand(argv: string[]): Promise<void> {
   const { values } = parse(argv, {
@@ -41,6 +45,7 @@ export async function gatewayCommand(argv: string[]): Promise<void> {
     ...FLEET_FLAGS,
     'gateway-id': { type: 'string' },
     'policy-cache': { type: 'string' },
+    'canary-state': { type: 'string' },
     host: { type: 'string' },
     port: { type: 'string' },
     'admin-host': { type: 'string' },
@@ -55,6 +60,9 @@ export async function gatewayCommand(argv: string[]): Promise<void> {
     throw new UsageError('--policy FILE is required (or --redis URL: fleet mode)');
   const cachePath = setting(values['policy-cache'], 'INFERGATE_POLICY_CACHE');
   if (cachePath !== undefined && fleet === undefined) throw new UsageError('--policy-cache needs --redis');
+  const canaryState = setting(values['canary-state'], 'INFERGATE_CANARY_STATE');
+  if (canaryState !== undefined && fleet !== undefined)
+    throw new UsageError('--canary-state is for file mode; with --redis the canary state lives in Redis');
   const host = setting(values.host, 'INFERGATE_HOST', '127.0.0.1');
   const listenPort = port(setting(values.port, 'INFERGATE_PORT', '8080'), '--port');
   const adminHost = setting(values['admin-host'], 'INFERGATE_ADMIN_HOST', '127.0.0.1');
@@ -73,10 +81,13 @@ export async function gatewayCommand(argv: string[]): Promise<void> {
   let sources: {
     policySource: PolicySource;
     endpointSource?: EndpointSource;
-    canaryCoordinator?: CanaryFleet;
+    canaryCoordinator?: CanaryCoordinator;
   };
   if (fleet === undefined) {
-    sources = { policySource: new FilePolicySource(policyPath as string) };
+    sources = {
+      policySource: new FilePolicySource(policyPath as string),
+      ...(canaryState === undefined ? {} : { canaryCoordinator: new CanaryStateFile(canaryState, logger) }),
+    };
   } else {
     const gatewayId = setting(values['gateway-id'], 'INFERGATE_GATEWAY_ID', `${hostname()}-${process.pid}`);
     if (!/^[A-Za-z0-9._:@-]{1,128}$/.test(gatewayId)) {

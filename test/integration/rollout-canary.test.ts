@@ -1,10 +1,23 @@
 // The canary through a real gateway with short steps: real mlp replicas for a healthy rollout,
 // fake replicas for a candidate with 5% errors or twice the latency, a fake clock for a starved one.
 import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
 import http from 'node:http';
+import path from 'node:path';
 import type net from 'node:net';
 import { after, describe, test } from 'node:test';
-import { getJson, postJson, request, sampleValue, scrape, waitFor } from '../helpers/backend.js';
+import { silentLogger } from '../../common/logging.js';
+import { CanaryStateFile } from '../../gateway/rollout/canary-file.js';
+import {
+  getJson,
+  okInfer,
+  postJson,
+  request,
+  sampleValue,
+  scrape,
+  tempDir,
+  waitFor,
+} from '../helpers/backend.js';
 import { FakeClock } from '../helpers/fake-clock.js';
 import { gatewayTestbed, mlpBody, policyYaml, type RunningGateway } from '../helpers/gateway.js';
 
@@ -258,5 +271,45 @@ describe('canary rollout', () => {
     assert.equal(missing.code, 1);
     assert.match(missing.err, /no canary rollout for model 'nope'/);
     assert.equal((await run('promote')).code, 2);
+  });
+
+  test('file mode with a state file: a restarted gateway takes the rollout up at its step', async () => {
+    const file = path.join(await tempDir('infergate-canary-'), 'canary.json');
+    const policy = canaryPolicy(
+      bed.endpoint('v1').url,
+      bed.endpoint('v2').url,
+      { steps: [10, 50, 80], stepSeconds: 1, minSamples: 3 },
+      true,
+    );
+    const clock = new FakeClock();
+    const first = await bed.gateway({
+      policy,
+      rolloutClock: clock,
+      canaryCoordinator: new CanaryStateFile(file, silentLogger()),
+    });
+    for (let i = 0; i < 3; i++) {
+      okInfer(await postJson(first.url, '/v2/models/m/versions/1/infer', JSON.parse(mlpBody(i))));
+      okInfer(await postJson(first.url, '/v2/models/m/versions/2/infer', JSON.parse(mlpBody(i))));
+    }
+    clock.advance(1000);
+    assert.equal((await canaryView(first)).weight, 50);
+    await first.close(); // waits for the file's last write
+    const saved = JSON.parse(await readFile(file, 'utf8')) as {
+      rollouts: Record<string, { state: string; step: number }>;
+    };
+    assert.deepEqual([saved.rollouts.m?.state, saved.rollouts.m?.step], ['progressing', 1]);
+    const second = await bed.gateway({
+      policy,
+      canaryCoordinator: new CanaryStateFile(file, silentLogger()),
+    });
+    const v = await canaryView(second);
+    assert.equal(v.step, 1);
+    assert.equal(v.weight, 50);
+    assert.deepEqual(
+      v.history.map((e) => e.event),
+      ['started', 'followed'],
+    );
+    const { samples } = await scrape(second.adminUrl);
+    assert.equal(sampleValue(samples, 'infergate_canary_weight', { model: 'm', variant: 'candidate' }), 50);
   });
 });
