@@ -4,6 +4,9 @@ import { createLogger } from '../common/logging.js';
 import { TlsFileError } from '../common/server-tls.js';
 import { RedisLink } from '../common/redis/link.js';
 import type { EndpointSource } from '../gateway/endpoint-source.js';
+import { CanaryStateFile } from '../gateway/rollout/canary-file.js';
+import type { CanaryCoordinator } from '../gateway/rollout/rollouts.js';
+import { CanaryFleet } from '../gateway/fleet/canary-fleet.js';
 import { RedisPolicySource, RedisUnavailableError } from '../gateway/fleet/redis-source.js';
 import { RegisteredEndpointSource } from '../gateway/registered-endpoints.js';
 import type { PolicySource } from '../gateway/policy/source.js';
@@ -28,7 +31,7 @@ import { onShutdownSignal } from './signals.js';
 
 export const GATEWAY_HELP = `infergate gateway (--policy FILE | --redis URL) [--host H] [--port P] [--admin-port A]
                   [--body-limit BYTES] [--drain-delay-ms MS] [--drain-timeout-ms MS]
-                  [--redis-prefix P] [--gateway-id ID] [--policy-cache FILE]
+                  [--redis-prefix P] [--gateway-id ID] [--policy-cache FILE] [--canary-state FILE]
                   [--headers-timeout-ms MS] [--request-timeout-ms MS] [--keep-alive-timeout-ms MS]
                   [--max-connections N] [--admin-host H] [--admin-token-file FILE] [--admin-metrics-open]
                   [--tls-cert FILE --tls-key FILE] [--redis-tls-ca FILE [--redis-tls-cert FILE --redis-tls-key FILE]]
@@ -40,7 +43,9 @@ comes from Redis (infergate policy apply), every version is acknowledged (ACK or
 that register themselves join their backend, and --policy FILE only seeds an empty store.
 --policy-cache FILE keeps the last good version on disk, served when Redis is down at start.
 --gateway-id names this gateway in 'infergate policy status' (default: host name and pid).
-Admin port: /metrics, /admin/policy, /admin/upstreams.
+--canary-state FILE (file mode): canary rollouts written there at each step, taken up at restart;
+in fleet mode their state lives in Redis, one gateway per model leading (docs/rollouts.md).
+Admin port: /metrics, /admin/policy, /admin/upstreams, /admin/shadow, /admin/canary.
 ${ADMIN_FLAGS_HELP}
 ${TLS_FLAGS_HELP}
 Backends over TLS (mTLS): an https:// endpoint, and a backend's tls: { ca, cert, key, serverName } in the policy.
@@ -52,7 +57,7 @@ Environment: INFERGATE_POLICY, INFERGATE_HOST (127.0.0.1), INFERGATE_PORT (8080)
 INFERGATE_ADMIN_HOST (127.0.0.1), INFERGATE_ADMIN_PORT (9901), INFERGATE_BODY_LIMIT (67108864),
 INFERGATE_DRAIN_DELAY_MS (1000), INFERGATE_DRAIN_TIMEOUT_MS (30000),
 INFERGATE_REDIS_URL, INFERGATE_REDIS_PREFIX (infergate:), INFERGATE_GATEWAY_ID,
-INFERGATE_POLICY_CACHE, INFERGATE_ADMIN_TOKEN_FILE, INFERGATE_ADMIN_METRICS_OPEN, INFERGATE_TLS_CERT, INFERGATE_TLS_KEY,
+INFERGATE_POLICY_CACHE, INFERGATE_CANARY_STATE, INFERGATE_ADMIN_TOKEN_FILE, INFERGATE_ADMIN_METRICS_OPEN, INFERGATE_TLS_CERT, INFERGATE_TLS_KEY,
 INFERGATE_REDIS_TLS_CA, INFERGATE_REDIS_TLS_CERT, INFERGATE_REDIS_TLS_KEY, ${CLIENT_ENV_HELP}, INFERGATE_LOG_LEVEL (info).`;
 
 export async function gatewayCommand(argv: string[]): Promise<void> {
@@ -61,6 +66,7 @@ export async function gatewayCommand(argv: string[]): Promise<void> {
     ...FLEET_FLAGS,
     'gateway-id': { type: 'string' },
     'policy-cache': { type: 'string' },
+    'canary-state': { type: 'string' },
     host: { type: 'string' },
     port: { type: 'string' },
     'admin-host': { type: 'string' },
@@ -79,6 +85,9 @@ export async function gatewayCommand(argv: string[]): Promise<void> {
     throw new UsageError('--policy FILE is required (or --redis URL: fleet mode)');
   const cachePath = setting(values['policy-cache'], 'INFERGATE_POLICY_CACHE');
   if (cachePath !== undefined && fleet === undefined) throw new UsageError('--policy-cache needs --redis');
+  const canaryState = setting(values['canary-state'], 'INFERGATE_CANARY_STATE');
+  if (canaryState !== undefined && fleet !== undefined)
+    throw new UsageError('--canary-state is for file mode; with --redis the canary state lives in Redis');
   const host = setting(values.host, 'INFERGATE_HOST', '127.0.0.1');
   const listenPort = port(setting(values.port, 'INFERGATE_PORT', '8080'), '--port');
   const adminHost = setting(values['admin-host'], 'INFERGATE_ADMIN_HOST', '127.0.0.1');
@@ -97,9 +106,17 @@ export async function gatewayCommand(argv: string[]): Promise<void> {
   });
 
   let link: RedisLink | undefined;
-  let sources: { policySource: PolicySource; endpointSource?: EndpointSource; security?: GatewaySecurity };
+  let sources: {
+    policySource: PolicySource;
+    endpointSource?: EndpointSource;
+    security?: GatewaySecurity;
+    canaryCoordinator?: CanaryCoordinator;
+  };
   if (fleet === undefined) {
-    sources = { policySource: new FilePolicySource(policyPath as string) };
+    sources = {
+      policySource: new FilePolicySource(policyPath as string),
+      ...(canaryState === undefined ? {} : { canaryCoordinator: new CanaryStateFile(canaryState, logger) }),
+    };
   } else {
     const gatewayId = setting(values['gateway-id'], 'INFERGATE_GATEWAY_ID', `${hostname()}-${process.pid}`);
     if (!/^[A-Za-z0-9._:@-]{1,128}$/.test(gatewayId)) {
@@ -126,6 +143,7 @@ export async function gatewayCommand(argv: string[]): Promise<void> {
       }),
       endpointSource,
       security,
+      canaryCoordinator: new CanaryFleet({ link, keys: fleet.keys, gatewayId, logger }),
     };
   }
 

@@ -1,6 +1,7 @@
 import { PRODUCT_VERSION } from '../common/version.js';
 import { ExitError, UsageError } from './args.js';
 import { BACKEND_HELP, backendCommand } from './backend.js';
+import { CANARY_HELP, canaryCommand } from './canary.js';
 import { GATEWAY_HELP, gatewayCommand } from './gateway.js';
 import { KEYS_HELP, keysCommand } from './keys.js';
 import { MODELS_HELP, modelsCommand } from './models.js';
@@ -17,11 +18,13 @@ Commands:
   infergate policy validate FILE | schema
   infergate keys create --id ID [--models a,b] [--rps N] [--expires 30d] [--redis URL] | list | revoke ID
   infergate models build DIR
+  infergate canary status|pause|resume|abort|promote MODEL [--admin URL]
 
 Run 'infergate COMMAND --help' for a command's options.`;
 
 const COMMANDS: Record<string, { help: string; run: (argv: string[]) => Promise<void> }> = {
   backend: { help: BACKEND_HELP, run: backendCommand },
+  canary: { help: CANARY_HELP, run: canaryCommand },
   gateway: { help: GATEWAY_HELP, run: gatewayCommand },
   keys: { help: KEYS_HELP, run: keysCommand },
   models: { help: MODELS_HELP, run: modelsCommand },

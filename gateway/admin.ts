@@ -1,6 +1,6 @@
 /**
  * The admin app, on its own port: Prometheus metrics, the policy in force, the standing of every
- * upstream endpoint. Later issues add the canary and shadow views here.
+ * upstream endpoint, and the rollouts (canary and shadow, gateway/rollout/admin-routes.ts).
  */
 import { createHash } from 'node:crypto';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
@@ -12,6 +12,8 @@ import type { Logger } from '../common/logging.js';
 import { type AdminAuth, requireAdminToken } from './admin-auth.js';
 import { GW_CLIENT_ERRORS, GW_ERRORS } from './errors.js';
 import type { GatewayMetrics } from './metrics.js';
+import { rolloutRoutes } from './rollout/admin-routes.js';
+import type { Rollouts } from './rollout/rollouts.js';
 import type { Snapshot } from './snapshot.js';
 
 export interface AdminDeps {
@@ -27,6 +29,7 @@ export interface AdminDeps {
     readonly version: number | undefined;
     readonly text: string;
   };
+  readonly rollouts?: Rollouts;
 }
 
 export function buildAdmin(deps: AdminDeps): FastifyInstance {
@@ -79,6 +82,7 @@ export function buildAdmin(deps: AdminDeps): FastifyInstance {
       })),
     };
   });
+  if (deps.rollouts !== undefined) rolloutRoutes(admin, deps.rollouts);
   admin.setNotFoundHandler((req, reply) =>
     sendApiError(
       reply,

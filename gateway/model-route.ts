@@ -13,7 +13,7 @@ import { requestId } from '../common/request-id.js';
 import { answer, baseHeaders, internalError, writeError } from './answer.js';
 import { type RequestKind, RequestContext } from './context.js';
 import type { GatewayMetrics } from './metrics.js';
-import { type ProxyEnv, proxy } from './proxy.js';
+import { type ProxyEnv, type ProxyResult, proxy } from './proxy.js';
 import type { Snapshot } from './snapshot.js';
 import type { Cancellation } from './upstream/forward.js';
 
@@ -172,8 +172,9 @@ export async function serveModel(
   const pending = socket[IN_FLIGHT];
   pending?.add(ctx.cancel);
   if (socket.destroyed) ctx.cancel.cancelled = true;
+  let result: ProxyResult | undefined;
   try {
-    const result = await proxy(ctx, body, deps);
+    result = await proxy(ctx, body, deps);
     pending?.delete(ctx.cancel);
     ctx.status = answer(res, baseHeaders(id, deps.draining()), ctx, result, deps.logger);
   } catch (err) {
@@ -195,4 +196,8 @@ export async function serveModel(
       ctx.status,
       ctx.outcome === 'refused' ? ctx.seconds : 0,
     );
+  // Shadow copies go out once the answer is written and counted: they never delay or change it.
+  const shadow = ctx.model?.shadow;
+  if (shadow !== undefined && result?.kind === 'response' && ctx.variant !== undefined && body !== null)
+    shadow.mirror(id, req.headers, ctx.variant, body, result);
 }

@@ -3,6 +3,7 @@
  * result. The HTTP route calls it; shadow copies and batch jobs will too. It never throws and
  * records every decision in the context.
  */
+import type { IncomingHttpHeaders } from 'node:http';
 import type { Clock } from '../common/clock.js';
 import { ApiError } from '../common/errors.js';
 import { admit, release } from './admission/stage.js';
@@ -98,7 +99,7 @@ export async function proxy(ctx: RequestContext, body: Buffer | null, env: Proxy
             : ctx.kind === 'metadata'
               ? variant.variant.metadataPath
               : variant.variant.readyPath,
-        headers: forwardHeaders(ctx),
+        headers: forwardHeaders(ctx.id, ctx.headers),
         body,
         endpoints: variant.endpoints,
         timeoutMs: model.model.timeoutMs,
@@ -117,9 +118,9 @@ export async function proxy(ctx: RequestContext, body: Buffer | null, env: Proxy
   }
 }
 
-function forwardHeaders(ctx: RequestContext): Record<string, string> {
-  const out: Record<string, string> = { 'x-request-id': ctx.id };
-  const headers = ctx.headers;
+/** The headers an upstream request carries: the request id and the forwarded ones (shadow copies too). */
+export function forwardHeaders(id: string, headers: IncomingHttpHeaders): Record<string, string> {
+  const out: Record<string, string> = { 'x-request-id': id };
   for (const h of FORWARDED_REQUEST_HEADERS) {
     const v = headers[h];
     if (typeof v === 'string') out[h] = v;

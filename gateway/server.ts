@@ -19,6 +19,7 @@ import { jwtVerifiers } from './jwt.js';
 import { GatewayMetrics, type UpstreamSample } from './metrics.js';
 import { formatIssue, type PolicyIssue } from './policy/compile.js';
 import { PolicyRuntime } from './policy/runtime.js';
+import { type CanaryCoordinator, Rollouts } from './rollout/rollouts.js';
 import type { PolicySource } from './policy/source.js';
 import type { RandomSource } from './router.js';
 import { type Snapshot, SnapshotOwner } from './snapshot.js';
@@ -55,6 +56,10 @@ export interface GatewayOptions {
   drainDelayMs?: number;
   /** Keys in Redis, the JWT verifier, global rate-limit buckets (fleet mode); see docs/security.md. */
   security?: GatewaySecurity;
+  /** The clock of the canary controllers (steps and their judgement); the gateway's by default. */
+  rolloutClock?: Clock;
+  /** Fleet mode: canary state in Redis, one leader per model (gateway/fleet/canary-fleet.ts). */
+  canaryCoordinator?: CanaryCoordinator;
   /** Told of every policy applied or rejected (after the gateway's own handling). */
   onPolicyEvent?: (event: PolicyEvent) => void;
 }
@@ -81,6 +86,8 @@ export interface Gateway {
   admin: FastifyInstance;
   metrics: GatewayMetrics;
   policy: PolicyRuntime;
+  /** Shadow comparison and canary controllers. */
+  rollouts: Rollouts;
   /** The one owner of the snapshot and of per-model and per-backend state. */
   snapshots: SnapshotOwner;
   /** The snapshot in force: the compiled policy, its endpoints and the overlay. */
@@ -147,12 +154,21 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
     opts.security.globalRates.onFallback = (mode) =>
       metrics.security.rateLimitFallback.inc({ failure_mode: mode });
   }
+  const rollouts = new Rollouts({
+    clock: opts.rolloutClock ?? clock,
+    random,
+    logger,
+    registry: metrics.registry,
+    setOverlay: (overlay) => owner.setOverlay(overlay),
+    coordinator: opts.canaryCoordinator,
+  });
   const owner: SnapshotOwner = new SnapshotOwner({
     clock,
     random,
     metrics,
     registry,
     endpointSource,
+    rollouts,
     onShed: (model, scope, reason) => metrics.shed.inc({ model, scope, reason }),
     security: {
       tokens: jwtVerifiers(logger),
@@ -179,7 +195,7 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
     // A backend's tls files must be readable and usable on this host.
     vet: checkUpstreamTls,
     onApplied: (compiled, origin, update) => {
-      owner.apply(compiled);
+      owner.apply(compiled, rollouts.policyApplied(compiled));
       upstreamTls.follow(compiled);
       inForce = { origin, version: update.version, text: update.text };
       metrics.policyApplied(compiled.sha256, Date.now() / 1000, update.version ?? 0);
@@ -234,6 +250,7 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
     policy: () => inForce,
     clientLimits,
     auth: opts.adminAuth,
+    rollouts,
   });
 
   return {
@@ -241,6 +258,7 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
     admin,
     metrics,
     policy,
+    rollouts,
     snapshots: owner,
     get snapshot() {
       return owner.current;
@@ -257,6 +275,7 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
       upstreamTls.close();
       await app.close();
       await admin.close();
+      await rollouts.close();
       owner.close();
       await endpointSource.close();
       await registry.close();

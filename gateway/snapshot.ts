@@ -6,66 +6,26 @@
  * their model stays, endpoints (pools, breakers, health checks) while their origin stays, and
  * both are released, metric series included, once what left is out of every request's reach.
  */
-import type { Clock } from '../common/clock.js';
-import { concurrencyStage, type OnShed } from './admission/concurrency.js';
+import { concurrencyStage } from './admission/concurrency.js';
 import { ConcurrencyLimiter } from './admission/limiter.js';
 import { MemoryRateStore } from './admission/gcra.js';
 import { type SecurityDeps, securityStages, unknownModelGate } from './admission/security.js';
+import type { ModelState, Snapshot, SnapshotDeps, VariantState } from './snapshot-types.js';
 import type { AdmissionStage } from './admission/stage.js';
-import type { EndpointSource } from './endpoint-source.js';
-import type { EndpointSeries, GatewayMetrics, VariantSeries } from './metrics.js';
+import type { EndpointSeries } from './metrics.js';
 import { applyOverlay, EMPTY_OVERLAY, type WeightOverlay } from './overlay.js';
 import type { CompiledModel, CompiledPolicy, CompiledVariant } from './policy/compile.js';
-import type { RandomSource } from './router.js';
-import type { Endpoint, EndpointRegistry } from './upstream/endpoint.js';
-import type { ForwardContext } from './upstream/forward.js';
+import type { Endpoint } from './upstream/endpoint.js';
 import { RetryBudget } from './upstream/retry-budget.js';
 
-/** What a request to one variant needs besides the policy: built once per variant and snapshot. */
-export interface VariantState extends ForwardContext {
-  readonly variant: CompiledVariant;
-  readonly series: VariantSeries;
-  /** The endpoints of the variant's backend. */
-  readonly endpoints: readonly Endpoint[];
-}
-
-/** A logical model's share of the snapshot. */
-export interface ModelState {
-  readonly model: CompiledModel;
-  /** Its admission stages, in order, compiled for this snapshot. */
-  readonly admission: readonly AdmissionStage[];
-  readonly budget: RetryBudget;
-  /** By the variant objects the router returns. */
-  readonly variants: ReadonlyMap<CompiledVariant, VariantState>;
-}
-
-export interface Snapshot {
-  /** Counts up with each composition (a policy, an overlay or an endpoint change). */
-  readonly generation: number;
-  /** The policy as compiled. */
-  readonly policy: CompiledPolicy;
-  /** What the router reads: the policy with the overlay's weights. */
-  readonly routing: CompiledPolicy;
-  readonly overlay: WeightOverlay;
-  /** Endpoints of each backend, by backend name. */
-  readonly endpoints: ReadonlyMap<string, readonly Endpoint[]>;
-  readonly models: ReadonlyMap<string, ModelState>;
-  /** What a request for a model the policy does not have passes before its 404 (auth required). */
-  readonly authGate: AdmissionStage | undefined;
-  /** Wall-clock time (ms since the epoch) of the composition. */
-  readonly appliedAt: number;
-}
-
-export interface SnapshotDeps {
-  readonly clock: Clock;
-  readonly random: RandomSource;
-  readonly metrics: GatewayMetrics;
-  readonly registry: EndpointRegistry;
-  readonly endpointSource: EndpointSource;
-  readonly onShed: OnShed;
-  /** Key directory, token verifier, rate-limit stores; local buckets in memory by default. */
-  readonly security?: Partial<SecurityDeps>;
-}
+export type {
+  ModelState,
+  RolloutHooks,
+  ShadowMirror,
+  Snapshot,
+  SnapshotDeps,
+  VariantState,
+} from './snapshot-types.js';
 
 /** What outlives one snapshot: a model's limiter and budget, kept while the model stays. */
 interface Carried {
@@ -108,8 +68,9 @@ export class SnapshotOwner {
     return this.snapshot !== undefined;
   }
 
-  /** A new policy: composes and swaps in its snapshot. */
-  apply(policy: CompiledPolicy): Snapshot {
+  /** A new policy (with the rollouts' weights for it, when given): composes and swaps in its snapshot. */
+  apply(policy: CompiledPolicy, overlay?: WeightOverlay): Snapshot {
+    if (overlay !== undefined) this.overlay = overlay;
     return this.compose(policy);
   }
 
@@ -200,7 +161,8 @@ export class SnapshotOwner {
       this.gatewayStage as AdmissionStage,
       concurrencyStage('model', carried.limiter, this.deps.onShed),
     ]);
-    return Object.freeze({ model, admission, budget: carried.budget, variants });
+    const shadow = model.shadow === undefined ? undefined : this.deps.rollouts?.shadowPlan(model, variants);
+    return Object.freeze({ model, admission, budget: carried.budget, variants, shadow });
   }
 
   private variantState(
@@ -210,12 +172,13 @@ export class SnapshotOwner {
   ): VariantState {
     const { metrics, clock, random } = this.deps;
     const endpointSeries = new Map<Endpoint, EndpointSeries>();
+    const series = metrics.forVariant(model.name, variant.name);
     return {
       variant,
       endpoints,
       clock,
       random,
-      series: metrics.forVariant(model.name, variant.name),
+      series: this.deps.rollouts?.series(model, variant, series) ?? series,
       onAttempt(endpoint, outcome, seconds) {
         let s = endpointSeries.get(endpoint);
         if (s === undefined) {

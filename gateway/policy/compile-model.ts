@@ -1,13 +1,14 @@
 /**
  * One entry of the `models` section: variants resolved to their backends, the weighted split
- * turned into bounds, explicit routes, the shadow and canary references checked, and its rate
- * limits. Features this version cannot enforce are accepted with a warning (shadow, canary).
+ * turned into bounds, explicit routes, the shadow and canary sections (compile-rollout.ts), and
+ * its rate limits.
  *
  * Imports neither fastify, undici nor ioredis.
  */
 import { compileRate } from './compile-auth.js';
 import { merge, retries } from './compile-defaults.js';
 import { at } from './compile-issues.js';
+import { compileCanary, compileShadow } from './compile-rollout.js';
 import type {
   CompiledBackend,
   CompiledConcurrency,
@@ -36,7 +37,7 @@ export function compileModel(
   backends: ReadonlyMap<string, CompiledBackend>,
   defaults: ModelDefaults,
   errors: PolicyIssue[],
-  warnings: PolicyIssue[],
+  _warnings: PolicyIssue[],
 ): CompiledModel | undefined {
   const base = ['models', name] as const;
   const before = errors.length;
@@ -125,27 +126,8 @@ export function compileModel(
     if (v !== undefined) routes.push(Object.freeze({ headers, variant: v }));
   });
 
-  if (def.shadow !== undefined) {
-    variantAt(at(...base, 'shadow', 'variant'), def.shadow.variant);
-    warnings.push({
-      path: at(...base, 'shadow'),
-      message: 'accepted, but shadow mirroring is not active in this version',
-    });
-  }
-  if (def.canary !== undefined) {
-    variantAt(at(...base, 'canary', 'variant'), def.canary.variant);
-    def.canary.steps.forEach((step, i) => {
-      const prev = def.canary?.steps[i - 1];
-      if (prev !== undefined && step <= prev) {
-        errors.push({ path: at(...base, 'canary', 'steps', i), message: 'steps must increase' });
-      }
-    });
-    warnings.push({
-      path: at(...base, 'canary'),
-      message:
-        'accepted, but automatic canary progression is not active in this version; the split stays as written',
-    });
-  }
+  const shadow = def.shadow === undefined ? undefined : compileShadow(name, def.shadow, variantAt);
+  const canary = def.canary === undefined ? undefined : compileCanary(name, def.canary, variantAt, errors);
 
   if (errors.length > before) return undefined;
   return Object.freeze({
@@ -164,5 +146,7 @@ export function compileModel(
         ? undefined
         : compileRate({ requestsPerSecond: def.rateLimit.requestsPerSecond, burst: def.rateLimit.burst }),
     keyRateLimit: compileRate(def.rateLimit?.perKey),
+    shadow,
+    canary,
   });
 }

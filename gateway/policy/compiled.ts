@@ -148,6 +148,35 @@ export interface CompiledModel {
   /** All requests to the model together, and each key on it. */
   readonly rateLimit: CompiledRate | undefined;
   readonly keyRateLimit: CompiledRate | undefined;
+  /** Mirroring to a variant with output comparison (gateway/rollout/shadow.ts). */
+  readonly shadow?: CompiledShadow | undefined;
+  /** The progressive rollout of a variant (gateway/rollout/canary.ts). */
+  readonly canary?: CompiledCanary | undefined;
+}
+
+export interface CompiledShadow {
+  readonly variant: CompiledVariant;
+  readonly percent: number;
+  readonly timeoutMs: number;
+  readonly maxInFlight: number;
+  /** Output names compared by top-1 agreement. */
+  readonly classifications: ReadonlySet<string>;
+  readonly tolerance: number;
+  readonly noiseFloorPercent: number;
+  readonly logTensors: boolean;
+}
+
+export interface CompiledCanary {
+  readonly variant: CompiledVariant;
+  readonly baseline: CompiledVariant;
+  readonly steps: readonly number[];
+  readonly stepSeconds: number;
+  readonly minSamples: number;
+  readonly maxErrorRateIncrease: number;
+  readonly maxLatencyIncreasePercent: number;
+  readonly confidence: number;
+  /** The section as written, canonical: a rollout restarts only when it changes. */
+  readonly key: string;
 }
 
 export interface CompiledPolicy {

@@ -5,8 +5,9 @@
  * Imports neither fastify, undici nor ioredis.
  */
 import { Type } from '@sinclair/typebox';
-import { HEADER_PATTERN, hint, NAME_PATTERN, Name, NamedMap, Percent } from './schema-common.js';
+import { HEADER_PATTERN, hint, NAME_PATTERN, Name, NamedMap } from './schema-common.js';
 import { ModelRateLimitSchema } from './schema-auth.js';
+import { CanarySchema, ShadowSchema } from './schema-rollout.js';
 import { ConcurrencySchema, RetriesSchema, TimeoutMs } from './schema-upstream.js';
 
 const VariantSchema = Type.Object(
@@ -85,27 +86,8 @@ export const ModelSchema = Type.Object(
       ),
     ),
     routes: Type.Optional(Type.Array(RouteSchema, { maxItems: 256 })),
-    shadow: Type.Optional(
-      Type.Object(
-        { variant: Name('variant'), percent: Percent('Share of requests mirrored.') },
-        {
-          additionalProperties: false,
-          description: 'Mirror requests to a variant; never affects the reply.',
-        },
-      ),
-    ),
-    canary: Type.Optional(
-      Type.Object(
-        {
-          variant: Name('variant'),
-          steps: Type.Array(Percent('Weight of the canary at this step.'), { minItems: 1, maxItems: 100 }),
-          intervalSeconds: Type.Number({ exclusiveMinimum: 0 }),
-          maxErrorRate: Type.Number({ minimum: 0, maximum: 1 }),
-          maxLatencyP99Ms: Type.Number({ exclusiveMinimum: 0 }),
-        },
-        { additionalProperties: false, description: 'Automatic progressive rollout.' },
-      ),
-    ),
+    shadow: Type.Optional(ShadowSchema),
+    canary: Type.Optional(CanarySchema),
     rateLimit: Type.Optional(ModelRateLimitSchema),
     public: Type.Optional(
       Type.Boolean({ description: 'Served without a credential even when auth is required.' }),

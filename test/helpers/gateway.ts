@@ -10,6 +10,7 @@ import type { ModelSelector } from '../../backend/repository.js';
 import type { Clock } from '../../common/clock.js';
 import type { RandomSource } from '../../gateway/router.js';
 import { FilePolicySource } from '../../gateway/policy/file-source.js';
+import type { CanaryCoordinator } from '../../gateway/rollout/rollouts.js';
 import { buildGateway, type Gateway, type PolicyEvent } from '../../gateway/server.js';
 import type { EndpointPoolOptions } from '../../gateway/upstream/endpoint.js';
 import {
@@ -43,6 +44,10 @@ export interface StartGatewayOptions {
   bodyLimit?: number;
   random?: RandomSource;
   clock?: Clock;
+  /** The canary controllers' clock (a FakeClock steps them without waiting). */
+  rolloutClock?: Clock;
+  /** Fleet mode for canaries (a CanaryFleet on a test Redis). */
+  canaryCoordinator?: CanaryCoordinator;
 }
 
 export async function startGateway(opts: StartGatewayOptions): Promise<RunningGateway> {
@@ -57,6 +62,8 @@ export async function startGateway(opts: StartGatewayOptions): Promise<RunningGa
     ...(opts.bodyLimit === undefined ? {} : { bodyLimit: opts.bodyLimit }),
     ...(opts.random === undefined ? {} : { random: opts.random }),
     ...(opts.clock === undefined ? {} : { clock: opts.clock }),
+    ...(opts.rolloutClock === undefined ? {} : { rolloutClock: opts.rolloutClock }),
+    ...(opts.canaryCoordinator === undefined ? {} : { canaryCoordinator: opts.canaryCoordinator }),
     ...(opts.pools === undefined ? {} : { pools: opts.pools }),
     onPolicyEvent: (e) => {
       events.push(e);

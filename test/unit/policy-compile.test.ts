@@ -246,12 +246,16 @@ split: { old: 1, free: 1, also-one: 1 }`),
     }
   });
 
-  test('warnings for what is accepted but not acted on, in policy order', () => {
+  test('no warnings for shadow and canary, which this version acts on; their sections compiled', () => {
     const p = compile(read('test', 'fixtures', 'policies', 'valid', 'full.yaml'));
-    assert.deepEqual(
-      p.warnings.map((w) => w.path),
-      ['models.mlp.shadow', 'models.mlp.canary'],
-    );
+    assert.deepEqual(p.warnings, []);
+    const mlp = p.models.get('mlp');
+    assert.equal(mlp?.shadow?.variant.name, 'candidate');
+    assert.deepEqual([...(mlp?.shadow?.classifications ?? [])], ['y']);
+    assert.equal(mlp?.shadow?.noiseFloorPercent, 5);
+    assert.equal(mlp?.canary?.baseline.name, 'stable');
+    assert.deepEqual(mlp?.canary?.steps, [5, 25, 50, 100]);
+    assert.equal(mlp?.canary?.confidence, 0.95);
   });
 });
 
