@@ -7,6 +7,7 @@ import {
 } from '../backend/repository-layout.js';
 import { type Backend, buildBackend } from '../backend/server.js';
 import { createLogger } from '../common/logging.js';
+import { tracingFromEnv } from './otel-env.js';
 import { Registrar } from '../backend/register.js';
 import { parse, port, positiveInt, serverLimits, setting, UsageError } from './args.js';
 import { fleetTarget } from './fleet.js';
@@ -115,6 +116,7 @@ export async function backendCommand(argv: string[]): Promise<void> {
       bodyLimit,
       logger,
       models,
+      tracing: tracingFromEnv(process.env, 'infergate-backend'),
     });
   } catch (e) {
     if (e instanceof ModelSelectionError) throw new UsageError(`--models: ${e.message}`);

@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
+import { pino } from 'pino';
 import { createLogger } from '../common/logging.js';
 import { RedisLink } from '../common/redis/link.js';
 import type { EndpointSource } from '../gateway/endpoint-source.js';
@@ -12,11 +13,14 @@ import { FilePolicySource } from '../gateway/policy/file-source.js';
 import { buildGateway } from '../gateway/server.js';
 import { EXIT, ExitError, nonNegativeInt, parse, port, serverLimits, setting, UsageError } from './args.js';
 import { FLEET_FLAGS, fleetTarget } from './fleet.js';
+import { auditOptions, AUDIT_FLAGS } from './audit.js';
+import { tracingFromEnv } from './otel-env.js';
 import { onShutdownSignal } from './signals.js';
 
 export const GATEWAY_HELP = `infergate gateway (--policy FILE | --redis URL) [--host H] [--port P] [--admin-port A]
                   [--body-limit BYTES] [--drain-delay-ms MS] [--drain-timeout-ms MS]
                   [--redis-prefix P] [--gateway-id ID] [--policy-cache FILE]
+                  [--audit-log FILE|-] [--audit-hash] [--audit-max-bytes BYTES]
 
 One gateway: every model of the policy at one URL (Open Inference Protocol v2). The policy file
 is watched: a valid edit takes effect within a second, an invalid one is logged and ignored.
@@ -26,13 +30,17 @@ that register themselves join their backend, and --policy FILE only seeds an emp
 --policy-cache FILE keeps the last good version on disk, served when Redis is down at start.
 --gateway-id names this gateway in 'infergate policy status' (default: host name and pid).
 Admin port: /metrics, /admin/policy, /admin/upstreams.
+--audit-log FILE writes one JSON line per model request (- for stdout; logs then go to stderr),
+rotated past --audit-max-bytes (104857600) to FILE.1 .. FILE.5; --audit-hash adds the sha256 of
+each request body and answer. Tracing: OTEL_EXPORTER_OTLP_ENDPOINT (OTLP/HTTP), OTEL_SERVICE_NAME
+(infergate-gateway), OTEL_TRACES_SAMPLER, OTEL_TRACES_SAMPLER_ARG; none set: no tracing.
 On SIGTERM: readiness false, answers carry Connection: close for --drain-delay-ms (1000), then the
 listener closes and in-flight requests finish (at most --drain-timeout-ms, 30000).
 Environment: INFERGATE_POLICY, INFERGATE_HOST (127.0.0.1), INFERGATE_PORT (8080),
 INFERGATE_ADMIN_HOST (127.0.0.1), INFERGATE_ADMIN_PORT (9901), INFERGATE_BODY_LIMIT (67108864),
 INFERGATE_DRAIN_DELAY_MS (1000), INFERGATE_DRAIN_TIMEOUT_MS (30000),
 INFERGATE_REDIS_URL, INFERGATE_REDIS_PREFIX (infergate:), INFERGATE_GATEWAY_ID,
-INFERGATE_POLICY_CACHE, INFERGATE_LOG_LEVEL (info).`;
+INFERGATE_POLICY_CACHE, INFERGATE_LOG_LEVEL (info), INFERGATE_AUDIT_LOG, INFERGATE_AUDIT_MAX_BYTES.`;
 
 export async function gatewayCommand(argv: string[]): Promise<void> {
   const { values } = parse(argv, {
@@ -47,6 +55,7 @@ export async function gatewayCommand(argv: string[]): Promise<void> {
     'body-limit': { type: 'string' },
     'drain-timeout-ms': { type: 'string' },
     'drain-delay-ms': { type: 'string' },
+    ...AUDIT_FLAGS,
   });
   const fleet = fleetTarget(values);
   const policyPath = setting(values.policy, 'INFERGATE_POLICY');
@@ -63,9 +72,13 @@ export async function gatewayCommand(argv: string[]): Promise<void> {
     setting(values['drain-delay-ms'], 'INFERGATE_DRAIN_DELAY_MS', '1000'),
     '--drain-delay-ms',
   );
+  const audit = auditOptions(values);
+  const tracing = tracingFromEnv(process.env, 'infergate-gateway');
   const logger = createLogger({
     name: 'infergate-gateway',
     level: setting(undefined, 'INFERGATE_LOG_LEVEL', 'info'),
+    // With the audit log on stdout, the log lines go to stderr.
+    ...(audit?.toStdout === true ? { destination: pino.destination(2) } : {}),
   });
 
   let link: RedisLink | undefined;
@@ -106,6 +119,8 @@ export async function gatewayCommand(argv: string[]): Promise<void> {
       bodyLimit,
       drainDelayMs,
       logger,
+      tracing,
+      ...(audit === undefined ? {} : { audit: audit.options }),
     });
   } catch (e) {
     await link?.close();

@@ -1,5 +1,6 @@
 import { PRODUCT_VERSION } from '../common/version.js';
 import { ExitError, UsageError } from './args.js';
+import { AUDIT_HELP, auditCommand } from './audit.js';
 import { BACKEND_HELP, backendCommand } from './backend.js';
 import { GATEWAY_HELP, gatewayCommand } from './gateway.js';
 import { MODELS_HELP, modelsCommand } from './models.js';
@@ -15,10 +16,12 @@ Commands:
   infergate backend --model-repository DIR [--host H] [--port P] [--device cpu|cuda|webgpu]
   infergate policy validate FILE | schema
   infergate models build DIR
+  infergate audit find REQUEST_ID FILE...
 
 Run 'infergate COMMAND --help' for a command's options.`;
 
 const COMMANDS: Record<string, { help: string; run: (argv: string[]) => Promise<void> }> = {
+  audit: { help: AUDIT_HELP, run: auditCommand },
   backend: { help: BACKEND_HELP, run: backendCommand },
   gateway: { help: GATEWAY_HELP, run: gatewayCommand },
   models: { help: MODELS_HELP, run: modelsCommand },

@@ -54,6 +54,8 @@ export function answer(
         logger.warn(
           {
             reqId: ctx.id,
+            traceId: ctx.trace?.traceId,
+            keyId: ctx.keyId,
             model: ctx.modelName,
             variant: variant.variant.name,
             endpoint: result.endpoint.origin,
@@ -107,6 +109,8 @@ export function answer(
       logger.warn(
         {
           reqId: ctx.id,
+          traceId: ctx.trace?.traceId,
+          keyId: ctx.keyId,
           model: ctx.modelName,
           variant: variant.variant.name,
           attempts: result.attempts,

@@ -6,8 +6,11 @@
 import type { FastifyInstance } from 'fastify';
 import { type Clock, systemClock } from '../common/clock.js';
 import { type Logger, silentLogger } from '../common/logging.js';
+import type { TracingConfig } from '../common/telemetry/config.js';
+import { startTracing, type Tracing } from '../common/telemetry/tracing.js';
 import { buildAdmin } from './admin.js';
 import { buildApp } from './app.js';
+import { AuditLog, type AuditOptions } from './audit/log.js';
 import { type EndpointSource, StaticEndpointSource } from './endpoint-source.js';
 import { GatewayMetrics, type UpstreamSample } from './metrics.js';
 import { formatIssue, type PolicyIssue } from './policy/compile.js';
@@ -15,6 +18,7 @@ import { PolicyRuntime } from './policy/runtime.js';
 import type { PolicySource } from './policy/source.js';
 import type { RandomSource } from './router.js';
 import { type Snapshot, SnapshotOwner } from './snapshot.js';
+import { GatewayTracing } from './tracing.js';
 import { type EndpointPoolOptions, EndpointRegistry } from './upstream/endpoint.js';
 
 export const DEFAULT_BODY_LIMIT = 64 * 1024 * 1024;
@@ -38,6 +42,10 @@ export interface GatewayOptions {
   drainDelayMs?: number;
   /** Told of every policy applied or rejected (after the gateway's own handling). */
   onPolicyEvent?: (event: PolicyEvent) => void;
+  /** OTLP tracing (from the OTEL_* variables); off when undefined. */
+  tracing?: TracingConfig | undefined;
+  /** The audit log (--audit-log); off when undefined. */
+  audit?: AuditOptions | undefined;
 }
 
 /** Where the policy in force came from: its origin, store version (fleet mode) and source text. */
@@ -63,6 +71,8 @@ export interface Gateway {
   /** Readiness false, let in-flight requests finish, close upstream pools. */
   shutdown(): Promise<void>;
   readonly draining: boolean;
+  readonly tracing: Tracing | undefined;
+  readonly audit: AuditLog | undefined;
 }
 
 export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
@@ -153,7 +163,19 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
   });
 
   const current = () => owner.current;
-  const app = buildApp({ clock, random, logger, metrics, bodyLimit, current, draining: () => draining });
+  const tracing = startTracing(opts.tracing);
+  const audit = opts.audit === undefined ? undefined : new AuditLog(opts.audit, metrics.registry, logger);
+  const app = buildApp({
+    clock,
+    random,
+    logger,
+    metrics,
+    bodyLimit,
+    current,
+    draining: () => draining,
+    tracing: tracing === undefined ? undefined : new GatewayTracing(tracing),
+    audit,
+  });
   const admin = buildAdmin({ metrics, logger, clock, current, policy: () => inForce });
 
   return {
@@ -168,12 +190,16 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
     get draining() {
       return draining;
     },
+    tracing,
+    audit,
     async shutdown() {
       draining = true;
       await opts.policySource.close();
       const delay = opts.drainDelayMs ?? 0;
       if (delay > 0) await new Promise<void>((resolve) => clock.setTimer(resolve, delay));
       await app.close();
+      await audit?.close();
+      await tracing?.shutdown();
       await admin.close();
       owner.close();
       await endpointSource.close();

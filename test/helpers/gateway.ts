@@ -10,7 +10,7 @@ import type { ModelSelector } from '../../backend/repository.js';
 import type { Clock } from '../../common/clock.js';
 import type { RandomSource } from '../../gateway/router.js';
 import { FilePolicySource } from '../../gateway/policy/file-source.js';
-import { buildGateway, type Gateway, type PolicyEvent } from '../../gateway/server.js';
+import { buildGateway, type Gateway, type GatewayOptions, type PolicyEvent } from '../../gateway/server.js';
 import type { EndpointPoolOptions } from '../../gateway/upstream/endpoint.js';
 import {
   randomFloats,
@@ -43,6 +43,8 @@ export interface StartGatewayOptions {
   bodyLimit?: number;
   random?: RandomSource;
   clock?: Clock;
+  /** More options of buildGateway (tracing, audit log, logger). */
+  extra?: Partial<Pick<GatewayOptions, 'tracing' | 'audit' | 'logger'>>;
 }
 
 export async function startGateway(opts: StartGatewayOptions): Promise<RunningGateway> {
@@ -58,6 +60,7 @@ export async function startGateway(opts: StartGatewayOptions): Promise<RunningGa
     ...(opts.random === undefined ? {} : { random: opts.random }),
     ...(opts.clock === undefined ? {} : { clock: opts.clock }),
     ...(opts.pools === undefined ? {} : { pools: opts.pools }),
+    ...opts.extra,
     onPolicyEvent: (e) => {
       events.push(e);
       for (const w of waiters.splice(0)) w(e);
