@@ -7,6 +7,7 @@ import {
 } from '../backend/repository-layout.js';
 import { type Backend, buildBackend } from '../backend/server.js';
 import { createLogger } from '../common/logging.js';
+import { logOutput } from './log-output.js';
 import { tracingFromEnv } from './otel-env.js';
 import { Registrar } from '../backend/register.js';
 import { parse, port, positiveInt, serverLimits, setting, UsageError } from './args.js';
@@ -106,6 +107,7 @@ export async function backendCommand(argv: string[]): Promise<void> {
   const logger = createLogger({
     name: 'infergate-backend',
     level: setting(undefined, 'INFERGATE_LOG_LEVEL', 'info'),
+    ...logOutput(),
   });
 
   let backend: Backend;

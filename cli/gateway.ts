@@ -1,6 +1,5 @@
 import { readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import { pino } from 'pino';
 import { createLogger } from '../common/logging.js';
 import { RedisLink } from '../common/redis/link.js';
 import type { EndpointSource } from '../gateway/endpoint-source.js';
@@ -14,6 +13,7 @@ import { buildGateway } from '../gateway/server.js';
 import { EXIT, ExitError, nonNegativeInt, parse, port, serverLimits, setting, UsageError } from './args.js';
 import { FLEET_FLAGS, fleetTarget } from './fleet.js';
 import { auditOptions, AUDIT_FLAGS } from './audit.js';
+import { logOutput } from './log-output.js';
 import { tracingFromEnv } from './otel-env.js';
 import { onShutdownSignal } from './signals.js';
 
@@ -78,7 +78,7 @@ export async function gatewayCommand(argv: string[]): Promise<void> {
     name: 'infergate-gateway',
     level: setting(undefined, 'INFERGATE_LOG_LEVEL', 'info'),
     // With the audit log on stdout, the log lines go to stderr.
-    ...(audit?.toStdout === true ? { destination: pino.destination(2) } : {}),
+    ...logOutput(audit?.toStdout === true ? 2 : 1),
   });
 
   let link: RedisLink | undefined;
