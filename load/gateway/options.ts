@@ -26,6 +26,10 @@ export interface Options {
   upstreamDelayMs: number;
   /** Cross-check the moderate phase with wrk where it is on PATH. */
   wrk: boolean;
+  /** Target `gateway` only: traces sampled at this ratio, exported to a sink (tracing's cost). */
+  traceRatio: number | undefined;
+  /** Target `gateway` only: the audit log on, to a file (its cost). */
+  auditLog: boolean;
 }
 
 export function parseOptions(argv: readonly string[]): Options {
@@ -43,6 +47,8 @@ export function parseOptions(argv: readonly string[]): Options {
       baseline: { type: 'string' },
       'upstream-delay-ms': { type: 'string', default: '5' },
       'no-wrk': { type: 'boolean', default: false },
+      'trace-ratio': { type: 'string' },
+      'audit-log': { type: 'boolean', default: false },
     },
   });
   const runs = Number(values.runs);
@@ -61,6 +67,10 @@ export function parseOptions(argv: readonly string[]): Options {
   } else if (targets.includes('baseline')) {
     throw new Error('--targets baseline needs --baseline REF');
   }
+  const traceRatio = values['trace-ratio'] === undefined ? undefined : Number(values['trace-ratio']);
+  if (traceRatio !== undefined && !(traceRatio >= 0 && traceRatio <= 1)) {
+    throw new Error('--trace-ratio must be in [0, 1]');
+  }
   const profileTarget = values['profile-target'];
   if (profileTarget !== 'gateway' && profileTarget !== 'relay') {
     throw new Error(`--profile-target takes gateway or relay, not '${profileTarget}'`);
@@ -77,6 +87,8 @@ export function parseOptions(argv: readonly string[]): Options {
     baseline: values.baseline?.trim(),
     upstreamDelayMs: delay,
     wrk: !values['no-wrk'],
+    traceRatio,
+    auditLog: values['audit-log'],
   };
 }
 

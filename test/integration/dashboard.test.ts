@@ -121,7 +121,11 @@ describe('deploy/grafana/infergate.json', () => {
     for (const p of dashboard.panels) {
       assert.ok(p.gridPos.x >= 0 && p.gridPos.x + p.gridPos.w <= 24, `${p.title}: within 24 columns`);
       if (p.type === 'row') continue;
-      assert.equal(p.datasource?.uid, '${datasource}', `${p.title}: reads the chosen datasource`);
+      assert.equal(
+        p.datasource?.uid,
+        ['$', '{datasource}'].join(''),
+        `${p.title}: reads the chosen datasource`,
+      );
       assert.ok((p.targets ?? []).length > 0, `${p.title}: has a query`);
       const refs = (p.targets ?? []).map((t) => t.refId);
       assert.equal(new Set(refs).size, refs.length, `${p.title}: unique refIds`);
