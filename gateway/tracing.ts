@@ -36,7 +36,14 @@ export class RequestTrace implements ContextTrace {
     now: number,
   ): TracedAttempt {
     if (this.routedAt === 0) this.routedAt = now;
-    if (!this.span.isRecording()) return passThrough(req, this.tracing, this.span);
+    // The request's headers are its own (made per request by the proxy), and attempts go one at
+    // a time: each attempt's traceparent is written into them in place.
+    const headers = req.headers;
+    delete headers.tracestate;
+    if (!this.span.isRecording()) {
+      headers.traceparent = traceparent(this.span);
+      return { request: req, end: noop };
+    }
     const target = new URL(origin);
     const span = this.tracing.start(`${req.method}`, SpanKind.CLIENT, this.span, {
       'http.request.method': req.method,
@@ -48,10 +55,8 @@ export class RequestTrace implements ContextTrace {
       ...(attempt > 1 ? { 'http.request.resend_count': attempt - 1 } : {}),
       ...(retryOf === undefined ? {} : { 'infergate.retry.reason': retryOf }),
     });
-    const headers = { ...req.headers };
-    delete headers.tracestate;
-    this.tracing.inject(span, headers);
-    return new Attempt(span, { method: req.method, path: req.path, body: req.body, headers });
+    headers.traceparent = traceparent(span);
+    return new Attempt(span, req);
   }
 
   /** Ends the request's spans from what its context recorded. */
@@ -132,12 +137,10 @@ class Attempt implements TracedAttempt {
   }
 }
 
-/** An unsampled request: no span per attempt, the gateway's unsampled traceparent passed on. */
-function passThrough(req: AttemptRequest, tracing: Tracing, parent: Span): TracedAttempt {
-  const headers = { ...req.headers };
-  delete headers.tracestate;
-  tracing.inject(parent, headers);
-  return { request: { method: req.method, path: req.path, body: req.body, headers }, end: noop };
+/** The W3C traceparent of a span (version 00). */
+function traceparent(span: Span): string {
+  const c = span.spanContext();
+  return `00-${c.traceId}-${c.spanId}-${(c.traceFlags & 1) === 1 ? '01' : '00'}`;
 }
 const noop = () => {};
 
@@ -148,21 +151,20 @@ export class GatewayTracing {
   begin(ctx: RequestContext, req: IncomingMessage): RequestTrace {
     const parent = this.tracing.extract(ctx.headers);
     const url = req.url ?? '';
-    const local = req.socket.localPort;
-    const span = this.tracing.start(
-      `${req.method ?? 'GET'} /v2/models`,
-      SpanKind.SERVER,
-      parent,
-      {
+    // No attributes for the sampler (the samplers of OTEL_TRACES_SAMPLER read none): an unsampled
+    // request then costs its ids and nothing else.
+    const span = this.tracing.start('POST /v2/models', SpanKind.SERVER, parent, undefined, ctx.arrivedAt);
+    if (span.isRecording()) {
+      const local = req.socket.localPort;
+      span.setAttributes({
         'http.request.method': req.method ?? 'GET',
         'url.scheme': 'http',
         'http.route': routeOf(ctx),
         'network.protocol.version': req.httpVersion,
         ...(local === undefined ? {} : { 'server.port': local }),
         ...(req.socket.remoteAddress === undefined ? {} : { 'client.address': req.socket.remoteAddress }),
-      },
-      ctx.arrivedAt,
-    );
+      });
+    }
     return new RequestTrace(this.tracing, span, url.length > 512 ? url.slice(0, 512) : url);
   }
 }

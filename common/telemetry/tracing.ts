@@ -98,16 +98,8 @@ export class Tracing {
     links?: Link[],
   ): Span {
     const context = isSpan(parent) ? trace.setSpan(ROOT_CONTEXT, parent) : parent;
-    return this.tracer.startSpan(
-      name,
-      {
-        kind,
-        ...(attributes === undefined ? {} : { attributes }),
-        ...(startTime === undefined ? {} : { startTime }),
-        ...(links === undefined ? {} : { links }),
-      },
-      context,
-    );
+    // One literal, undefined fields included: the SDK reads each with a default.
+    return this.tracer.startSpan(name, { kind, attributes, startTime, links }, context);
   }
 
   /** Exports every finished span now. */
