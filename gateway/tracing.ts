@@ -39,7 +39,8 @@ export class RequestTrace implements ContextTrace {
     // The request's headers are its own (made per request by the proxy), and attempts go one at
     // a time: each attempt's traceparent is written into them in place.
     const headers = req.headers;
-    delete headers.tracestate;
+    // Only when there is one: a delete turns the object into a slow dictionary for undici.
+    if (headers.tracestate !== undefined) delete headers.tracestate;
     if (!this.span.isRecording()) {
       headers.traceparent = traceparent(this.span);
       return { request: req, end: noop };
