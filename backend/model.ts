@@ -36,6 +36,8 @@ export interface ModelMetadata {
 export interface BatchObserver {
   onBatch(rows: number, waitsMs: readonly number[]): void;
   onCompute(seconds: number): void;
+  /** With tracing on: a batch starts; returns what to call when it ends (or undefined). */
+  batchStarted?(batch: readonly PreparedRequest[]): ((error: unknown) => void) | undefined;
 }
 
 export interface LoadOptions {
@@ -124,7 +126,10 @@ export class LoadedModel {
       gather: this.inline ? gatherTwoTurns : undefined,
       // The server's callbacks catch their own errors; one that escapes is a bug, logged.
       onSettleError: (e) => opts.logger.error({ model: name, version, err: e }, 'answering a request failed'),
-      run: (batch) => this.runBatch(batch, opts.observer),
+      run:
+        opts.observer.batchStarted === undefined
+          ? (batch) => this.runBatch(batch, opts.observer)
+          : (batch) => this.tracedBatch(batch, opts.observer),
       onBatch: (rows, waits) => opts.observer.onBatch(rows, waits),
     });
   }
@@ -171,6 +176,26 @@ export class LoadedModel {
       );
     }
     this.batcher.enqueue(req, req.rows, req.key, settle);
+  }
+
+  /** Runs a batch inside its span (tracing on). */
+  private tracedBatch(
+    batch: readonly PreparedRequest[],
+    observer: BatchObserver,
+  ): Promise<(Tensor[] | ItemError)[]> {
+    const end = observer.batchStarted?.(batch);
+    const run = this.runBatch(batch, observer);
+    if (end === undefined) return run;
+    return run.then(
+      (r) => {
+        end(undefined);
+        return r;
+      },
+      (e: unknown) => {
+        end(e ?? new Error('batch failed'));
+        throw e;
+      },
+    );
   }
 
   /**

@@ -22,14 +22,18 @@ import {
   serverTlsOptions,
   watchServerTls,
 } from '../common/server-tls.js';
+import type { TracingConfig } from '../common/telemetry/config.js';
+import { startTracing } from '../common/telemetry/tracing.js';
 import type { CodecError } from '../common/oip/codec-error.js';
 import { BE_CLIENT_ERRORS, BE_ERRORS, toApiError } from './errors.js';
 import { LazyChildLogger } from './lazy-logger.js';
 import { BackendMetrics } from './metrics.js';
 import type { Device } from './model.js';
+import type { PreparedRequest } from './validate.js';
 import { ModelRepository, type ModelSelector } from './repository.js';
 import { inferRoutes } from './routes/infer.js';
 import { repositoryRoutes } from './routes/repository.js';
+import { BackendTracing } from './tracing.js';
 
 export const DEFAULT_BODY_LIMIT = 64 * 1024 * 1024;
 
@@ -56,6 +60,8 @@ export interface BackendOptions {
    * in the repository makes buildBackend throw ModelSelectionError. Every model when undefined.
    */
   models?: readonly ModelSelector[] | undefined;
+  /** OTLP tracing (from the OTEL_* variables); off when undefined. */
+  tracing?: TracingConfig | undefined;
 }
 
 export interface Backend {
@@ -78,6 +84,8 @@ export async function buildBackend(opts: BackendOptions): Promise<Backend> {
   // Read by every answer and every infer request; set once, by shutdown().
   const state = { draining: false };
 
+  const started = startTracing(opts.tracing);
+  const tracing = started === undefined ? undefined : new BackendTracing(started);
   let repository: ModelRepository | undefined;
   const metrics = new BackendMetrics({
     processMetrics: opts.processMetrics ?? true,
@@ -111,6 +119,9 @@ export async function buildBackend(opts: BackendOptions): Promise<Backend> {
         onCompute(seconds) {
           compute.observe(seconds);
         },
+        ...(tracing === undefined
+          ? {}
+          : { batchStarted: (b: readonly PreparedRequest[]) => tracing.batchStarted(b, model, version) }),
       };
     },
   });
@@ -195,7 +206,7 @@ export async function buildBackend(opts: BackendOptions): Promise<Backend> {
     ),
   );
 
-  const infer = inferRoutes(app, { repo, metrics, bodyLimit, state, stamp });
+  const infer = inferRoutes(app, { repo, metrics, bodyLimit, state, stamp, tracing });
 
   app.register(async (api) => {
     api.addHook('onSend', (_req, reply, payload, done) => {
@@ -218,6 +229,7 @@ export async function buildBackend(opts: BackendOptions): Promise<Backend> {
   app.addHook('onClose', async () => {
     tlsWatch?.close();
     await repo.close();
+    await started?.shutdown();
   });
 
   return {

@@ -7,6 +7,8 @@ import {
 } from '../backend/repository-layout.js';
 import { type Backend, buildBackend } from '../backend/server.js';
 import { createLogger } from '../common/logging.js';
+import { logOutput } from './log-output.js';
+import { tracingFromEnv } from './otel-env.js';
 import { Registrar } from '../backend/register.js';
 import { parse, port, positiveInt, serverLimits, setting, UsageError } from './args.js';
 import { CLIENT_ENV_HELP, CLIENT_FLAGS, CLIENT_FLAGS_HELP, clientLimits } from './client-flags.js';
@@ -118,6 +120,7 @@ export async function backendCommand(argv: string[]): Promise<void> {
   const logger = createLogger({
     name: 'infergate-backend',
     level: setting(undefined, 'INFERGATE_LOG_LEVEL', 'info'),
+    ...logOutput(),
   });
 
   let backend: Backend;
@@ -130,6 +133,7 @@ export async function backendCommand(argv: string[]): Promise<void> {
       ...(tls === undefined ? {} : { tls }),
       logger,
       models,
+      tracing: tracingFromEnv(process.env, 'infergate-backend'),
     });
   } catch (e) {
     if (e instanceof ModelSelectionError) throw new UsageError(`--models: ${e.message}`);

@@ -27,6 +27,9 @@ import {
   tlsFileExit,
 } from './edge-flags.js';
 import { FLEET_FLAGS, fleetTarget, REDIS_TLS_FLAGS, REDIS_TLS_HELP } from './fleet.js';
+import { auditOptions, AUDIT_FLAGS } from './audit.js';
+import { logOutput } from './log-output.js';
+import { tracingFromEnv } from './otel-env.js';
 import { onShutdownSignal } from './signals.js';
 
 export const GATEWAY_HELP = `infergate gateway (--policy FILE | --redis URL) [--host H] [--port P] [--admin-port A]
@@ -35,6 +38,7 @@ export const GATEWAY_HELP = `infergate gateway (--policy FILE | --redis URL) [--
                   [--headers-timeout-ms MS] [--request-timeout-ms MS] [--keep-alive-timeout-ms MS]
                   [--max-connections N] [--admin-host H] [--admin-token-file FILE] [--admin-metrics-open]
                   [--tls-cert FILE --tls-key FILE] [--redis-tls-ca FILE [--redis-tls-cert FILE --redis-tls-key FILE]]
+                  [--audit-log FILE|-] [--audit-hash] [--audit-max-bytes BYTES]
 
 One gateway: every model of the policy at one URL (Open Inference Protocol v2). The policy file
 is watched: a valid edit takes effect within a second, an invalid one is logged and ignored.
@@ -51,6 +55,10 @@ ${TLS_FLAGS_HELP}
 Backends over TLS (mTLS): an https:// endpoint, and a backend's tls: { ca, cert, key, serverName } in the policy.
 ${REDIS_TLS_HELP}
 ${CLIENT_FLAGS_HELP}
+--audit-log FILE writes one JSON line per model request (- for stdout; logs then go to stderr),
+rotated past --audit-max-bytes (104857600) to FILE.1 .. FILE.5; --audit-hash adds the sha256 of
+each request body and answer. Tracing: OTEL_EXPORTER_OTLP_ENDPOINT (OTLP/HTTP), OTEL_SERVICE_NAME
+(infergate-gateway), OTEL_TRACES_SAMPLER, OTEL_TRACES_SAMPLER_ARG; none set: no tracing.
 On SIGTERM: readiness false, answers carry Connection: close for --drain-delay-ms (1000), then the
 listener closes and in-flight requests finish (at most --drain-timeout-ms, 30000).
 Environment: INFERGATE_POLICY, INFERGATE_HOST (127.0.0.1), INFERGATE_PORT (8080),
@@ -58,7 +66,8 @@ INFERGATE_ADMIN_HOST (127.0.0.1), INFERGATE_ADMIN_PORT (9901), INFERGATE_BODY_LI
 INFERGATE_DRAIN_DELAY_MS (1000), INFERGATE_DRAIN_TIMEOUT_MS (30000),
 INFERGATE_REDIS_URL, INFERGATE_REDIS_PREFIX (infergate:), INFERGATE_GATEWAY_ID,
 INFERGATE_POLICY_CACHE, INFERGATE_CANARY_STATE, INFERGATE_ADMIN_TOKEN_FILE, INFERGATE_ADMIN_METRICS_OPEN, INFERGATE_TLS_CERT, INFERGATE_TLS_KEY,
-INFERGATE_REDIS_TLS_CA, INFERGATE_REDIS_TLS_CERT, INFERGATE_REDIS_TLS_KEY, ${CLIENT_ENV_HELP}, INFERGATE_LOG_LEVEL (info).`;
+INFERGATE_REDIS_TLS_CA, INFERGATE_REDIS_TLS_CERT, INFERGATE_REDIS_TLS_KEY, ${CLIENT_ENV_HELP}, INFERGATE_LOG_LEVEL (info), INFERGATE_AUDIT_LOG,
+INFERGATE_AUDIT_MAX_BYTES.`;
 
 export async function gatewayCommand(argv: string[]): Promise<void> {
   const { values } = parse(argv, {
@@ -78,6 +87,7 @@ export async function gatewayCommand(argv: string[]): Promise<void> {
     ...ADMIN_FLAGS,
     ...TLS_FLAGS,
     ...REDIS_TLS_FLAGS,
+    ...AUDIT_FLAGS,
   });
   const fleet = fleetTarget(values);
   const policyPath = setting(values.policy, 'INFERGATE_POLICY');
@@ -100,9 +110,13 @@ export async function gatewayCommand(argv: string[]): Promise<void> {
     setting(values['drain-delay-ms'], 'INFERGATE_DRAIN_DELAY_MS', '1000'),
     '--drain-delay-ms',
   );
+  const audit = auditOptions(values);
+  const tracing = tracingFromEnv(process.env, 'infergate-gateway');
   const logger = createLogger({
     name: 'infergate-gateway',
     level: setting(undefined, 'INFERGATE_LOG_LEVEL', 'info'),
+    // With the audit log on stdout, the log lines go to stderr.
+    ...logOutput(audit?.toStdout === true ? 2 : 1),
   });
 
   let link: RedisLink | undefined;
@@ -157,6 +171,8 @@ export async function gatewayCommand(argv: string[]): Promise<void> {
       ...(tls === undefined ? {} : { tls }),
       drainDelayMs,
       logger,
+      tracing,
+      ...(audit === undefined ? {} : { audit: audit.options }),
     });
   } catch (e) {
     await link?.close();

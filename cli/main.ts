@@ -1,5 +1,6 @@
 import { PRODUCT_VERSION } from '../common/version.js';
 import { ExitError, UsageError } from './args.js';
+import { AUDIT_HELP, auditCommand } from './audit.js';
 import { BACKEND_HELP, backendCommand } from './backend.js';
 import { CANARY_HELP, canaryCommand } from './canary.js';
 import { GATEWAY_HELP, gatewayCommand } from './gateway.js';
@@ -19,10 +20,12 @@ Commands:
   infergate keys create --id ID [--models a,b] [--rps N] [--expires 30d] [--redis URL] | list | revoke ID
   infergate models build DIR
   infergate canary status|pause|resume|abort|promote MODEL [--admin URL]
+  infergate audit find REQUEST_ID FILE...
 
 Run 'infergate COMMAND --help' for a command's options.`;
 
 const COMMANDS: Record<string, { help: string; run: (argv: string[]) => Promise<void> }> = {
+  audit: { help: AUDIT_HELP, run: auditCommand },
   backend: { help: BACKEND_HELP, run: backendCommand },
   canary: { help: CANARY_HELP, run: canaryCommand },
   gateway: { help: GATEWAY_HELP, run: gatewayCommand },

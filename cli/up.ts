@@ -3,6 +3,7 @@ import { access } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createLogger, type Logger } from '../common/logging.js';
+import { logOutput } from './log-output.js';
 import { buildModelRepository, missingSampleModelFiles } from '../models/build.js';
 import { parse, port, setting } from './args.js';
 import { FLEET_FLAGS, fleetTarget } from './fleet.js';
@@ -62,6 +63,7 @@ export async function upCommand(argv: string[]): Promise<void> {
   const logger = createLogger({
     name: 'infergate-up',
     level: setting(undefined, 'INFERGATE_LOG_LEVEL', 'info'),
+    ...logOutput(),
   });
 
   await access(policy).catch(() => {

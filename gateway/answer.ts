@@ -55,9 +55,10 @@ export function answer(
         logger.warn(
           {
             reqId: ctx.id,
+            traceId: ctx.trace?.traceId,
+            keyId: ctx.keyId,
             model: ctx.modelName,
             variant: variant.variant.name,
-            keyId: ctx.keyId,
             endpoint: result.endpoint.origin,
             status: result.status,
           },
@@ -109,9 +110,10 @@ export function answer(
       logger.warn(
         {
           reqId: ctx.id,
+          traceId: ctx.trace?.traceId,
+          keyId: ctx.keyId,
           model: ctx.modelName,
           variant: variant.variant.name,
-          keyId: ctx.keyId,
           attempts: result.attempts,
           error: (result.error as { code?: string } | undefined)?.code ?? result.error?.message,
         },

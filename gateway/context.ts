@@ -9,7 +9,14 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { CompiledRate } from './policy/compile.js';
 import type { RouteReason } from './router.js';
 import type { ModelState, Snapshot, VariantState } from './snapshot.js';
-import type { Cancellation } from './upstream/forward.js';
+import type { AttemptTrace, Cancellation } from './upstream/forward.js';
+
+/** A request's trace (gateway/tracing.ts): its spans, made only when tracing is on. */
+export interface ContextTrace extends AttemptTrace {
+  readonly traceId: string;
+  /** Ends the request's spans from what the context recorded. */
+  end(ctx: RequestContext): void;
+}
 
 /** What the client asked of a model: an inference, its metadata, or its readiness. */
 export type RequestKind = 'infer' | 'metadata' | 'ready';
@@ -57,7 +64,7 @@ export class RequestContext {
   /** Headers the admission stages add to the answer (WWW-Authenticate, RateLimit-*). */
   replyHeaders: Record<string, string> | undefined = undefined;
   /** The trace handle of the request's server span, when tracing is on. */
-  trace: unknown = undefined;
+  trace: ContextTrace | undefined = undefined;
   /** Admission stages passed, in order; released in reverse when the request ends. */
   admitted = 0;
   /** The stage that refused the request. */

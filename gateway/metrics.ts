@@ -6,7 +6,10 @@ import type { Refusal } from './admission/limiter.js';
 import { SecurityMetrics } from './security-metrics.js';
 import type { AttemptOutcome, RetryReason } from './upstream/forward.js';
 
-const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+/** Request and attempt latency: 0.5 ms to 30 s (the longest deadline a policy usually sets). */
+export const LATENCY_BUCKETS = [
+  0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30,
+];
 
 const RETRY_REASONS: readonly RetryReason[] = ['network_error', 'overloaded', 'timeout'];
 const SHED_SCOPES: readonly ShedScope[] = ['gateway', 'model'];

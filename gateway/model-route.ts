@@ -11,10 +11,12 @@ import type { Socket } from 'node:net';
 import type { Logger } from '../common/logging.js';
 import { requestId } from '../common/request-id.js';
 import { answer, baseHeaders, internalError, writeError } from './answer.js';
+import type { AuditLog } from './audit/log.js';
 import { type RequestKind, RequestContext } from './context.js';
 import type { GatewayMetrics } from './metrics.js';
 import { type ProxyEnv, type ProxyResult, proxy } from './proxy.js';
 import type { Snapshot } from './snapshot.js';
+import type { GatewayTracing } from './tracing.js';
 import type { Cancellation } from './upstream/forward.js';
 
 export interface ModelTarget {
@@ -29,6 +31,19 @@ export interface ModelServeDeps extends ProxyEnv {
   readonly bodyLimit: number;
   readonly current: () => Snapshot;
   readonly draining: () => boolean;
+  /** Spans of each request; undefined when tracing is off. */
+  readonly tracing?: GatewayTracing | undefined;
+  /** One line per request; undefined without --audit-log. */
+  readonly audit?: AuditLog | undefined;
+}
+
+/** The trace id header of every traced answer. */
+export const TRACE_ID_HEADER = 'x-trace-id';
+
+function headersOf(deps: ModelServeDeps, ctx: RequestContext) {
+  const headers = baseHeaders(ctx.id, deps.draining());
+  if (ctx.trace !== undefined) headers[TRACE_ID_HEADER] = ctx.trace.traceId;
+  return headers;
 }
 
 /** The requests in flight on a client connection, cancelled if it closes before they answer. */
@@ -172,19 +187,20 @@ export async function serveModel(
   const pending = socket[IN_FLIGHT];
   pending?.add(ctx.cancel);
   if (socket.destroyed) ctx.cancel.cancelled = true;
+  if (deps.tracing !== undefined) ctx.trace = deps.tracing.begin(ctx, req);
   let result: ProxyResult | undefined;
   try {
     result = await proxy(ctx, body, deps);
     pending?.delete(ctx.cancel);
-    ctx.status = answer(res, baseHeaders(id, deps.draining()), ctx, result, deps.logger);
+    ctx.status = answer(res, headersOf(deps, ctx), ctx, result, deps.logger);
   } catch (err) {
     pending?.delete(ctx.cancel);
-    deps.logger.error({ err, reqId: id }, 'unexpected error');
+    deps.logger.error({ err, reqId: id, traceId: ctx.trace?.traceId }, 'unexpected error');
     if (res.headersSent) {
       res.destroy();
       ctx.status = 500;
     } else {
-      ctx.status = writeError(res, baseHeaders(id, deps.draining()), internalError());
+      ctx.status = writeError(res, headersOf(deps, ctx), internalError());
     }
   }
   ctx.answeredAt = clock.now();
@@ -196,6 +212,8 @@ export async function serveModel(
       ctx.status,
       ctx.outcome === 'refused' ? ctx.seconds : 0,
     );
+  if (ctx.trace !== undefined) ctx.trace.end(ctx);
+  if (deps.audit !== undefined) deps.audit.record(ctx, body, result);
   // Shadow copies go out once the answer is written and counted: they never delay or change it.
   const shadow = ctx.model?.shadow;
   if (shadow !== undefined && result?.kind === 'response' && ctx.variant !== undefined && body !== null)

@@ -106,6 +106,7 @@ export async function proxy(ctx: RequestContext, body: Buffer | null, env: Proxy
         retries: model.model.retries,
         budget: model.budget,
         cancel: ctx.cancel,
+        trace: ctx.trace,
       },
       variant,
     );

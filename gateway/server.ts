@@ -9,15 +9,17 @@ import { checkClientLimits, type ClientLimits, DEFAULT_CLIENT_LIMITS } from '../
 import { type Clock, systemClock } from '../common/clock.js';
 import { type Logger, silentLogger } from '../common/logging.js';
 import { loadServerTls, type ServerTlsFiles, watchServerTls } from '../common/server-tls.js';
-import type { FailureMode, RateLimitStore } from './admission/gcra.js';
-import type { SecurityDeps } from './admission/security.js';
+import type { GatewaySecurity, PolicyEvent, PolicyInForce } from './server-types.js';
+import type { TracingConfig } from '../common/telemetry/config.js';
+import { startTracing, type Tracing } from '../common/telemetry/tracing.js';
 import { buildAdmin } from './admin.js';
 import type { AdminAuth } from './admin-auth.js';
 import { buildApp } from './app.js';
+import { AuditLog, type AuditOptions } from './audit/log.js';
 import { type EndpointSource, StaticEndpointSource } from './endpoint-source.js';
 import { jwtVerifiers } from './jwt.js';
 import { GatewayMetrics, type UpstreamSample } from './metrics.js';
-import { formatIssue, type PolicyIssue } from './policy/compile.js';
+import { formatIssue } from './policy/compile.js';
 import { PolicyRuntime } from './policy/runtime.js';
 import { type CanaryCoordinator, Rollouts } from './rollout/rollouts.js';
 import type { PolicySource } from './policy/source.js';
@@ -25,6 +27,7 @@ import type { RandomSource } from './router.js';
 import { type Snapshot, SnapshotOwner } from './snapshot.js';
 import { checkUpstreamTls } from './upstream/connection.js';
 import { UpstreamTlsWatch } from './upstream/tls-watch.js';
+import { GatewayTracing } from './tracing.js';
 import { type EndpointPoolOptions, EndpointRegistry } from './upstream/endpoint.js';
 
 export const DEFAULT_BODY_LIMIT = 64 * 1024 * 1024;
@@ -62,24 +65,13 @@ export interface GatewayOptions {
   canaryCoordinator?: CanaryCoordinator;
   /** Told of every policy applied or rejected (after the gateway's own handling). */
   onPolicyEvent?: (event: PolicyEvent) => void;
+  /** OTLP tracing (from the OTEL_* variables); off when undefined. */
+  tracing?: TracingConfig | undefined;
+  /** The audit log (--audit-log); off when undefined. */
+  audit?: AuditOptions | undefined;
 }
 
-/** What fleet mode adds to auth and rate limits (the JWT verifier defaults to gateway/jwt.ts). */
-export interface GatewaySecurity extends Pick<SecurityDeps, 'keys' | 'tokens'> {
-  /** Global buckets; told of decisions taken without Redis, which the metrics count. */
-  readonly globalRates?: RateLimitStore & { onFallback: ((mode: FailureMode) => void) | undefined };
-}
-
-/** Where the policy in force came from: its origin, store version (fleet mode) and source text. */
-export interface PolicyInForce {
-  readonly origin: string;
-  readonly version: number | undefined;
-  readonly text: string;
-}
-
-export type PolicyEvent =
-  | { readonly type: 'applied'; readonly sha256: string; readonly origin: string }
-  | { readonly type: 'rejected'; readonly errors: readonly PolicyIssue[]; readonly origin: string };
+export type { GatewaySecurity, PolicyEvent, PolicyInForce } from './server-types.js';
 
 export interface Gateway {
   app: FastifyInstance;
@@ -95,6 +87,8 @@ export interface Gateway {
   /** Readiness false, let in-flight requests finish, close upstream pools. */
   shutdown(): Promise<void>;
   readonly draining: boolean;
+  readonly tracing: Tracing | undefined;
+  readonly audit: AuditLog | undefined;
 }
 
 export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
@@ -225,6 +219,8 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
   });
 
   const current = () => owner.current;
+  const tracing = startTracing(opts.tracing);
+  const audit = opts.audit === undefined ? undefined : new AuditLog(opts.audit, metrics.registry, logger);
   const app = buildApp({
     clock,
     random,
@@ -235,6 +231,8 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
     tls,
     current,
     draining: () => draining,
+    tracing: tracing === undefined ? undefined : new GatewayTracing(tracing),
+    audit,
   });
   const tlsWatch =
     opts.tls === undefined
@@ -266,6 +264,8 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
     get draining() {
       return draining;
     },
+    tracing,
+    audit,
     async shutdown() {
       draining = true;
       await opts.policySource.close();
@@ -274,6 +274,8 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
       tlsWatch?.close();
       upstreamTls.close();
       await app.close();
+      await audit?.close();
+      await tracing?.shutdown();
       await admin.close();
       await rollouts.close();
       owner.close();

@@ -7,10 +7,12 @@ import { ApiError } from '../../common/errors.js';
 import { type DecodeOptions, decodeInferRequest } from '../../common/oip/decode-request.js';
 import type { DecodedRequest, ResponseOutput, Tensor } from '../../common/oip/messages.js';
 import { encodeInferResponse } from '../../common/oip/response.js';
+import type { Span } from '../../common/telemetry/tracing.js';
 import { BE_ERRORS, toApiError } from '../errors.js';
 import type { BackendMetrics } from '../metrics.js';
 import type { LoadedModel } from '../model.js';
 import type { ModelRepository } from '../repository.js';
+import type { BackendTracing } from '../tracing.js';
 import { validateRequest } from '../validate.js';
 
 const NO_DECODE_OPTIONS: DecodeOptions = Object.freeze({});
@@ -28,6 +30,8 @@ export interface InferRouteOptions {
   state: { readonly draining: boolean };
   /** Sets the headers every answer carries. */
   stamp: (reply: FastifyReply) => void;
+  /** The replica's spans; undefined when tracing is off. */
+  tracing?: BackendTracing | undefined;
 }
 
 export interface InferRoutes {
@@ -40,7 +44,7 @@ export interface InferRoutes {
  * request than a small model's inference, so the answer's headers are set where it is sent.
  */
 export function inferRoutes(app: FastifyInstance, opts: InferRouteOptions): InferRoutes {
-  const { repo, metrics, bodyLimit, state, stamp } = opts;
+  const { repo, metrics, bodyLimit, state, stamp, tracing } = opts;
 
   // Not an async function: fastify then has no promise of ours to follow (and the reply, a
   // thenable, is not resolved through it); the answer or the error is sent from here.
@@ -49,6 +53,7 @@ export function inferRoutes(app: FastifyInstance, opts: InferRouteOptions): Infe
     reply: FastifyReply,
   ): void => {
     const started = performance.now();
+    const span = tracing === undefined ? undefined : tracing.begin(req, started);
     let model: LoadedModel | undefined;
     try {
       model = repo.resolve(req.params.model, req.params.version);
@@ -72,12 +77,14 @@ export function inferRoutes(app: FastifyInstance, opts: InferRouteOptions): Infe
       if ('raw' in decoded) throw noRawInput(model);
       const request = decoded;
       const served = model;
-      model.infer(validateRequest(model, request), (e, outputs) => {
-        if (e === undefined) answer(reply, served, request, outputs!, started);
-        else fail(reply, served, e as Error, started);
+      const prepared = validateRequest(model, request);
+      if (span !== undefined) tracing?.enqueued(prepared, span);
+      model.infer(prepared, (e, outputs) => {
+        if (e === undefined) answer(reply, served, request, outputs!, started, span);
+        else fail(reply, served, e as Error, started, span);
       });
     } catch (e) {
-      fail(reply, model, e as Error, started);
+      fail(reply, model, e as Error, started, span);
     }
   };
   const answer = (
@@ -86,6 +93,7 @@ export function inferRoutes(app: FastifyInstance, opts: InferRouteOptions): Infe
     request: DecodedRequest,
     outputs: Tensor[],
     started: number,
+    span: Span | undefined,
   ): void => {
     let encoded: ReturnType<typeof encodeInferResponse>;
     try {
@@ -96,7 +104,7 @@ export function inferRoutes(app: FastifyInstance, opts: InferRouteOptions): Infe
         outputs: selectOutputs(outputs, request),
       });
     } catch (e) {
-      fail(reply, model, e as Error, started);
+      fail(reply, model, e as Error, started, span);
       return;
     }
     if (encoded.headerLength !== undefined) {
@@ -107,11 +115,20 @@ export function inferRoutes(app: FastifyInstance, opts: InferRouteOptions): Infe
       reply.type('application/json; charset=utf-8');
     }
     count(model, 200, started);
+    if (span !== undefined) tracing?.end(span, 200, model.version);
     stamp(reply);
     reply.send(encoded.body);
   };
-  const fail = (reply: FastifyReply, model: LoadedModel | undefined, e: Error, started: number): void => {
-    count(model, toApiError(e, bodyLimit).statusCode, started);
+  const fail = (
+    reply: FastifyReply,
+    model: LoadedModel | undefined,
+    e: Error,
+    started: number,
+    span: Span | undefined,
+  ): void => {
+    const status = toApiError(e, bodyLimit).statusCode;
+    count(model, status, started);
+    if (span !== undefined) tracing?.end(span, status, model?.version);
     // An Error sent goes to the error handler, as a thrown one would.
     reply.send(e);
   };

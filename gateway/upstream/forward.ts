@@ -45,6 +45,23 @@ export interface ForwardRequest extends AttemptRequest {
   readonly retries: CompiledRetries;
   readonly budget: RetryBudget;
   readonly cancel?: Cancellation;
+  /** The request's trace when tracing is on: a span and a `traceparent` per attempt. */
+  readonly trace?: AttemptTrace | undefined;
+}
+
+/** Makes each attempt's span and the request it sends (its own `traceparent`). */
+export interface AttemptTrace {
+  start(
+    origin: string,
+    attempt: number,
+    retryOf: RetryReason | undefined,
+    req: AttemptRequest,
+    now: number,
+  ): TracedAttempt;
+}
+export interface TracedAttempt {
+  readonly request: AttemptRequest;
+  end(outcome: AttemptOutcome | 'cancelled', status: number, error: Error | undefined, now: number): void;
 }
 
 export interface ForwardContext {
@@ -112,6 +129,8 @@ export async function forward(req: ForwardRequest, ctx: ForwardContext): Promise
   // Endpoints whose breaker refused the call: out of the running for this request.
   let refused: Set<Endpoint> | undefined;
   let pendingRetry: RetryReason | undefined;
+  // What the next attempt is a retry of (for its span).
+  let retryOf: RetryReason | undefined;
   let attempts = 0;
   let lastEndpoint: Endpoint | undefined;
   let lastError: Error | undefined;
@@ -132,6 +151,7 @@ export async function forward(req: ForwardRequest, ctx: ForwardContext): Promise
         // A retry is charged to the budget only when there is an endpoint to send it to.
         const allowed = req.budget.tryRetry(req.retries.budgetPercent);
         ctx.onRetry?.(pendingRetry, allowed);
+        retryOf = pendingRetry;
         pendingRetry = undefined;
         if (!allowed) break;
       }
@@ -153,17 +173,24 @@ export async function forward(req: ForwardRequest, ctx: ForwardContext): Promise
               current?.abort(new PerTryTimeoutError('attempt took longer than perTryTimeoutMs')),
             )
           : undefined;
+      const traced = req.trace?.start(endpoint.origin, attempts, retryOf, req, started);
+      retryOf = undefined;
       const result = await new Promise<AttemptResult>((resolve) => {
-        current = dispatchAttempt(endpoint.dispatcher, endpoint.origin, req, resolve);
+        current = dispatchAttempt(endpoint.dispatcher, endpoint.origin, traced?.request ?? req, resolve);
       });
       if (perTry !== undefined) perTry.fire = undefined;
       current = undefined;
       if (cancel?.cancelled) {
         endpoint.settle(CANCELLED, req.endpoints);
+        traced?.end('cancelled', 0, undefined, clock.now());
         return { kind: 'cancelled' };
       }
       const outcome = classify(result, timedOut);
       endpoint.settle(outcome, req.endpoints);
+      if (traced !== undefined) {
+        if ('error' in result) traced.end(attemptOutcome(outcome), 0, result.error, clock.now());
+        else traced.end(attemptOutcome(outcome), result.status, undefined, clock.now());
+      }
       ctx.onAttempt?.(endpoint, attemptOutcome(outcome), (clock.now() - started) / 1000);
 
       let retryReason: RetryReason;

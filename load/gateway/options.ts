@@ -31,6 +31,10 @@ export interface Options {
    * limits (keys), or with the limits global in Redis (redis). The baseline keeps the plain policy.
    */
   security: Security;
+  /** Target `gateway` only: traces sampled at this ratio, exported to a sink (tracing's cost). */
+  traceRatio: number | undefined;
+  /** Target `gateway` only: the audit log on, to a file (its cost). */
+  auditLog: boolean;
 }
 
 export const SECURITY = ['off', 'keys', 'redis'] as const;
@@ -52,6 +56,8 @@ export function parseOptions(argv: readonly string[]): Options {
       'upstream-delay-ms': { type: 'string', default: '5' },
       'no-wrk': { type: 'boolean', default: false },
       security: { type: 'string', default: 'off' },
+      'trace-ratio': { type: 'string' },
+      'audit-log': { type: 'boolean', default: false },
     },
   });
   const runs = Number(values.runs);
@@ -72,6 +78,10 @@ export function parseOptions(argv: readonly string[]): Options {
   }
   const security = values.security as Security;
   if (!SECURITY.includes(security)) throw new Error(`--security takes off, keys or redis, not '${security}'`);
+  const traceRatio = values['trace-ratio'] === undefined ? undefined : Number(values['trace-ratio']);
+  if (traceRatio !== undefined && !(traceRatio >= 0 && traceRatio <= 1)) {
+    throw new Error('--trace-ratio must be in [0, 1]');
+  }
   const profileTarget = values['profile-target'];
   if (profileTarget !== 'gateway' && profileTarget !== 'relay') {
     throw new Error(`--profile-target takes gateway or relay, not '${profileTarget}'`);
@@ -89,6 +99,8 @@ export function parseOptions(argv: readonly string[]): Options {
     upstreamDelayMs: delay,
     wrk: !values['no-wrk'],
     security,
+    traceRatio,
+    auditLog: values['audit-log'],
   };
 }
 

@@ -43,9 +43,13 @@ export async function profile(
             ? await writePolicy(work, backend)
             : await writeSecurityPolicy(work, backend, security.mode, security.keySha256),
           profFlags,
-          security?.redisUrl === undefined
-            ? []
-            : ['--redis', security.redisUrl, '--redis-prefix', 'bench-prof:'],
+          {
+            args:
+              security?.redisUrl === undefined
+                ? []
+                : ['--redis', security.redisUrl, '--redis-prefix', 'bench-prof:'],
+            env: {},
+          },
         ),
   );
   const url = `${server.url}${inferPath}`;

@@ -12,6 +12,7 @@ import { buildModelRepository } from '../../models/build.js';
 import { postSimple, root } from '../common.js';
 import { type ChildServer, startServer } from '../lib.js';
 import { startNginx } from './nginx.js';
+import { otlpSink } from './otlp-sink.js';
 import type { Options, TargetName } from './options.js';
 import { stopAll, track, whichSync } from './processes.js';
 
@@ -117,20 +118,26 @@ export async function startGateway(
   cli: string,
   policyFile: string,
   nodeFlags: string[] = [],
-  extra: string[] = [],
+  extra: { args: string[]; env: Record<string, string> } = { args: [], env: {} },
 ): Promise<ChildServer> {
-  return startServer([
-    ...nodeFlags,
-    cli,
-    'gateway',
-    '--policy',
-    policyFile,
-    '--port',
-    '0',
-    '--admin-port',
-    '0',
-    ...extra,
-  ]);
+  return startServer(
+    [...nodeFlags, cli, 'gateway', '--policy', policyFile, '--port', '0', '--admin-port', '0', ...extra.args],
+    extra.env,
+  );
+}
+
+let auditFiles = 0;
+
+/** What --trace-ratio and --audit-log turn on in target `gateway` (never in `baseline`). */
+async function observed(o: Options, work: string): Promise<{ args: string[]; env: Record<string, string> }> {
+  const env: Record<string, string> = {};
+  if (o.traceRatio !== undefined) {
+    env.OTEL_EXPORTER_OTLP_ENDPOINT = await otlpSink();
+    env.OTEL_TRACES_SAMPLER = 'parentbased_traceidratio';
+    env.OTEL_TRACES_SAMPLER_ARG = String(o.traceRatio);
+  }
+  const args = o.auditLog ? ['--audit-log', join(work, `audit-${++auditFiles}.log`)] : [];
+  return { args, env };
 }
 
 export interface TargetSetup {
@@ -164,7 +171,11 @@ export async function startTargets(s: TargetSetup, upstream: Upstream): Promise<
       sec?.redisUrl === undefined
         ? []
         : ['--redis', sec.redisUrl, '--redis-prefix', `bench-${upstream.name}-${Date.now()}:`];
-    add('gateway', await startGateway(thisCli(s.options), own, [], fleet));
+    const seen = await observed(s.options, s.work);
+    add(
+      'gateway',
+      await startGateway(thisCli(s.options), own, [], { args: [...seen.args, ...fleet], env: seen.env }),
+    );
   }
   if (wanted.includes('baseline') && s.baselineCli !== undefined) {
     add('baseline', await startGateway(s.baselineCli, policy));

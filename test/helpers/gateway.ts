@@ -11,7 +11,7 @@ import type { Clock } from '../../common/clock.js';
 import type { RandomSource } from '../../gateway/router.js';
 import { FilePolicySource } from '../../gateway/policy/file-source.js';
 import type { CanaryCoordinator } from '../../gateway/rollout/rollouts.js';
-import { buildGateway, type Gateway, type PolicyEvent } from '../../gateway/server.js';
+import { buildGateway, type Gateway, type GatewayOptions, type PolicyEvent } from '../../gateway/server.js';
 import type { EndpointPoolOptions } from '../../gateway/upstream/endpoint.js';
 import {
   randomFloats,
@@ -48,6 +48,8 @@ export interface StartGatewayOptions {
   rolloutClock?: Clock;
   /** Fleet mode for canaries (a CanaryFleet on a test Redis). */
   canaryCoordinator?: CanaryCoordinator;
+  /** More options of buildGateway (tracing, audit log, logger). */
+  extra?: Partial<Pick<GatewayOptions, 'tracing' | 'audit' | 'logger'>>;
 }
 
 export async function startGateway(opts: StartGatewayOptions): Promise<RunningGateway> {
@@ -65,6 +67,7 @@ export async function startGateway(opts: StartGatewayOptions): Promise<RunningGa
     ...(opts.rolloutClock === undefined ? {} : { rolloutClock: opts.rolloutClock }),
     ...(opts.canaryCoordinator === undefined ? {} : { canaryCoordinator: opts.canaryCoordinator }),
     ...(opts.pools === undefined ? {} : { pools: opts.pools }),
+    ...opts.extra,
     onPolicyEvent: (e) => {
       events.push(e);
       for (const w of waiters.splice(0)) w(e);
