@@ -105,6 +105,18 @@ export interface RedisRateStoreOptions {
   readonly liveWithinMs?: number;
   /** How often the live gateways are counted while Redis is up (default 2000 ms). */
   readonly countEveryMs?: number;
+  /**
+   * A decision Redis has not answered within this is taken as if Redis were down (default 100 ms):
+   * a Redis that accepts commands but stalls never holds requests longer. The late answer, if any,
+   * still charges the global buckets.
+   */
+  readonly decisionTimeoutMs?: number;
+}
+
+/** A decision waiting for Redis: settled once, by its answer or by the sweep past the timeout. */
+interface Waiting {
+  readonly since: number;
+  settle(d: RateDecision | undefined): void;
 }
 
 const UNAVAILABLE: RateDecision = Object.freeze({
@@ -123,13 +135,20 @@ export class RedisRateStore implements RateLimitStore {
   private live = 1;
   private down = false;
   private readonly timer: NodeJS.Timeout;
+  /** One sweep for every decision in flight, not a timer per request. */
+  private readonly sweep: NodeJS.Timeout;
+  private readonly waiting = new Set<Waiting>();
+  private readonly timeoutMs: number;
 
   constructor(private readonly opts: RedisRateStoreOptions) {
     this.script = new RedisRateScript(opts.link.cmd, opts.keys);
     this.local = new MemoryRateStore(opts.now);
+    this.timeoutMs = opts.decisionTimeoutMs ?? 100;
     void this.countLive();
     this.timer = setInterval(() => void this.countLive(), opts.countEveryMs ?? 2000);
     this.timer.unref();
+    this.sweep = setInterval(() => this.expire(), Math.max(5, this.timeoutMs / 4));
+    this.sweep.unref();
   }
 
   /** The live gateways last counted (at least 1): the divisor of the fallback buckets. */
@@ -139,20 +158,39 @@ export class RedisRateStore implements RateLimitStore {
 
   take(buckets: readonly Bucket[], failureMode: FailureMode): RateDecision | Promise<RateDecision> {
     if (!this.opts.link.reachable) return this.fallback(buckets, failureMode);
-    return this.script.take(buckets).then(
-      (d) => {
-        if (this.down) {
-          this.down = false;
-          this.opts.logger.info('rate limits: Redis is reachable again; global buckets apply');
-        }
-        return d;
-      },
-      () => this.fallback(buckets, failureMode),
-    );
+    return new Promise<RateDecision>((resolve) => {
+      const w: Waiting = {
+        since: this.opts.now(),
+        settle: (d) => {
+          if (!this.waiting.delete(w)) return;
+          resolve(d ?? this.fallback(buckets, failureMode));
+        },
+      };
+      this.waiting.add(w);
+      this.script.take(buckets).then(
+        (d) => {
+          if (this.down && this.waiting.has(w)) {
+            this.down = false;
+            this.opts.logger.info('rate limits: Redis is reachable again; global buckets apply');
+          }
+          w.settle(d);
+        },
+        () => w.settle(undefined),
+      );
+    });
   }
 
   close(): void {
     clearInterval(this.timer);
+    clearInterval(this.sweep);
+    for (const w of [...this.waiting]) w.settle(undefined);
+  }
+
+  /** Decisions Redis has not answered in time: taken as if it were down. */
+  private expire(): void {
+    if (this.waiting.size === 0) return;
+    const limit = this.opts.now() - this.timeoutMs;
+    for (const w of [...this.waiting]) if (w.since <= limit) w.settle(undefined);
   }
 
   private fallback(buckets: readonly Bucket[], mode: FailureMode): RateDecision {

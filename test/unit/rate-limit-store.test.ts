@@ -6,7 +6,10 @@ import assert from 'node:assert/strict';
 import { setTimeout as delay } from 'node:timers/promises';
 import { after, before, describe, test } from 'node:test';
 import { Redis } from 'ioredis';
+import { silentLogger } from '../../common/logging.js';
+import { parseRedisUrl } from '../../common/redis/connection.js';
 import { fleetKeys } from '../../common/redis/keys.js';
+import { RedisLink } from '../../common/redis/link.js';
 import {
   type Bucket,
   decide,
@@ -16,7 +19,7 @@ import {
 } from '../../gateway/admission/gcra.js';
 import { rateLimitStage } from '../../gateway/admission/rate-limit.js';
 import type { Refusal } from '../../gateway/admission/stage.js';
-import { RedisRateScript } from '../../gateway/fleet/redis-rate.js';
+import { RedisRateScript, RedisRateStore } from '../../gateway/fleet/redis-rate.js';
 import { type RedisServer, startRedis } from '../helpers/redis.js';
 
 let server: RedisServer;
@@ -238,5 +241,37 @@ describe('the rate-limit stage', () => {
     const no = stage.admit(facts()) as Refusal;
     assert.equal(no.error.statusCode, 503);
     assert.equal(no.error.code, 'GW_ERR_RATE_LIMIT_UNAVAILABLE');
+  });
+});
+
+describe('global limits: a Redis that stalls', () => {
+  test('a decision Redis does not answer within the timeout is taken as if it were down', async () => {
+    const link = new RedisLink(parseRedisUrl(server.url), silentLogger(), 'test-stall');
+    assert.equal(await link.start(2000), true);
+    const store = new RedisRateStore({
+      link,
+      keys: fleetKeys(`stall${++n}:`),
+      logger: silentLogger(),
+      now: () => performance.now(),
+      decisionTimeoutMs: 50,
+    });
+    const fallbacks: string[] = [];
+    store.onFallback = (mode) => fallbacks.push(mode);
+    try {
+      const b = bucket(100, 10);
+      assert.equal((await store.take([b], 'open')).allowed, true, 'answered by Redis');
+      assert.deepEqual(fallbacks, []);
+      // A real Redis that accepts commands and answers none of them for a while.
+      await redis.call('CLIENT', 'PAUSE', '800', 'ALL');
+      const open = await store.take([b], 'open');
+      assert.equal(open.allowed, true, 'fail open: the local share decides');
+      assert.equal(open.unavailable, undefined);
+      const closed = await store.take([b], 'closed');
+      assert.equal(closed.unavailable, true, 'fail closed: refused');
+      assert.deepEqual(fallbacks, ['open', 'closed']);
+    } finally {
+      store.close();
+      await link.close();
+    }
   });
 });
