@@ -21,7 +21,8 @@
  * Options: --quick (fewer requests), --runs N (every phase N times; medians of per-run ratios),
  * --only PHASE[,PHASE] (those phases only), --rate R, --targets LIST (default
  * direct,gateway,nginx,relay), --baseline REF, --upstream-delay-ms MS, --no-wrk, --security
- * off|keys|redis (the gateway target with an API key and rate limits, local or in Redis), --compiled
+ * off|auth|keys|redis (the gateway target with an API key, alone or with rate limits local or in
+ * Redis), --compiled
  * (backend and gateway from `npm run build` output in dist/), --profile [--profile-target relay]
  * (a V8 CPU profile of the gateway or relay under load instead; see load/gateway/profile.ts).
  * Writes a table to stdout and JSON to load/results/gateway-latest.json.
@@ -81,15 +82,15 @@ try {
       redis = await startRedis();
       setup.security = { mode: 'redis', keySha256, redisUrl: redis.url };
     } else {
-      setup.security = { mode: 'keys', keySha256 };
+      setup.security = { mode: options.security, keySha256 };
     }
   }
   const securityNote =
     options.security === 'off'
       ? undefined
       : `security: the gateway target's policy asks for an API key (sent by every client to every target) and ` +
-        `checks ${options.security === 'redis' ? 'global rate limits in Redis (one EVALSHA per request)' : 'local rate limits'} ` +
-        'on the model, the key and the key on the model, none of them reached; the baseline serves the plain policy';
+        `checks ${options.security === 'redis' ? 'global rate limits in Redis (one EVALSHA per request) on the model, the key and the key on the model, none of them reached' : options.security === 'auth' ? 'no rate limit' : 'local rate limits on the model, the key and the key on the model, none of them reached'}; ` +
+        'the baseline serves the plain policy';
   const notes: string[] = securityNote === undefined ? [] : [securityNote];
   let baseline: { ref: string; commit: string } | undefined;
   if (options.baseline !== undefined && !options.profile) {

@@ -27,8 +27,8 @@ export interface Options {
   /** Cross-check the moderate phase with wrk where it is on PATH. */
   wrk: boolean;
   /**
-   * The gateway target's policy: without auth or limits (off), with an API key and local rate
-   * limits (keys), or with the limits global in Redis (redis). The baseline keeps the plain policy.
+   * The gateway target's policy: without auth or limits (off), with an API key alone (auth), with
+   * an API key and local rate limits (keys), or with the limits global in Redis (redis). The baseline keeps the plain policy.
    */
   security: Security;
   /** Target `gateway` only: traces sampled at this ratio, exported to a sink (tracing's cost). */
@@ -37,7 +37,7 @@ export interface Options {
   auditLog: boolean;
 }
 
-export const SECURITY = ['off', 'keys', 'redis'] as const;
+export const SECURITY = ['off', 'auth', 'keys', 'redis'] as const;
 export type Security = (typeof SECURITY)[number];
 
 export function parseOptions(argv: readonly string[]): Options {
@@ -77,7 +77,9 @@ export function parseOptions(argv: readonly string[]): Options {
     throw new Error('--targets baseline needs --baseline REF');
   }
   const security = values.security as Security;
-  if (!SECURITY.includes(security)) throw new Error(`--security takes off, keys or redis, not '${security}'`);
+  if (!SECURITY.includes(security)) {
+    throw new Error(`--security takes off, auth, keys or redis, not '${security}'`);
+  }
   const traceRatio = values['trace-ratio'] === undefined ? undefined : Number(values['trace-ratio']);
   if (traceRatio !== undefined && !(traceRatio >= 0 && traceRatio <= 1)) {
     throw new Error('--trace-ratio must be in [0, 1]');

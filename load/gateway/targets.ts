@@ -91,12 +91,18 @@ models:
 export async function writeSecurityPolicy(
   work: string,
   upstream: Upstream,
-  mode: 'keys' | 'redis',
+  mode: 'auth' | 'keys' | 'redis',
   keySha256: string,
 ): Promise<string> {
   const plain = await readFile(await writePolicy(work, upstream), 'utf8');
   const file = join(work, `policy-${upstream.name}-${mode}.yaml`);
   const high = '{ requestsPerSecond: 1000000, burst: 1000000 }';
+  if (mode === 'auth') {
+    // The key alone, no limits: the auth stage's share of --security keys.
+    const auth = `auth:\n  required: true\n  apiKeys:\n    - { id: bench, sha256: "${keySha256}", models: [simple] }\n`;
+    await writeFile(file, `${plain}${auth}`);
+    return file;
+  }
   await writeFile(
     file,
     `${plain.replace(
@@ -146,7 +152,7 @@ export interface TargetSetup {
   /** The baseline's CLI, when --baseline is given. */
   baselineCli: string | undefined;
   /** With --security keys|redis: the gateway target's policy asks for this key (its SHA-256). */
-  security?: { mode: 'keys' | 'redis'; keySha256: string; redisUrl?: string };
+  security?: { mode: 'auth' | 'keys' | 'redis'; keySha256: string; redisUrl?: string };
 }
 
 /** Starts the wanted targets in front of `upstream`, and checks that each answers as it does. */

@@ -83,7 +83,10 @@ test('parseOptions: --baseline adds the baseline target; bad values are refused 
   assert.throws(() => parseOptions(['--upstream-delay-ms', '-1']), /--upstream-delay-ms/);
   assert.equal(parseOptions([]).security, 'off');
   assert.equal(parseOptions(['--security', 'redis']).security, 'redis');
-  assert.throws(() => parseOptions(['--security', 'jwt']), /--security takes off, keys or redis, not 'jwt'/);
+  assert.throws(
+    () => parseOptions(['--security', 'jwt']),
+    /--security takes off, auth, keys or redis, not 'jwt'/,
+  );
   assert.equal(countsFor({ quick: false, rate: 200 }).slices % 2, 0, 'slices come in pairs');
   assert.equal(countsFor({ quick: true, rate: 200 }).slices % 2, 0, 'slices come in pairs');
 });
