@@ -4,7 +4,8 @@
  * `--redis URL` it goes into the fleet's store (every gateway knows it within a second, and a
  * revocation reaches them as fast); without, `create` prints the `auth.apiKeys` entry for a policy.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
+import { sha256Hex } from '../common/hash.js';
 import { describeRedisError, type RedisTarget } from '../common/redis/connection.js';
 import type { FleetKeys } from '../common/redis/keys.js';
 import { KEY_PREFIX } from '../gateway/admission/credentials.js';
@@ -110,7 +111,7 @@ export async function keysCommand(argv: string[]): Promise<void> {
     const key = generateKey();
     const record: StoredKey = {
       id,
-      sha256: createHash('sha256').update(key).digest('hex'),
+      sha256: sha256Hex(key),
       models,
       requestsPerSecond,
       burst,

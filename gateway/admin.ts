@@ -2,7 +2,7 @@
  * The admin app, on its own port: Prometheus metrics, the policy in force, the standing of every
  * upstream endpoint, and the rollouts (canary and shadow, gateway/rollout/admin-routes.ts).
  */
-import { createHash } from 'node:crypto';
+import { sha256Hex } from '../common/hash.js';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
 import type { Clock } from '../common/clock.js';
 import { applyClientLimits, type ClientLimits, clientErrorHandler } from '../common/client-limits.js';
@@ -51,7 +51,7 @@ export function buildAdmin(deps: AdminDeps): FastifyInstance {
       version: p.version ?? null,
       origin: p.origin,
       sha256: s.policy.sha256,
-      sourceSha256: createHash('sha256').update(p.text).digest('hex'),
+      sourceSha256: sha256Hex(p.text),
       appliedAt: new Date(s.appliedAt).toISOString(),
       warnings: s.policy.warnings,
       policy: s.policy.document,

@@ -6,8 +6,8 @@
  * expired or revoked credential; 403 for a model outside its scope. The key id goes into the
  * context (`keyId`), never the key.
  */
-import { createHash } from 'node:crypto';
 import { ApiError } from '../../common/errors.js';
+import { sha256Hex } from '../../common/hash.js';
 import { GW_ERRORS } from '../errors.js';
 import type { CompiledRate, KeyRecord } from '../policy/compile.js';
 import { readCredential } from './credentials.js';
@@ -77,7 +77,7 @@ export function authStage(opts: AuthStageOptions): AdmissionStage {
   };
 
   const byKey = (ctx: AuthFacts, value: string): Verdict => {
-    const sha = createHash('sha256').update(value).digest('hex');
+    const sha = sha256Hex(value);
     const rec = keys.get(sha) ?? directory?.get(sha);
     if (rec === undefined) return unauthenticated(ctx, 'unknown_key', 'unknown API key');
     if (rec.revoked) return unauthenticated(ctx, 'revoked_key', `API key '${rec.id}' was revoked`);

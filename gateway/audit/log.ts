@@ -6,7 +6,7 @@
  * every `flushMs` or once `batchSize` are waiting, one write in flight at a time. A full queue
  * drops the record and counts it (`infergate_audit_dropped_total`).
  */
-import { createHash } from 'node:crypto';
+import { sha256Hex } from '../../common/hash.js';
 import { Counter, type Registry } from 'prom-client';
 import type { Logger } from '../../common/logging.js';
 import type { RequestContext } from '../context.js';
@@ -166,8 +166,8 @@ export class AuditLog {
     if (ctx.outcome !== undefined) line.outcome = ctx.outcome;
     if (ctx.refusedBy !== undefined) line.refusedBy = ctx.refusedBy;
     if (this.hash) {
-      if (p.input !== null) line.inputSha256 = sha256(p.input);
-      if (p.output !== undefined) line.outputSha256 = sha256(p.output);
+      if (p.input !== null) line.inputSha256 = sha256Hex(p.input);
+      if (p.output !== undefined) line.outputSha256 = sha256Hex(p.output);
     }
     return line;
   }
@@ -178,10 +178,6 @@ export class AuditLog {
     await this.flush();
     await this.opts.sink.close();
   }
-}
-
-function sha256(b: Buffer): string {
-  return createHash('sha256').update(b).digest('hex');
 }
 
 const VERSION = /"model_version"\s*:\s*"([^"\\]{1,64})"/;

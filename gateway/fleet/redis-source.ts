@@ -7,7 +7,7 @@
  * outage is logged once and the recovery once, and the gateway catches up on reconnect; with a
  * policy cache, a gateway started while Redis is down serves the cached version.
  */
-import { createHash } from 'node:crypto';
+import { sha256Hex } from '../../common/hash.js';
 import type { Logger } from '../../common/logging.js';
 import type { RedisLink } from '../../common/redis/link.js';
 import type { FleetKeys } from '../../common/redis/keys.js';
@@ -289,6 +289,5 @@ export class RedisPolicySource implements PolicySource {
   }
 }
 
-export function sha256(text: string): string {
-  return createHash('sha256').update(text).digest('hex');
-}
+/** The sha256 of a policy's source, as the store keeps it. */
+export const sha256 = sha256Hex;
