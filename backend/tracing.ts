@@ -30,21 +30,18 @@ export class BackendTracing {
         : '/v2/models/{model}/versions/{version}/infer';
     const url = req.url;
     const q = url.indexOf('?');
-    return this.tracing.start(
-      `POST ${route}`,
-      SpanKind.SERVER,
-      this.tracing.extract(req.headers),
-      {
-        'http.request.method': 'POST',
-        'http.route': route,
-        'url.path': (q < 0 ? url : url.slice(0, q)).slice(0, 512),
-        'url.scheme': 'http',
-        'infergate.request_id': String(req.id),
-        ...(params.model === undefined ? {} : { 'infergate.model': params.model.slice(0, 256) }),
-        ...(params.version === undefined ? {} : { 'infergate.model.version': params.version.slice(0, 64) }),
-      },
-      started,
-    );
+    const span = this.tracing.startRequest(`POST ${route}`, SpanKind.SERVER, req.headers, started);
+    if (!span.isRecording()) return span;
+    span.setAttributes({
+      'http.request.method': 'POST',
+      'http.route': route,
+      'url.path': (q < 0 ? url : url.slice(0, q)).slice(0, 512),
+      'url.scheme': 'http',
+      'infergate.request_id': String(req.id),
+      ...(params.model === undefined ? {} : { 'infergate.model': params.model.slice(0, 256) }),
+      ...(params.version === undefined ? {} : { 'infergate.model.version': params.version.slice(0, 64) }),
+    });
+    return span;
   }
 
   /** Ends a request's server span with its status. */

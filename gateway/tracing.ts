@@ -150,11 +150,10 @@ export class GatewayTracing {
   constructor(readonly tracing: Tracing) {}
 
   begin(ctx: RequestContext, req: IncomingMessage): RequestTrace {
-    const parent = this.tracing.extract(ctx.headers);
     const url = req.url ?? '';
     // No attributes for the sampler (the samplers of OTEL_TRACES_SAMPLER read none): an unsampled
     // request then costs its ids and nothing else.
-    const span = this.tracing.start('POST /v2/models', SpanKind.SERVER, parent, undefined, ctx.arrivedAt);
+    const span = this.tracing.startRequest('POST /v2/models', SpanKind.SERVER, ctx.headers, ctx.arrivedAt);
     if (span.isRecording()) {
       const local = req.socket.localPort;
       span.setAttributes({

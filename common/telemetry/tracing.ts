@@ -34,6 +34,14 @@ import {
 import { ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION } from '@opentelemetry/semantic-conventions';
 import { PRODUCT_VERSION } from '../version.js';
 import type { TracingConfig } from './config.js';
+import {
+  type FastSampling,
+  fastSamplingOf,
+  PooledIds,
+  sampledRoot,
+  unrecorded,
+  unsampledParent,
+} from './fast-sampling.js';
 
 export { SpanKind, type Span, type Context, type Link, type Attributes };
 
@@ -69,8 +77,42 @@ export class Tracing {
   constructor(
     private readonly provider: BasicTracerProvider,
     readonly serviceName: string,
+    private readonly ids: PooledIds = new PooledIds(),
+    private readonly fast: FastSampling | undefined = undefined,
   ) {
     this.tracer = provider.getTracer('infergate', PRODUCT_VERSION);
+  }
+
+  /**
+   * The server span of an incoming request, under its `traceparent` if it has one. A span the
+   * sampler would not record is made here without the SDK (fast-sampling.ts); attributes are for
+   * recorded spans only, so set them after `isRecording()`.
+   */
+  startRequest(
+    name: string,
+    kind: SpanKind,
+    headers: Record<string, string | string[] | undefined>,
+    startTime?: TimeInput,
+  ): Span {
+    const fast = this.fast;
+    if (fast !== undefined) {
+      const tp = headers.traceparent;
+      if (tp === undefined) {
+        const traceId = this.ids.generateTraceId();
+        if (!sampledRoot(fast, traceId)) return unrecorded(traceId, this.ids.generateSpanId());
+        this.ids.next = traceId;
+        try {
+          return this.start(name, kind, ROOT_CONTEXT, undefined, startTime);
+        } finally {
+          this.ids.next = undefined;
+        }
+      }
+      if (fast.parentBased && typeof tp === 'string') {
+        const traceId = unsampledParent(tp);
+        if (traceId !== undefined) return unrecorded(traceId, this.ids.generateSpanId());
+      }
+    }
+    return this.start(name, kind, this.extract(headers), undefined, startTime);
   }
 
   /** The remote parent of a request from its `traceparent` / `tracestate` headers (or none). */
@@ -126,7 +168,9 @@ export function startTracing(
   exporter?: SpanExporter,
 ): Tracing | undefined {
   if (config === undefined) return undefined;
+  const ids = new PooledIds();
   const provider = new BasicTracerProvider({
+    idGenerator: ids,
     resource: resourceFromAttributes({
       ...config.resource,
       [ATTR_SERVICE_NAME]: config.serviceName,
@@ -145,5 +189,5 @@ export function startTracing(
       ),
     ],
   });
-  return new Tracing(provider, config.serviceName);
+  return new Tracing(provider, config.serviceName, ids, fastSamplingOf(config.sampler, config.ratio));
 }
