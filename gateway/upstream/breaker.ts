@@ -82,6 +82,15 @@ export class Breaker {
     if (this.cb.halfOpen) this.cb.close();
   }
 
+  /**
+   * The admitted call ended without a verdict on the replica (the client went away and it was cut
+   * off): neither a success nor a failure. A half-open breaker's probe is free again, so the next
+   * call probes. In the window it stays a call without a failure.
+   */
+  abandon(): void {
+    this.probing = false;
+  }
+
   /** The admitted call failed; opens by opossum's own rule. */
   failure(): void {
     this.probing = false;

@@ -156,9 +156,10 @@ export class Endpoint {
         if (this.#ejections > 0 && this.clock.now() >= this.#ejectedUntil) this.#ejections = 0;
         return;
       case 'cancelled':
-        // Cut off because the client went away: the breaker counts the attempt failed, as it ended
-        // without an answer; the replica's run of failures is left as it was.
-        this.breaker.failure();
+        // Cut off because the client went away: says nothing of the replica. Neither the breaker
+        // nor the run of failures counts it (clients that give up early on a slow but healthy
+        // replica must not open its breaker).
+        this.breaker.abandon();
         return;
       default:
         this.breaker.failure();

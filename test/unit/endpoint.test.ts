@@ -107,7 +107,8 @@ describe('Endpoint.settle: every consequence of an outcome, in one place', () =>
     },
     { outcome: TIMEOUT, run: 2, breakerFailures: 2, state: 'available' },
     { outcome: PER_TRY_TIMEOUT, run: 2, breakerFailures: 2, state: 'available' },
-    { outcome: CANCELLED, run: 1, breakerFailures: 2, state: 'available' },
+    // The client went away: nothing said of the replica; neither count moves.
+    { outcome: CANCELLED, run: 1, breakerFailures: 1, state: 'available' },
   ];
   for (const c of table) {
     const name = 'code' in c.outcome ? `network_error ${c.outcome.code}` : JSON.stringify(c.outcome);
@@ -335,6 +336,25 @@ describe('Endpoint: the half-open probe', () => {
     assert.equal(e.admit(), false, 'a second call is refused while the probe is out');
     e.settle(OK, [e]);
     assert.equal(e.breakerState, 'closed');
+  });
+
+  test('a probe cut off because its client went away frees the probe: the next call probes', async () => {
+    const { e, clock } = await halfOpen();
+    assert.equal(e.admit(), true, 'the probe goes');
+    e.settle(CANCELLED, [e]);
+    assert.equal(e.breakerState, 'half_open', 'no verdict: still half-open');
+    assert.equal(e.state(clock.now()), 'available', 'a probe may go again');
+    assert.equal(e.admit(), true);
+    e.settle(OK, [e]);
+    assert.equal(e.breakerState, 'closed');
+  });
+
+  test('clients that give up early never open the breaker of a replica', () => {
+    const { list } = endpoints(1);
+    const [a] = list as [Endpoint];
+    for (let i = 0; i < 100; i++) assert.equal(attempt(a, CANCELLED), true, `attempt ${i + 1} admitted`);
+    assert.equal(a.breakerState, 'closed');
+    assert.equal(a.consecutiveFailures, 0);
   });
 
   test('a failed probe opens the breaker again', async () => {
