@@ -12,7 +12,10 @@ import { type SamplerName, TRACING_DEFAULTS } from '../../common/telemetry/confi
 import { PooledIds, unsampledParent } from '../../common/telemetry/fast-sampling.js';
 import { SpanKind, startTracing, type Tracing } from '../../common/telemetry/tracing.js';
 
-function tracingWith(sampler: SamplerName, ratio: number): { tracing: Tracing; exporter: InMemorySpanExporter } {
+function tracingWith(
+  sampler: SamplerName,
+  ratio: number,
+): { tracing: Tracing; exporter: InMemorySpanExporter } {
   const exporter = new InMemorySpanExporter();
   const tracing = startTracing(
     {
@@ -93,7 +96,8 @@ test('traceidratio without a parent-based sampler decides on the trace id, paren
   const reference = new TraceIdRatioBasedSampler(0.5);
   for (const id of [PARENT_TRACE, 'ffffffffffffffffffffffffffffff00', '0000000000000000000000000000000a']) {
     const span = tracing.startRequest('r', SpanKind.SERVER, { traceparent: `00-${id}-${PARENT_SPAN}-00` });
-    const expected = reference.shouldSample(undefined as never, id).decision === SamplingDecision.RECORD_AND_SAMPLED;
+    const expected =
+      reference.shouldSample(undefined as never, id).decision === SamplingDecision.RECORD_AND_SAMPLED;
     assert.equal(span.isRecording(), expected, id);
     assert.equal(span.spanContext().traceId, id);
     span.end();
@@ -125,7 +129,11 @@ test('a malformed traceparent is not a parent: the span is a new root', async ()
     const span = tracing.startRequest('r', SpanKind.SERVER, { traceparent: tp });
     assert.notEqual(span.spanContext().traceId, PARENT_TRACE, tp);
   }
-  assert.equal(unsampledParent(`00-${PARENT_TRACE}-${PARENT_SPAN}-02`), PARENT_TRACE, 'flags other than sampled');
+  assert.equal(
+    unsampledParent(`00-${PARENT_TRACE}-${PARENT_SPAN}-02`),
+    PARENT_TRACE,
+    'flags other than sampled',
+  );
   assert.equal(unsampledParent(`00-${PARENT_TRACE}-${PARENT_SPAN}-03`), undefined);
   await tracing.shutdown();
 });
