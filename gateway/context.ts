@@ -6,6 +6,7 @@
  * A class with every field set in the constructor: V8 gives every context one shape.
  */
 import type { IncomingHttpHeaders } from 'node:http';
+import type { Bucket } from './admission/gcra.js';
 import type { CompiledRate } from './policy/compile.js';
 import type { RouteReason } from './router.js';
 import type { ModelState, Snapshot, VariantState } from './snapshot.js';
@@ -59,6 +60,8 @@ export class RequestContext {
   keyId: string | undefined = undefined;
   /** That key's own rate limit, for the rate-limit stage. */
   keyLimit: CompiledRate | undefined = undefined;
+  /** The buckets the rate-limit stage charged (given back if a later stage sheds the request). */
+  rateCharged: readonly Bucket[] | undefined = undefined;
   /** node's rawHeaders (the auth stage refuses repeated credential headers). */
   rawHeaders: readonly string[] | undefined = undefined;
   /** Headers the admission stages add to the answer (WWW-Authenticate, RateLimit-*). */

@@ -11,6 +11,7 @@ import { sha256Hex } from '../../common/hash.js';
 import { GW_ERRORS } from '../errors.js';
 import type { CompiledRate, KeyRecord } from '../policy/compile.js';
 import { readCredential } from './credentials.js';
+import type { Bucket } from './gcra.js';
 import type { AdmissionFacts, AdmissionStage, Verdict } from './stage.js';
 
 /** Keys kept outside the policy (Redis, in fleet mode), by SHA-256; read synchronously. */
@@ -56,6 +57,8 @@ export interface AuthStageOptions {
 /** What a request that carries a key or token is allowed, for the rate-limit stage after. */
 export interface AuthFacts extends AdmissionFacts {
   keyLimit?: CompiledRate | undefined;
+  /** The buckets the rate-limit stage charged this request to (refunded if a later stage sheds it). */
+  rateCharged?: readonly Bucket[] | undefined;
 }
 
 const CHALLENGE = 'Bearer realm="infergate"';

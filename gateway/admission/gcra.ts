@@ -37,6 +37,12 @@ export type FailureMode = 'open' | 'closed';
  */
 export interface RateLimitStore {
   take(buckets: readonly Bucket[], failureMode: FailureMode): RateDecision | Promise<RateDecision>;
+  /**
+   * Gives back the one request that `take` allowed on these buckets, when a later stage refused
+   * it (shed at the concurrency limit): a request that was never served costs no quota. Best
+   * effort, never waited for.
+   */
+  refund(buckets: readonly Bucket[]): void;
 }
 
 export function interval(rate: CompiledRate): number {
@@ -91,6 +97,17 @@ export class MemoryRateStore implements RateLimitStore {
       if (this.tats.size >= this.sweepAt) this.sweep(now);
     }
     return d;
+  }
+
+  refund(buckets: readonly Bucket[]): void {
+    const now = this.now();
+    for (const b of buckets) {
+      const tat = this.tats.get(b.key);
+      if (tat === undefined || tat <= now) continue;
+      const back = tat - interval(b.rate);
+      if (back > now) this.tats.set(b.key, back);
+      else this.tats.delete(b.key);
+    }
   }
 
   /** Buckets held (for tests of the sweep). */

@@ -3,7 +3,7 @@
  * the key's on this model), one decision of the store over all of them, and the answer's
  * `RateLimit-Policy` and `RateLimit` headers (draft-ietf-httpapi-ratelimit-headers). Refused: 429
  * `GW_ERR_RATE_LIMITED` with `Retry-After`; a store that cannot decide (Redis down, failureMode
- * closed): 503 `GW_ERR_RATE_LIMIT_UNAVAILABLE`. Present only for models that have a limit or when
+ * closed): 503 `GW_ERR_RATE_LIMIT_UNAVAILABLE`. A request that a later stage sheds gets its token back. Present only for models that have a limit or when
  * keys may carry one: a policy without limits has no such stage.
  */
 import { ApiError } from '../../common/errors.js';
@@ -92,7 +92,10 @@ export function rateLimitStage(opts: RateLimitStageOptions): AdmissionStage {
     headers['ratelimit-policy'] = policy;
     headers.ratelimit = limit;
     ctx.replyHeaders = headers;
-    if (d.allowed) return undefined;
+    if (d.allowed) {
+      ctx.rateCharged = buckets;
+      return undefined;
+    }
     let scope = '';
     for (let i = 0; i < buckets.length; i++) if (d.remaining[i] === 0) scope = (buckets[i] as Bucket).scope;
     onLimited(model, scope);
@@ -116,6 +119,12 @@ export function rateLimitStage(opts: RateLimitStageOptions): AdmissionStage {
       if (isPromise(d)) return d.then((later) => finish(ctx, buckets, policy, later));
       return finish(ctx, buckets, policy, d);
     },
-    release(): void {},
+    release(ctx: AuthFacts): void {
+      const charged = ctx.rateCharged;
+      if (charged === undefined) return;
+      ctx.rateCharged = undefined;
+      // Refused by a stage after this one (shed): never served, so its token goes back.
+      if (ctx.refusedBy !== undefined) store.refund(charged);
+    },
   };
 }

@@ -55,6 +55,24 @@ end
 return out
 `;
 
+/** Gives one request back to each bucket (ARGV: the intervals), by Redis's clock. */
+const REFUND = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+for i = 1, #KEYS do
+  local tat = tonumber(redis.call('GET', KEYS[i]) or '0')
+  if tat > now then
+    tat = tat - tonumber(ARGV[i])
+    if tat > now then
+      redis.call('SET', KEYS[i], tostring(tat), 'PX', math.ceil(tat - now) + 1000)
+    else
+      redis.call('DEL', KEYS[i])
+    end
+  end
+end
+return 1
+`;
+
 /** Gateways whose heartbeat is younger than ARGV[1] ms, by Redis's clock. */
 const LIVE = `
 local t = redis.call('TIME')
@@ -67,6 +85,7 @@ type TakeCommand = (numKeys: number, ...args: string[]) => Promise<(string | num
 /** The script alone, on a connection: one EVALSHA per decision. Throws when Redis fails. */
 export class RedisRateScript {
   private readonly run: TakeCommand;
+  private readonly giveBack: TakeCommand;
 
   constructor(
     redis: Redis,
@@ -74,10 +93,11 @@ export class RedisRateScript {
   ) {
     if (typeof (redis as unknown as Record<string, unknown>).infergateRateTake !== 'function') {
       redis.defineCommand('infergateRateTake', { lua: TAKE });
+      redis.defineCommand('infergateRateRefund', { lua: REFUND });
     }
-    this.run = ((redis as unknown as Record<string, TakeCommand>).infergateRateTake as TakeCommand).bind(
-      redis,
-    );
+    const commands = redis as unknown as Record<string, TakeCommand>;
+    this.run = (commands.infergateRateTake as TakeCommand).bind(redis);
+    this.giveBack = (commands.infergateRateRefund as TakeCommand).bind(redis);
   }
 
   async take(buckets: readonly Bucket[]): Promise<RateDecision> {
@@ -92,6 +112,14 @@ export class RedisRateScript {
       resetMs.push(Number(r[i + 1]));
     }
     return { allowed: Number(r[0]) === 1, retryAfterMs: Number(r[1]), remaining, resetMs };
+  }
+
+  /** One request back to each bucket. Throws when Redis fails. */
+  async refund(buckets: readonly Bucket[]): Promise<void> {
+    const args: string[] = [];
+    for (const b of buckets) args.push(this.keys.rateBucket(b.key));
+    for (const b of buckets) args.push(String(interval(b.rate)));
+    await this.giveBack(buckets.length, ...args);
   }
 }
 
@@ -180,6 +208,16 @@ export class RedisRateStore implements RateLimitStore {
     });
   }
 
+  /** Back to the buckets that decided: Redis's, or the local share while Redis is down. */
+  refund(buckets: readonly Bucket[]): void {
+    if (this.down || !this.opts.link.reachable) {
+      this.local.refund(this.share(buckets));
+      return;
+    }
+    // Lost if Redis fails now: the token stays spent, as it would have before refunds.
+    this.script.refund(buckets).catch(() => {});
+  }
+
   close(): void {
     clearInterval(this.timer);
     clearInterval(this.sweep);
@@ -205,8 +243,13 @@ export class RedisRateStore implements RateLimitStore {
       );
     }
     if (mode === 'closed') return UNAVAILABLE;
+    return this.local.take(this.share(buckets));
+  }
+
+  /** This gateway's share of each bucket: the limit divided by the live gateways. */
+  private share(buckets: readonly Bucket[]): Bucket[] {
     const n = this.live;
-    const share = buckets.map((b) => ({
+    return buckets.map((b) => ({
       key: b.key,
       scope: b.scope,
       rate: {
@@ -214,7 +257,6 @@ export class RedisRateStore implements RateLimitStore {
         burst: Math.max(1, Math.floor(b.rate.burst / n)),
       },
     }));
-    return this.local.take(share);
   }
 
   private async countLive(): Promise<void> {

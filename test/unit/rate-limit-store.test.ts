@@ -17,9 +17,12 @@ import {
   type RateDecision,
   type RateLimitStore,
 } from '../../gateway/admission/gcra.js';
+import { concurrencyStage } from '../../gateway/admission/concurrency.js';
+import { ConcurrencyLimiter } from '../../gateway/admission/limiter.js';
 import { rateLimitStage } from '../../gateway/admission/rate-limit.js';
-import type { Refusal } from '../../gateway/admission/stage.js';
+import { admit, type Refusal, release } from '../../gateway/admission/stage.js';
 import { RedisRateScript, RedisRateStore } from '../../gateway/fleet/redis-rate.js';
+import { FakeClock } from '../helpers/fake-clock.js';
 import { type RedisServer, startRedis } from '../helpers/redis.js';
 
 let server: RedisServer;
@@ -47,7 +50,7 @@ const stores: [string, () => RateLimitStore][] = [
     'redis',
     () => {
       const script = new RedisRateScript(redis, fleetKeys(`rl${++n}:`));
-      return { take: (b) => script.take(b) };
+      return { take: (b) => script.take(b), refund: (b) => void script.refund(b) };
     },
   ],
 ];
@@ -109,6 +112,22 @@ for (const [name, make] of stores) {
       assert.equal((await take(s, [a])).allowed, true);
       assert.equal((await take(s, [a])).allowed, false);
       assert.equal((await take(s, [b])).allowed, true);
+    });
+
+    test('a refund gives back one request; a full bucket gains nothing from one', async () => {
+      const s = make();
+      const b = bucket(0.001, 2);
+      s.refund([b]);
+      assert.equal((await take(s, [b])).allowed, true);
+      assert.equal((await take(s, [b])).allowed, true);
+      assert.equal((await take(s, [b])).allowed, false, 'the burst, no more: the early refund gave nothing');
+      s.refund([b]);
+      // The Redis store's refund is not awaited by the stage; give the script its turn here.
+      if (name === 'redis') await redis.ping();
+      const again = await take(s, [b]);
+      assert.equal(again.allowed, true, 'the refunded request passes');
+      assert.equal(again.remaining[0], 0);
+      assert.equal((await take(s, [b])).allowed, false);
     });
 
     test('a fractional rate (one request per two seconds) keeps its burst', async () => {
@@ -226,6 +245,39 @@ describe('the rate-limit stage', () => {
     assert.equal(anon.replyHeaders, undefined);
   });
 
+  test('a request shed by the concurrency stage after it gets its token back; a served one does not', async () => {
+    const clock = new FakeClock();
+    const stages = [
+      rateLimitStage({
+        model: 'mlp',
+        modelRate: { requestsPerSecond: 0.001, burst: 2 },
+        keyModelRate: undefined,
+        defaultKeyRate: undefined,
+        store: new MemoryRateStore(() => clock.now()),
+        failureMode: 'open',
+        onLimited: () => {},
+      }),
+      concurrencyStage(
+        'model',
+        new ConcurrencyLimiter({ maxInFlight: 1, maxQueue: 0, queueTimeoutMs: 0 }, clock),
+        () => {},
+      ),
+    ];
+    const served = facts();
+    assert.equal(await admit(stages, served), undefined, 'the first takes a token and the slot');
+    for (let i = 0; i < 5; i++) {
+      const shed = facts();
+      const no = (await admit(stages, shed)) as Refusal;
+      assert.equal(no.error.code, 'GW_ERR_OVERLOADED', `shed ${i + 1}`);
+      assert.equal(shed.refusedBy, 'model-concurrency');
+    }
+    release(stages, served);
+    // Five were shed and refunded: one token of the two is left, and only one.
+    assert.equal(await admit(stages, facts()), undefined);
+    const limited = (await admit(stages, facts())) as Refusal;
+    assert.equal(limited.error.code, 'GW_ERR_RATE_LIMITED', 'the served request kept its token');
+  });
+
   test('a store that cannot decide (Redis down, closed): 503 GW_ERR_RATE_LIMIT_UNAVAILABLE', () => {
     const stage = rateLimitStage({
       model: 'mlp',
@@ -234,6 +286,7 @@ describe('the rate-limit stage', () => {
       defaultKeyRate: undefined,
       store: {
         take: () => ({ allowed: false, retryAfterMs: 1000, remaining: [], resetMs: [], unavailable: true }),
+        refund: () => {},
       },
       failureMode: 'closed',
       onLimited: () => {},
