@@ -122,7 +122,15 @@ export interface FakeReplica {
   /** Requests received, in order: method, path and headers. */
   received: { method: string; path: string; headers: http.IncomingHttpHeaders }[];
   /** What it answers when the request does not say (`x-fake-status`, `x-fake-delay-ms`). */
-  mode: { status: number; delayMs: number; body: string; retryAfter?: string; hang?: boolean };
+  mode: {
+    status: number;
+    delayMs: number;
+    body: string;
+    retryAfter?: string;
+    hang?: boolean;
+    /** Answers wait for this promise (after `delayMs`): a test holds requests in flight until it says. */
+    hold?: Promise<void>;
+  };
   /** Resolves with the next request to arrive after the call (fails after `timeoutMs`). */
   nextRequest(timeoutMs?: number): Promise<FakeReplica['received'][number]>;
   /** Resolves once `n` requests in all have arrived (at once when they have). */
@@ -200,8 +208,10 @@ export async function startFakeReplica(mode: Partial<FakeReplica['mode']> = {}):
         if (status === 503 && state.retryAfter !== undefined) headers['retry-after'] = state.retryAfter;
         res.writeHead(status, headers).end(body);
       };
-      if (delay > 0) setTimeout(answer, delay);
-      else answer();
+      const held = state.hold;
+      const go = held === undefined ? answer : () => void held.then(answer);
+      if (delay > 0) setTimeout(go, delay);
+      else go();
     });
   });
   server.on('connection', (s) => {

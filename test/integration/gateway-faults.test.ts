@@ -125,7 +125,9 @@ describe('fault tests', () => {
 
     const failures = load.outcomes.filter((o) => o.status !== 200);
     assert.deepEqual(failures, [], 'retries absorb the dead replica: no client sees an error');
-    assert.ok(returnMs <= intervalMs * 2 + 150, `back in rotation ${returnMs.toFixed(0)} ms after restart`);
+    // Brought back by its health checks, not by a timer: the bound leaves a busy machine room
+    // (fifteen intervals) and stays below the 5 s of the default ejection period.
+    assert.ok(returnMs < intervalMs * 15, `back in rotation ${returnMs.toFixed(0)} ms after restart`);
     // It takes traffic again.
     const metrics = await (await fetch(`${doomedUrl}/metrics`)).text();
     const served = metrics.match(/infergate_backend_requests_total\{[^}]*code="200"[^}]*\} (\d+)/);
@@ -317,7 +319,9 @@ describe('fault tests', () => {
   });
 
   test('e) overload past the concurrency limit: fast 503s, and the memory stays bounded', async (t) => {
-    const slow = await bed.fake({ delayMs: 300 });
+    // The replica holds every request until the test lets go, so "shed before any backend answer"
+    // is a fact of the order of events, not a race against a delay on a busy machine.
+    const slow = await bed.fake();
     const dir = await tempDir();
     const file = path.join(dir, 'policy.yaml');
     await writeFile(
@@ -334,42 +338,56 @@ describe('fault tests', () => {
     );
     const url = `${line.address as string}/v2/models/m/infer`;
     const big = 'x'.repeat(64 * 1024); // the fake replica does not parse it
-    const burst = async (n: number) =>
-      Promise.all(
-        Array.from({ length: n }, async () => {
-          const started = performance.now();
-          const res = await request(url, {
-            method: 'POST',
-            body: big,
-            headers: { 'content-type': 'application/json' },
-          });
-          return { status: res.status, ms: performance.now() - started, res };
-        }),
-      );
+    /** `n` requests at once; the replica answers only after every other one has been answered. */
+    const burst = async (n: number) => {
+      let release = () => {};
+      slow.mode.hold = new Promise<void>((r) => {
+        release = r;
+      });
+      const answered = new Tally();
+      const reachedBefore = slow.received.length;
+      const results = Array.from({ length: n }, async () => {
+        const res = await request(url, {
+          method: 'POST',
+          body: big,
+          headers: { 'content-type': 'application/json' },
+        });
+        answered.add();
+        return { status: res.status, res };
+      });
+      // Four are in flight at the replica and held: the other n - 4 must be answered meanwhile.
+      await slow.arrived(reachedBefore + 4, 30_000);
+      await answered.reached(n - 4, `${n - 4} answers while four are held`, 30_000);
+      const early = slow.received.length - reachedBefore;
+      release();
+      return { results: await Promise.all(results), early };
+    };
     const rss = async () => {
       const status = await readFile(`/proc/${p.child.pid}/status`, 'utf8');
       return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1]) * 1024;
     };
 
     const first = await burst(100);
-    const ok = first.filter((r) => r.status === 200);
-    const shed = first.filter((r) => r.status === 503);
+    assert.equal(first.early, 4, 'only the four in flight reached the replica');
+    const ok = first.results.filter((r) => r.status === 200);
+    const shed = first.results.filter((r) => r.status === 503);
     assert.equal(ok.length, 4, 'four in flight, served');
-    assert.equal(shed.length, 96);
+    assert.equal(shed.length, 96, 'the rest shed while the four were held, before any backend answer');
     for (const r of shed) {
       assert.equal((r.res.json as { code: string }).code, 'GW_ERR_OVERLOADED');
       assert.equal(r.res.headers.get('retry-after'), '1');
-      assert.ok(r.ms < 300, `shed after ${r.ms.toFixed(0)} ms, before any backend answer`);
     }
     const baseline = await rss();
-    for (let round = 0; round < 10; round++) await burst(200);
+    for (let round = 0; round < 10; round++) {
+      const { results } = await burst(200);
+      assert.equal(results.filter((r) => r.status === 200).length, 4, `round ${round}: four served`);
+    }
     const grown = (await rss()) - baseline;
     // 2,000 bodies of 64 KiB went in (125 MiB); a gateway that queued them would hold them.
     assert.ok(grown < 48 * 1024 * 1024, `RSS grew by ${(grown / 1048576).toFixed(1)} MiB`);
-    assert.ok(slow.received.length <= 4 + 10 * 8, `${slow.received.length} reached the replica`);
-    const slowest = Math.max(...shed.map((r) => r.ms));
+    assert.equal(slow.received.length, 4 + 10 * 4, 'only the requests in flight reached the replica');
     t.diagnostic(
-      `overload: 96 of 100 shed with 503 in at most ${slowest.toFixed(0)} ms; RSS grew ${(grown / 1048576).toFixed(1)} MiB over 2,000 more requests of 64 KiB`,
+      `overload: 96 of 100 shed with 503 while four were held at the replica; RSS grew ${(grown / 1048576).toFixed(1)} MiB over 2,000 more requests of 64 KiB`,
     );
   });
 
