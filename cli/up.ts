@@ -6,6 +6,7 @@ import { createLogger, type Logger } from '../common/logging.js';
 import { logOutput } from './log-output.js';
 import { buildModelRepository, missingSampleModelFiles } from '../models/build.js';
 import { parse, port, setting } from './args.js';
+import { AUDIT_FLAGS } from './audit.js';
 import { FLEET_FLAGS, fleetTarget } from './fleet.js';
 
 const PACKAGE_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -26,6 +27,7 @@ export const UP_REPLICAS: readonly {
 ];
 
 export const UP_HELP = `infergate up [--policy FILE] [--model-repository DIR] [--port P] [--admin-port A] [--redis URL]
+             [--audit-log FILE|-] [--audit-hash] [--audit-max-bytes N]
 
 The whole local stack on the embedded default, no Redis needed: builds the sample models into DIR
 if any is missing (default models/repository), starts three backend replicas on 127.0.0.1:8001,
@@ -35,7 +37,9 @@ policies/default.yaml), then prints the URL and a curl example. Edit the policy 
 shift traffic. Ctrl-C stops every process cleanly.
 --redis URL runs it in fleet mode: the gateway takes its policy from Redis (seeded with the policy
 when the store is empty; change it with infergate policy apply FILE --redis URL) and the replicas
-register themselves (8001 and 8002 under mlp-v1, 8003 under mlp-v2).`;
+register themselves (8001 and 8002 under mlp-v1, 8003 under mlp-v2).
+--audit-log and its options are the gateway's (see infergate gateway --help). Tracing: the OTEL_*
+variables reach every process of the stack.`;
 
 interface Child {
   readonly name: string;
@@ -50,6 +54,7 @@ export async function upCommand(argv: string[]): Promise<void> {
     port: { type: 'string' },
     'admin-port': { type: 'string' },
     ...FLEET_FLAGS,
+    ...AUDIT_FLAGS,
   });
   const fleet = fleetTarget(values);
   const redisUrl = setting(values.redis, 'INFERGATE_REDIS_URL');
@@ -60,6 +65,12 @@ export async function upCommand(argv: string[]): Promise<void> {
   const gatewayPort = port(setting(values.port, 'INFERGATE_PORT', '8080'), '--port');
   const adminPort = port(setting(values['admin-port'], 'INFERGATE_ADMIN_PORT', '9901'), '--admin-port');
   const policy = resolve(setting(values.policy, 'INFERGATE_POLICY') ?? (await defaultPolicy()));
+  // The audit flags go to the gateway as given; it checks them.
+  const auditArgs = [
+    ...(values['audit-log'] === undefined ? [] : ['--audit-log', values['audit-log']]),
+    ...(values['audit-hash'] === true ? ['--audit-hash'] : []),
+    ...(values['audit-max-bytes'] === undefined ? [] : ['--audit-max-bytes', values['audit-max-bytes']]),
+  ];
   const logger = createLogger({
     name: 'infergate-up',
     level: setting(undefined, 'INFERGATE_LOG_LEVEL', 'info'),
@@ -158,6 +169,7 @@ export async function upCommand(argv: string[]): Promise<void> {
       '--admin-port',
       String(adminPort),
       ...(fleet === undefined ? [] : ['--redis', redisUrl as string, ...prefixArgs]),
+      ...auditArgs,
     ],
     {
       INFERGATE_LOG_LEVEL: process.env.INFERGATE_LOG_LEVEL ?? 'info',

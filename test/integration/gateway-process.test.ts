@@ -1,6 +1,6 @@
 // The real `infergate gateway` and `infergate up` commands in child processes.
 import assert from 'node:assert/strict';
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import { request, tempDir } from '../helpers/backend.js';
@@ -65,7 +65,8 @@ describe('infergate gateway', () => {
 describe('infergate up', () => {
   test('starts three replicas and a gateway on the default policy; Ctrl-C stops them all', async () => {
     const models = await tempDir('infergate-up-');
-    const p = cli(['up', '--model-repository', models]);
+    const audit = path.join(models, 'audit.jsonl');
+    const p = cli(['up', '--model-repository', models, '--audit-log', audit]);
     await p.waitForLog('stack up', (r) => r.msg.startsWith('infergate is up at'), 90_000);
     const gateway = 'http://127.0.0.1:8080';
     const versions = new Set<string>();
@@ -90,6 +91,13 @@ describe('infergate up', () => {
     }
     p.child.kill('SIGINT');
     assert.deepEqual(await p.exited, { code: 0, signal: null });
+    // --audit-log reached the gateway: one line per request it answered (written by the time it exits).
+    const lines = (await readFile(audit, 'utf8'))
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    const infers = lines.filter((l: { model?: string }) => l.model === 'mlp');
+    assert.equal(infers.length, 41, '40 split requests and the pinned one, audited');
     // Every child is gone: nothing listens on the stack's ports any more.
     for (const port of [8001, 8002, 8003, 8080, 9901]) {
       await assert.rejects(fetch(`http://127.0.0.1:${port}/v2/health/live`), `port ${port} closed`);
