@@ -125,5 +125,16 @@ export function describeRedisError(target: RedisTarget, err: unknown): string {
   if (/NOAUTH|WRONGPASS|invalid username-password/i.test(message)) {
     return `Redis at ${target.display} refused the credentials`;
   }
+  // A peer that hangs up without a protocol error: ioredis says only "Connection is closed", or
+  // the socket's ECONNRESET; over TLS 1.3 a missing client certificate looks like that.
+  const hungUp =
+    code === 'ECONNRESET' ||
+    code === 'EPIPE' ||
+    /Connection is closed|Stream isn't writeable|ECONNRESET|certificate required/i.test(message);
+  if (hungUp) {
+    return target.tls
+      ? `Redis at ${target.display} closed the TLS connection (a server that asks for a client certificate needs --redis-tls-cert and --redis-tls-key; a server without TLS needs redis://)`
+      : `Redis at ${target.display} closed the connection (a server that speaks only TLS needs rediss://)`;
+  }
   return `Redis at ${target.display}: ${message}`;
 }

@@ -387,6 +387,12 @@ describe('Redis over TLS', () => {
     assert.equal(res.status, 200);
     const status = runCli(['policy', 'status', '--redis', url(), ...tlsFlags]);
     assert.equal((await status.exited).code, 0, status.stderr());
+    // Without the client certificate the server hangs up after the handshake: the CLI says what
+    // to add, not ioredis's bare "Connection is closed" (exit 4: Redis unreachable).
+    const bare = runCli(['policy', 'status', '--redis', url(), '--redis-tls-ca', certs.ca]);
+    assert.equal((await bare.exited).code, 4, bare.stderr());
+    assert.match(bare.stderr(), /closed the TLS connection .*--redis-tls-cert and --redis-tls-key/);
+    assert.doesNotMatch(bare.stderr(), /Connection is closed/);
     p.child.kill('SIGTERM');
     assert.equal((await p.exited).code, 0);
   });
