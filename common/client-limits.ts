@@ -8,6 +8,7 @@
  * All of it is set on the server once, before it listens: nothing here runs per request. The
  * parser's refusals arrive on node's `clientError` event, the connections over the cap on `drop`.
  */
+import { Server as TlsServer } from 'node:tls';
 import type { Server } from 'node:http';
 import type { Socket } from 'node:net';
 import { ApiError, type ErrorDef } from './errors.js';
@@ -31,12 +32,18 @@ export const DEFAULT_CLIENT_LIMITS: ClientLimits = Object.freeze({
 });
 
 /** Why a client was refused before any route saw its request. */
-export type ClientRefusal = 'bad_request' | 'headers_too_large' | 'timeout' | 'connection_limit';
+export type ClientRefusal =
+  | 'bad_request'
+  | 'headers_too_large'
+  | 'timeout'
+  | 'connection_limit'
+  | 'tls_handshake';
 export const CLIENT_REFUSALS: readonly ClientRefusal[] = [
   'bad_request',
   'headers_too_large',
   'timeout',
   'connection_limit',
+  'tls_handshake',
 ];
 
 /** The tier's catalogue entries for what the HTTP parser refuses. */
@@ -170,6 +177,9 @@ export function applyClientLimits(server: Server, limits: ClientLimits, hooks: C
     server.maxConnections = limits.maxConnections;
     server.on('drop', () => hooks.onRefusal?.('connection_limit'));
   }
+  // A handshake that failed (plain HTTP on the TLS port, an untrusted or missing client
+  // certificate, no common protocol): node destroys the socket either way; this counts it.
+  if (server instanceof TlsServer) server.on('tlsClientError', () => hooks.onRefusal?.('tls_handshake'));
 }
 
 /**

@@ -153,7 +153,7 @@ export class GatewayMetrics {
     });
     this.clientRefusals = new Counter({
       name: 'infergate_client_refusals_total',
-      help: 'Clients refused before any route: bad_request (the HTTP parser), headers_too_large, timeout (headers or request too slow), connection_limit (closed at accept).',
+      help: 'Clients refused before any route: bad_request (the HTTP parser), headers_too_large, timeout (headers or request too slow), connection_limit (closed at accept), tls_handshake (a failed TLS handshake).',
       labelNames: ['reason'],
       registers,
     });

@@ -26,7 +26,7 @@ import {
 } from '../helpers/backend.js';
 import { makeCerts, type TestCerts } from '../helpers/certs.js';
 import { runCli } from '../helpers/cli.js';
-import { type EdgeGateway, LogTap, startEdgeGateway } from '../helpers/edge.js';
+import { type EdgeGateway, LogTap, rawExchange, startEdgeGateway } from '../helpers/edge.js';
 import { deadPort, type FakeReplica, mlpBody, policyYaml, startFakeReplica } from '../helpers/gateway.js';
 
 let certs: TestCerts;
@@ -120,6 +120,40 @@ describe('TLS at the ingress', () => {
     );
     assert.equal(await peerFingerprint(g.port), await fingerprintOf(certs.server2.cert));
     assert.equal(await infer(), 200);
+  });
+});
+
+describe('TLS at the ingress: failed handshakes', () => {
+  test('plain HTTP on the HTTPS port and a client that does not trust the certificate are counted; HTTPS still serves', async () => {
+    const g = await edge(policyYaml({ variants: { only: { endpoints: [fake.url] } }, defaults: noChecks }), {
+      tls: { cert: certs.server.cert, key: certs.server.key },
+    });
+    const refusals = async () => {
+      const text = await (await fetch(`${g.adminUrl}/metrics`)).text();
+      const m = /infergate_client_refusals_total\{reason="tls_handshake"\} (\d+)/.exec(text);
+      assert.ok(m, 'the tls_handshake series is exported');
+      return Number(m[1]);
+    };
+    assert.equal(await refusals(), 0);
+    // Plain text where a ClientHello belongs.
+    await rawExchange(g.port, 'GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n');
+    // A client without the CA: it aborts the handshake itself.
+    await new Promise<void>((resolve) => {
+      const s = tls.connect({ host: '127.0.0.1', port: g.port, servername: 'localhost' });
+      s.on('error', () => resolve());
+      s.on('secureConnect', () => {
+        s.destroy();
+        resolve();
+      });
+    });
+    // The server counts each when it has read the failure; HTTPS serves meanwhile.
+    await waitFor('both failed handshakes counted', async () => ((await refusals()) >= 2 ? true : undefined));
+    const res = await undiciRequest(`${g.url}/v2/health/live`, {
+      dispatcher: new Agent({ connect: { ca } }),
+    });
+    await res.body.text();
+    assert.equal(res.statusCode, 200);
+    assert.equal(await refusals(), 2);
   });
 });
 
