@@ -72,11 +72,6 @@ export class ModelRepository {
     return startupLoads(this.opts.root, this.opts.models);
   }
 
-  /** Loads what startupLoads names; throws on the first model that cannot be loaded. */
-  async loadAll(): Promise<void> {
-    for (const { name, versions } of await this.startupLoads()) await this.load(name, versions);
-  }
-
   /**
    * Loads (or reloads) every version of a model, or only `versions`; the others on disk are then
    * listed as not loaded. Throws ApiError when nothing could be loaded.
