@@ -65,25 +65,28 @@ export function parseModelList(text: string): ModelSelector[] {
   });
 }
 
+/** The option table of `infergate backend` (the deployment tests check manifests against it). */
+export const BACKEND_OPTIONS = {
+  'model-repository': { type: 'string' },
+  host: { type: 'string' },
+  port: { type: 'string' },
+  device: { type: 'string' },
+  models: { type: 'string' },
+  'body-limit': { type: 'string' },
+  'drain-timeout-ms': { type: 'string' },
+  register: { type: 'string' },
+  backend: { type: 'string' },
+  advertise: { type: 'string' },
+  'register-ttl-ms': { type: 'string' },
+  'redis-prefix': { type: 'string' },
+  ...CLIENT_FLAGS,
+  ...TLS_FLAGS,
+  ...TLS_CLIENT_CA_FLAG,
+  ...REDIS_TLS_FLAGS,
+} as const;
+
 export async function backendCommand(argv: string[]): Promise<void> {
-  const { values } = parse(argv, {
-    'model-repository': { type: 'string' },
-    host: { type: 'string' },
-    port: { type: 'string' },
-    device: { type: 'string' },
-    models: { type: 'string' },
-    'body-limit': { type: 'string' },
-    'drain-timeout-ms': { type: 'string' },
-    register: { type: 'string' },
-    backend: { type: 'string' },
-    advertise: { type: 'string' },
-    'register-ttl-ms': { type: 'string' },
-    'redis-prefix': { type: 'string' },
-    ...CLIENT_FLAGS,
-    ...TLS_FLAGS,
-    ...TLS_CLIENT_CA_FLAG,
-    ...REDIS_TLS_FLAGS,
-  });
+  const { values } = parse(argv, BACKEND_OPTIONS);
   const registerUrl = setting(values.register, 'INFERGATE_REGISTER');
   const fleet = registerUrl === undefined ? undefined : fleetTarget({ ...values, redis: registerUrl });
   const backendName = setting(values.backend, 'INFERGATE_BACKEND');

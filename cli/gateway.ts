@@ -69,26 +69,29 @@ INFERGATE_POLICY_CACHE, INFERGATE_CANARY_STATE, INFERGATE_ADMIN_TOKEN_FILE, INFE
 INFERGATE_REDIS_TLS_CA, INFERGATE_REDIS_TLS_CERT, INFERGATE_REDIS_TLS_KEY, ${CLIENT_ENV_HELP}, INFERGATE_LOG_LEVEL (info), INFERGATE_AUDIT_LOG,
 INFERGATE_AUDIT_MAX_BYTES.`;
 
+/** The option table of `infergate gateway` (the deployment tests check manifests against it). */
+export const GATEWAY_OPTIONS = {
+  policy: { type: 'string' },
+  ...FLEET_FLAGS,
+  'gateway-id': { type: 'string' },
+  'policy-cache': { type: 'string' },
+  'canary-state': { type: 'string' },
+  host: { type: 'string' },
+  port: { type: 'string' },
+  'admin-host': { type: 'string' },
+  'admin-port': { type: 'string' },
+  'body-limit': { type: 'string' },
+  'drain-timeout-ms': { type: 'string' },
+  'drain-delay-ms': { type: 'string' },
+  ...CLIENT_FLAGS,
+  ...ADMIN_FLAGS,
+  ...TLS_FLAGS,
+  ...REDIS_TLS_FLAGS,
+  ...AUDIT_FLAGS,
+} as const;
+
 export async function gatewayCommand(argv: string[]): Promise<void> {
-  const { values } = parse(argv, {
-    policy: { type: 'string' },
-    ...FLEET_FLAGS,
-    'gateway-id': { type: 'string' },
-    'policy-cache': { type: 'string' },
-    'canary-state': { type: 'string' },
-    host: { type: 'string' },
-    port: { type: 'string' },
-    'admin-host': { type: 'string' },
-    'admin-port': { type: 'string' },
-    'body-limit': { type: 'string' },
-    'drain-timeout-ms': { type: 'string' },
-    'drain-delay-ms': { type: 'string' },
-    ...CLIENT_FLAGS,
-    ...ADMIN_FLAGS,
-    ...TLS_FLAGS,
-    ...REDIS_TLS_FLAGS,
-    ...AUDIT_FLAGS,
-  });
+  const { values } = parse(argv, GATEWAY_OPTIONS);
   const fleet = fleetTarget(values);
   const policyPath = setting(values.policy, 'INFERGATE_POLICY');
   if (policyPath === undefined && fleet === undefined)

@@ -14,15 +14,19 @@ import { RedisPolicyStore } from '../gateway/fleet/redis-store.js';
 import { compilePolicy } from '../gateway/policy/compile.js';
 import { NAME_PATTERN } from '../gateway/policy/schema.js';
 import { EXIT, ExitError, parse, positiveInt, UsageError } from './args.js';
+import { EXIT_BAD_FILE, readFlagFile } from './edge-flags.js';
 import { connect } from './fleet-store.js';
 import { FLEET_FLAGS, fleetTarget } from './fleet.js';
 import { table } from './table.js';
 
-export const KEYS_HELP = `infergate keys create --id ID [--models a,b] [--rps N] [--burst N] [--expires 30d|DATE] [--redis URL]
+export const KEYS_HELP = `infergate keys create --id ID [--models a,b] [--rps N] [--burst N] [--expires 30d|DATE] [--key-file FILE] [--redis URL]
 infergate keys list --redis URL [--json]
 infergate keys revoke ID --redis URL
 
-API keys. create prints the new key once (keep it: only its SHA-256 is stored). --models limits
+API keys. create prints the new key once (keep it: only its SHA-256 is stored). --key-file FILE
+takes the key from FILE instead (a secret made beforehand, e.g. by a deployment; igk_ and 32
+base64url characters) and prints nothing on stdout; run again with the same file and id, it
+exits 0 (the key is stored already). --models limits
 it to those models (default: every model); --rps and --burst give it its own rate limit; --expires
 takes a duration (90m, 12h, 30d) or an RFC 3339 time. With --redis the key goes into the fleet's
 store and every gateway accepts it within a second; without, create prints the auth.apiKeys entry
@@ -30,6 +34,31 @@ to paste into a policy. revoke takes effect on every gateway within the same tim
 Exit status: 3 the id exists already, 4 Redis unreachable.`;
 
 const MODEL_RE = new RegExp(NAME_PATTERN);
+const KEY_RE = new RegExp(`^${KEY_PREFIX}[A-Za-z0-9_-]{32}$`);
+
+/** The option table of `infergate keys`. */
+export const KEYS_OPTIONS = {
+  ...FLEET_FLAGS,
+  id: { type: 'string' },
+  models: { type: 'string' },
+  rps: { type: 'string' },
+  burst: { type: 'string' },
+  expires: { type: 'string' },
+  'key-file': { type: 'string' },
+  json: { type: 'boolean' },
+} as const;
+
+/** `--key-file FILE`: the key it holds (surrounding white space ignored), checked for its form. */
+export function keyFromFile(file: string): string {
+  const key = readFlagFile('--key-file', file).toString('utf8').trim();
+  if (!KEY_RE.test(key)) {
+    throw new ExitError(
+      EXIT_BAD_FILE,
+      `--key-file ${file}: not an infergate key (${KEY_PREFIX} and 32 base64url characters, as 'infergate keys create' makes)`,
+    );
+  }
+  return key;
+}
 
 export function generateKey(): string {
   return `${KEY_PREFIX}${randomBytes(24).toString('base64url')}`;
@@ -80,19 +109,7 @@ const out = (text: string) => process.stdout.write(text);
 
 export async function keysCommand(argv: string[]): Promise<void> {
   const [verb, ...rest] = argv;
-  const { values, positionals } = parse(
-    rest,
-    {
-      ...FLEET_FLAGS,
-      id: { type: 'string' },
-      models: { type: 'string' },
-      rps: { type: 'string' },
-      burst: { type: 'string' },
-      expires: { type: 'string' },
-      json: { type: 'boolean' },
-    },
-    true,
-  );
+  const { values, positionals } = parse(rest, KEYS_OPTIONS, true);
   const fleet = fleetTarget(values);
   if (verb === 'create') {
     if (positionals.length > 0) throw new UsageError(`create takes no arguments, not '${positionals[0]}'`);
@@ -108,7 +125,8 @@ export async function keysCommand(argv: string[]): Promise<void> {
     if (burst !== undefined && requestsPerSecond === undefined) throw new UsageError('--burst needs --rps');
     const now = Date.now();
     const expiresAt = values.expires === undefined ? undefined : parseExpiry(values.expires, now);
-    const key = generateKey();
+    const keyFile = values['key-file'];
+    const key = keyFile === undefined ? generateKey() : keyFromFile(keyFile);
     const record: StoredKey = {
       id,
       sha256: sha256Hex(key),
@@ -120,19 +138,36 @@ export async function keysCommand(argv: string[]): Promise<void> {
       revokedAt: undefined,
     };
     if (fleet === undefined) {
-      out(`${key}\n`);
-      process.stderr.write(`# the key above is shown once; add this entry to the policy's auth.apiKeys:\n`);
+      if (keyFile === undefined) {
+        out(`${key}\n`);
+        process.stderr.write(`# the key above is shown once; add this entry to the policy's auth.apiKeys:\n`);
+      } else {
+        process.stderr.write(`# the key of ${keyFile}; add this entry to the policy's auth.apiKeys:\n`);
+      }
       process.stderr.write(`${policyEntry(record)}\n`);
       return;
     }
-    const { created, checked } = await withKeys(fleet.target, fleet.keys, async (s) => ({
-      created: await s.create(record),
-      checked: await policyChecksKeys(s),
-    }));
+    const { created, same, checked } = await withKeys(fleet.target, fleet.keys, async (s) => {
+      const created = await s.create(record);
+      // The same key from the same file, stored before (a deployment's job run again): done.
+      const same =
+        !created &&
+        keyFile !== undefined &&
+        (await s.list()).some((k) => k.id === id && k.sha256 === record.sha256 && k.revokedAt === undefined);
+      return { created, same, checked: await policyChecksKeys(s) };
+    });
+    if (same) {
+      process.stderr.write(`# key '${id}' (from ${keyFile}) is stored already in ${fleet.target.display}\n`);
+      return;
+    }
     if (!created)
       throw new ExitError(EXIT.conflict, `a key with id '${id}' exists already (ids are never reused)`);
-    out(`${key}\n`);
-    process.stderr.write(`# key '${id}' stored in ${fleet.target.display}; the key above is shown once\n`);
+    if (keyFile === undefined) {
+      out(`${key}\n`);
+      process.stderr.write(`# key '${id}' stored in ${fleet.target.display}; the key above is shown once\n`);
+    } else {
+      process.stderr.write(`# key '${id}' (from ${keyFile}) stored in ${fleet.target.display}\n`);
+    }
     if (!checked) {
       process.stderr.write(
         '# warning: the newest policy in the store has no auth section: gateways do not check keys\n',

@@ -39,24 +39,23 @@ Exit status: 0 ok, 1 invalid policy or failure, 2 usage, 3 conflict (--if-versio
 
 const FLEET_VERBS = new Set(['apply', 'get', 'history', 'diff', 'rollback', 'status']);
 
+/** The option table of `infergate policy` (the deployment tests check manifests against it). */
+export const POLICY_OPTIONS = {
+  ...FLEET_FLAGS,
+  ...REDIS_TLS_FLAGS,
+  message: { type: 'string' },
+  'if-version': { type: 'string' },
+  wait: { type: 'boolean' },
+  timeout: { type: 'string' },
+  version: { type: 'string' },
+  from: { type: 'string' },
+  to: { type: 'string' },
+  limit: { type: 'string' },
+  author: { type: 'string' },
+} as const;
+
 export async function policyCommand(argv: string[]): Promise<void> {
-  const { values, positionals } = parse(
-    argv,
-    {
-      ...FLEET_FLAGS,
-      ...REDIS_TLS_FLAGS,
-      message: { type: 'string' },
-      'if-version': { type: 'string' },
-      wait: { type: 'boolean' },
-      timeout: { type: 'string' },
-      version: { type: 'string' },
-      from: { type: 'string' },
-      to: { type: 'string' },
-      limit: { type: 'string' },
-      author: { type: 'string' },
-    },
-    true,
-  );
+  const { values, positionals } = parse(argv, POLICY_OPTIONS, true);
   const [verb, ...rest] = positionals;
   if (verb !== undefined && FLEET_VERBS.has(verb)) {
     const fleet = fleetTarget(values);

@@ -38,7 +38,12 @@ const BackendSchema = Type.Object(
         Type.String({ pattern: ENDPOINT_PATTERN, description: 'http(s)://host:port of one replica.' }),
         'must be an http(s)://host:port URL without a path',
       ),
-      { minItems: 1, maxItems: 1024, uniqueItems: true },
+      {
+        maxItems: 1024,
+        uniqueItems: true,
+        description:
+          'The replicas listed here. May be empty in fleet mode: then only replicas that register themselves under this backend name serve it.',
+      },
     ),
     circuitBreaker: Type.Optional(CircuitBreakerSchema),
     healthCheck: Type.Optional(HealthCheckSchema),

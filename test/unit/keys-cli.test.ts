@@ -3,11 +3,15 @@
 // errors with exit status 2.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { describe, test } from 'node:test';
 import { generateKey, parseExpiry } from '../../cli/keys.js';
 import { compilePolicy } from '../../gateway/policy/compile.js';
 import { Redis } from 'ioredis';
 import { fleetKeys } from '../../common/redis/keys.js';
+import { RedisKeyStore } from '../../gateway/fleet/redis-keys.js';
 import { RedisPolicyStore } from '../../gateway/fleet/redis-store.js';
 import { runCli } from '../helpers/cli.js';
 import { startRedis } from '../helpers/redis.js';
@@ -117,6 +121,44 @@ models: { mlp: { variants: { v: { backend: pool, model: mlp } } } }
       assert.equal((await p.exited).code, 0, p.stderr());
       assert.match(p.stderr(), /warning: the newest policy in the store has no auth section/);
     } finally {
+      await redis.close();
+    }
+  });
+
+  test('create --key-file: the key made beforehand is stored, never printed; run again, exit 0', async () => {
+    const redis = await startRedis();
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'infergate-key-'));
+    try {
+      const key = generateKey();
+      const file = path.join(dir, 'api.key');
+      writeFileSync(file, `${key}\n`);
+      const args = ['keys', 'create', '--id', 'deploy', '--key-file', file, '--redis', redis.url];
+      const p = runCli(args);
+      assert.equal((await p.exited).code, 0, p.stderr());
+      assert.equal(p.stdout(), '');
+      assert.ok(!p.stderr().includes(key));
+      const conn = new Redis(redis.url);
+      const stored = await new RedisKeyStore(conn, fleetKeys()).list();
+      conn.disconnect();
+      assert.deepEqual(
+        stored.map((k) => [k.id, k.sha256]),
+        [['deploy', sha(key)]],
+      );
+      const again = runCli(args);
+      assert.equal((await again.exited).code, 0, again.stderr());
+      assert.match(again.stderr(), /stored already/);
+      // Another key under the same id is a conflict, as without --key-file.
+      writeFileSync(file, generateKey());
+      const other = runCli(args);
+      assert.equal((await other.exited).code, 3, other.stderr());
+      // Not a key: exit 2, naming the flag and the file, without its content.
+      writeFileSync(file, 'hunter2-not-a-key');
+      const bad = runCli(['keys', 'create', '--id', 'x', '--key-file', file]);
+      assert.equal((await bad.exited).code, 2);
+      assert.match(bad.stderr(), /--key-file .*api\.key: not an infergate key/);
+      assert.ok(!bad.stderr().includes('hunter2'));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
       await redis.close();
     }
   });
