@@ -70,6 +70,8 @@ export async function shadowLive(opts: {
   rate: number;
   perSlice: number;
   slices: number;
+  /** Requests to each gateway before the slices (200). */
+  warmup?: number;
 }): Promise<ShadowLive> {
   const work = await mkdtemp(join(tmpdir(), 'infergate-shadow-bench-'));
   const children: ChildServer[] = [];
@@ -116,7 +118,7 @@ ${shadow ? '    shadow: { variant: candidate, percent: 100, classifications: [y]
     const targets = { off: await gateway('off', false), on: await gateway('on', true) };
     const acc = { off: { lat: [] as number[], cpu: 0, n: 0 }, on: { lat: [] as number[], cpu: 0, n: 0 } };
     for (const name of ['off', 'on'] as const)
-      await paced(`${targets[name].url}/v2/models/mlp/infer`, opts.rate, 200);
+      await paced(`${targets[name].url}/v2/models/mlp/infer`, opts.rate, opts.warmup ?? 200);
     for (let slice = 0; slice < opts.slices; slice++) {
       const order = slice % 2 === 0 ? (['off', 'on'] as const) : (['on', 'off'] as const);
       for (const name of order) {
