@@ -5,7 +5,8 @@
  * (and each benchmark's own tables) on stderr; then on stdout one Markdown table of the figures,
  * each with its aim and whether it is met (load/bench-all/ratios.ts). Writes
  * <out>/<YYYY-MM-DD>.json (the figures and every benchmark's JSON) and <out>/<YYYY-MM-DD>.svg
- * (latency against offered load; the figures against their aims over the dated files in <out>).
+ * (latency against offered load; the figures against their aims over the dated files in <out>);
+ * with --quick, <YYYY-MM-DD>.quick.json and .quick.svg, which the history leaves out.
  * The benchmarks' own files (gateway-latest.json and the like) are left alone.
  * Options: --quick (a short version of each: proves the harness works, its figures are noise),
  * --only NAME[,NAME] (those steps), --out DIR (default load/results).
@@ -57,7 +58,9 @@ const figs = figures(results);
 const date = started.toISOString().slice(0, 10);
 
 await mkdir(out, { recursive: true });
-const jsonFile = join(out, `${date}.json`);
+// A quick run never takes the place of the day's full one, nor joins the history.
+const stem = quick ? `${date}.quick` : date;
+const jsonFile = join(out, `${stem}.json`);
 const history = await readHistory(out);
 for (const f of history.skipped) log(`skipped ${f} in the chart: not a bench results file`);
 const earlier = history.entries.filter((e) => e.date.slice(0, 10) !== date);
@@ -81,7 +84,7 @@ await writeFile(
     2,
   )}\n`,
 );
-const svgFile = join(out, `${date}.svg`);
+const svgFile = join(out, `${stem}.svg`);
 await writeFile(
   svgFile,
   svgChart(results.curve ?? {}, [...earlier, { date: started.toISOString(), figures: figs }], caption),

@@ -54,12 +54,20 @@ function axes(b: Box, title: string, xLabel: string, yLabel: string): string {
   );
 }
 
+/** A round tick step (1, 2 or 5 times a power of ten) giving at most 5 steps up to `max`. */
+export function tickStep(max: number): number {
+  const raw = max / 5;
+  const pow = 10 ** Math.floor(Math.log10(raw));
+  return [1, 2, 5, 10].map((m) => m * pow).find((s) => s >= raw) ?? 10 * pow;
+}
+
 function yTicks(b: Box, max: number, y: (v: number) => number): string {
   let out = '';
-  for (let i = 0; i <= 4; i++) {
-    const v = (max * i) / 4;
+  const stepBy = tickStep(max);
+  const digits = stepBy >= 1 ? 0 : Math.ceil(-Math.log10(stepBy));
+  for (let v = 0; v <= max + 1e-9; v += stepBy) {
     out += `<line x1="${b.x}" x2="${b.x + b.w}" y1="${n(y(v))}" y2="${n(y(v))}" stroke="#ddd"/>`;
-    out += `<text x="${b.x - 6}" y="${n(y(v) + 4)}" text-anchor="end" font-size="11">${v.toFixed(max >= 10 ? 0 : 1)}</text>`;
+    out += `<text x="${b.x - 6}" y="${n(y(v) + 4)}" text-anchor="end" font-size="11">${v.toFixed(digits)}</text>`;
   }
   return out;
 }
@@ -81,7 +89,7 @@ export function latencyPanel(curve: Curve, b: Box): string {
   const hi = Math.log(Math.max(...rates));
   const x = (r: number) => b.x + (hi === lo ? b.w / 2 : ((Math.log(r) - lo) / (hi - lo)) * b.w);
   const max = Math.max(1, ...ms) * 1.1;
-  const y = (v: number) => b.y + b.h - (Math.min(v, max) / max) * b.h;
+  const y = (v: number) => b.y + b.h - (Math.max(0, Math.min(v, max)) / max) * b.h;
   out += yTicks(b, max, y);
   for (const r of [...new Set(rates)]) {
     out += `<text x="${n(x(r))}" y="${b.y + b.h + 16}" text-anchor="middle" font-size="11">${r}</text>`;
@@ -120,7 +128,7 @@ export function historyPanel(history: readonly HistoryEntry[], b: Box): string {
   const max = Math.min(4, Math.max(2, ...values)) * 1.05;
   const x = (i: number) =>
     b.x + (history.length === 1 ? b.w / 2 : 20 + (i / (history.length - 1)) * (b.w - 40));
-  const y = (v: number) => b.y + b.h - (Math.min(v, max) / max) * b.h;
+  const y = (v: number) => b.y + b.h - (Math.max(0, Math.min(v, max)) / max) * b.h;
   out += yTicks(b, max, y);
   out += `<line x1="${b.x}" x2="${b.x + b.w}" y1="${n(y(1))}" y2="${n(y(1))}" stroke="#000" stroke-dasharray="2 3"/>`;
   out += `<text x="${b.x + b.w - 4}" y="${n(y(1) - 4)}" text-anchor="end" font-size="11">aim</text>`;

@@ -103,7 +103,7 @@ test('bench --quick writes a Markdown table, a dated JSON and an SVG chart, and 
     assert.match(r.stdout, /\d+ of \d+ aims met\./);
 
     const date = new Date().toISOString().slice(0, 10);
-    const doc = JSON.parse(await readFile(join(out, `${date}.json`), 'utf8')) as {
+    const doc = JSON.parse(await readFile(join(out, `${date}.quick.json`), 'utf8')) as {
       date: string;
       quick: boolean;
       steps: string[];
@@ -141,7 +141,7 @@ test('bench --quick writes a Markdown table, a dated JSON and an SVG chart, and 
       for (const p of pts) assert.ok(p.p50Ms > 0 && p.p50Ms <= p.p99Ms, `${t}: ${JSON.stringify(p)}`);
     }
 
-    const svg = await readFile(join(out, `${date}.svg`), 'utf8');
+    const svg = await readFile(join(out, `${date}.quick.svg`), 'utf8');
     assert.match(svg, /^<svg xmlns="http:\/\/www\.w3\.org\/2000\/svg"/);
     const elements = checkXml(svg);
     const curves = Object.keys(doc.results.curve).length;
@@ -150,6 +150,10 @@ test('bench --quick writes a Markdown table, a dated JSON and an SVG chart, and 
     assert.equal(elements.filter((e) => e === 'polyline').length, 2 * curves + both);
     assert.match(svg, /Latency against offered load/);
     assert.match(svg, />01-01</, 'the earlier run on the history axis');
+    await assert.rejects(
+      readFile(join(out, `${date}.json`)),
+      "a quick run does not write the full run's file",
+    );
 
     assert.equal(await readFile(join(out, 'gateway-latest.json'), 'utf8'), '"someone else\'s"');
     assert.equal(await gitStatus(), status, 'tracked results unchanged');
