@@ -3,7 +3,7 @@
 // given, text escaped).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { svgChart } from '../../load/bench-all/chart.js';
+import { svgChart, tickStep } from '../../load/bench-all/chart.js';
 import type { Results } from '../../load/bench-all/plan.js';
 import { againstAim, figures, markdownTable } from '../../load/bench-all/ratios.js';
 import type { GatewayReport } from '../../load/gateway/report.js';
@@ -81,4 +81,8 @@ test('svgChart: well formed with nothing to draw, with one run, and with text to
   assert.match(svg, /no figures yet/);
   assert.throws(() => checkXml('<svg><g></svg>'), /closes <g>/);
   assert.throws(() => checkXml('<svg>a & b</svg>'), /bare '&'/);
+});
+
+test('tickStep: round steps, at most 5 of them up to the maximum', () => {
+  assert.deepEqual([4.2, 74, 0.5, 1, 2.1, 10_000].map(tickStep), [1, 20, 0.1, 0.2, 0.5, 2000]);
 });
