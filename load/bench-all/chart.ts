@@ -75,12 +75,14 @@ function yTicks(b: Box, max: number, y: (v: number) => number): string {
 export function latencyPanel(curve: Curve, b: Box): string {
   const series = Object.entries(curve).filter(([, pts]) => pts !== undefined && pts.length > 0);
   const rates = series.flatMap(([, pts]) => pts!.map((p) => p.rate));
-  const ms = series.flatMap(([, pts]) => pts!.map((p) => p.p99Ms)).filter(Number.isFinite);
+  const ms = series
+    .flatMap(([, pts]) => pts!.flatMap((p) => [p.p50Ms, p.p99Ms]))
+    .filter((v) => Number.isFinite(v) && v > 0);
   let out = axes(
     b,
     'Latency against offered load (simple, open loop)',
     'offered load, req/s (log scale)',
-    'latency, ms',
+    'latency, ms (log scale)',
   );
   if (rates.length === 0) {
     return `${out}<text x="${b.x + b.w / 2}" y="${b.y + b.h / 2}" text-anchor="middle" font-size="12">not measured</text>`;
@@ -88,9 +90,17 @@ export function latencyPanel(curve: Curve, b: Box): string {
   const lo = Math.log(Math.min(...rates));
   const hi = Math.log(Math.max(...rates));
   const x = (r: number) => b.x + (hi === lo ? b.w / 2 : ((Math.log(r) - lo) / (hi - lo)) * b.w);
-  const max = Math.max(1, ...ms) * 1.1;
-  const y = (v: number) => b.y + b.h - (Math.max(0, Math.min(v, max)) / max) * b.h;
-  out += yTicks(b, max, y);
+  // Latency spans decades (a p50 of 1 ms, a p99 of hundreds near saturation): log scale.
+  const yLo = Math.floor(Math.log10(Math.min(...ms, 1)));
+  const yHi = Math.max(yLo + 1, Math.ceil(Math.log10(Math.max(...ms, 1))));
+  const y = (v: number) => b.y + b.h - ((Math.log10(Math.max(v, 10 ** yLo)) - yLo) / (yHi - yLo)) * b.h;
+  for (let k = yLo; k <= yHi; k++) {
+    for (const m of k < yHi ? [1, 2, 5] : [1]) {
+      const v = m * 10 ** k;
+      out += `<line x1="${b.x}" x2="${b.x + b.w}" y1="${n(y(v))}" y2="${n(y(v))}" stroke="${m === 1 ? '#ccc' : '#eee'}"/>`;
+      out += `<text x="${b.x - 6}" y="${n(y(v) + 4)}" text-anchor="end" font-size="11">${v >= 1 ? v : v.toFixed(-k)}</text>`;
+    }
+  }
   for (const r of [...new Set(rates)]) {
     out += `<text x="${n(x(r))}" y="${b.y + b.h + 16}" text-anchor="middle" font-size="11">${r}</text>`;
   }
