@@ -25,22 +25,9 @@
  * Writes a table to stdout and JSON to load/results/backend-<threads>t.json
  * (backend-overhead.json with --only overhead).
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { buildModelRepository } from '../models/build.js';
-import { measure } from './backend/measure.js';
-import { profile } from './backend/profile.js';
-import { Bench, parseBackendOptions } from './backend/setup.js';
+import { benchBackend } from './backend/run.js';
+import { parseBackendOptions } from './backend/setup.js';
+import { writeResult } from './common.js';
 
-const options = parseBackendOptions(process.argv.slice(2));
-const work = await mkdtemp(join(tmpdir(), 'infergate-bench-'));
-try {
-  const base = join(work, 'base');
-  await buildModelRepository(base);
-  const bench = new Bench(options, work, base);
-  if (options.profile) await profile(bench, await bench.variant('simple-overhead', 64));
-  else await measure(bench);
-} finally {
-  await rm(work, { recursive: true, force: true });
-}
+const result = await benchBackend(parseBackendOptions(process.argv.slice(2)));
+if (result !== undefined) await writeResult(result.file, result.data);

@@ -5,61 +5,12 @@
  * With --live, also the primary's latency and the gateway's CPU with shadowing on and off
  * (load/shadow-live.ts).
  */
-import { encodeInferResponse, decodeInferResponse } from '../common/oip/response.js';
-import type { InferResponse } from '../common/oip/messages.js';
-import { compareResponses } from '../gateway/rollout/compare.js';
-import { mulberry32 } from '../models/reference.js';
+import { shadowCompare } from './shadow/compare.js';
 
-function answer(
-  rows: number,
-  classes: number,
-  binary: boolean,
-  seed: number,
-): { body: Buffer; header: string | undefined } {
-  const next = mulberry32(seed);
-  const data = Float32Array.from({ length: rows * classes }, () => next() * 2 - 1);
-  const resp: InferResponse = {
-    model_name: 'mlp',
-    model_version: '1',
-    outputs: [{ name: 'y', datatype: 'FP32', shape: [rows, classes], data, binary }],
-  };
-  const e = encodeInferResponse(resp);
-  return {
-    body: Buffer.from(e.body),
-    header: e.headerLength === undefined ? undefined : String(e.headerLength),
-  };
-}
-
-const classes = new Set(['y']);
-const rowsOut = ['| answer | decode both + compare (µs per compared request) |', '|---|---|'];
-for (const [label, rows, cls, binary] of [
-  ['mlp, JSON, 1 x 10', 1, 10, false],
-  ['mlp, JSON, 8 x 10', 8, 10, false],
-  ['binary, 64 x 10', 64, 10, true],
-  ['JSON, 1 x 1000', 1, 1000, false],
-  ['binary, 256 x 1000', 256, 1000, true],
-] as const) {
-  const a = answer(rows, cls, binary, 1);
-  const b = answer(rows, cls, binary, 2);
-  const once = () =>
-    compareResponses(
-      decodeInferResponse(a.body, a.header),
-      decodeInferResponse(b.body, b.header),
-      classes,
-      1e-6,
-    );
-  const budgetMs = 300;
-  for (let i = 0; i < 200; i++) once();
-  let n = 0;
-  const start = performance.now();
-  while (performance.now() - start < budgetMs) {
-    once();
-    n++;
-  }
-  rowsOut.push(`| ${label} | ${((1000 * (performance.now() - start)) / n).toFixed(1)} |`);
-}
-process.stdout.write(`${rowsOut.join('\n')}\n`);
+const rows = ['| answer | decode both + compare (µs per compared request) |', '|---|---|'];
+for (const r of await shadowCompare()) rows.push(`| ${r.answer} | ${r.us.toFixed(1)} |`);
+process.stdout.write(`${rows.join('\n')}\n`);
 if (process.argv.includes('--live')) {
   const { shadowLive } = await import('./shadow-live.js');
-  process.stdout.write(`\n${await shadowLive({ rate: 100, perSlice: 500, slices: 6 })}\n`);
+  process.stdout.write(`\n${(await shadowLive({ rate: 100, perSlice: 500, slices: 6 })).text}\n`);
 }

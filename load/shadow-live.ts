@@ -51,7 +51,28 @@ async function paced(url: string, rate: number, count: number): Promise<number[]
   return latencies;
 }
 
-export async function shadowLive(opts: { rate: number; perSlice: number; slices: number }): Promise<string> {
+/** One gateway's figures in the live run: the primary's latency and the gateway's CPU per request. */
+export interface ShadowSide {
+  requests: number;
+  p50Ms: number;
+  p99Ms: number;
+  cpuUsPerRequest: number;
+}
+
+export interface ShadowLive {
+  off: ShadowSide;
+  on: ShadowSide;
+  /** The table, Markdown. */
+  text: string;
+}
+
+export async function shadowLive(opts: {
+  rate: number;
+  perSlice: number;
+  slices: number;
+  /** Requests to each gateway before the slices (200). */
+  warmup?: number;
+}): Promise<ShadowLive> {
   const work = await mkdtemp(join(tmpdir(), 'infergate-shadow-bench-'));
   const children: ChildServer[] = [];
   try {
@@ -97,7 +118,7 @@ ${shadow ? '    shadow: { variant: candidate, percent: 100, classifications: [y]
     const targets = { off: await gateway('off', false), on: await gateway('on', true) };
     const acc = { off: { lat: [] as number[], cpu: 0, n: 0 }, on: { lat: [] as number[], cpu: 0, n: 0 } };
     for (const name of ['off', 'on'] as const)
-      await paced(`${targets[name].url}/v2/models/mlp/infer`, opts.rate, 200);
+      await paced(`${targets[name].url}/v2/models/mlp/infer`, opts.rate, opts.warmup ?? 200);
     for (let slice = 0; slice < opts.slices; slice++) {
       const order = slice % 2 === 0 ? (['off', 'on'] as const) : (['on', 'off'] as const);
       for (const name of order) {
@@ -114,13 +135,23 @@ ${shadow ? '    shadow: { variant: candidate, percent: 100, classifications: [y]
       '| gateway | requests | p50 ms | p99 ms | gateway CPU µs per request |',
       '|---|---|---|---|---|',
     ];
-    for (const name of ['off', 'on'] as const) {
+    const side = (name: 'off' | 'on'): ShadowSide => {
       const s = latencyStats(acc[name].lat);
+      return {
+        requests: acc[name].lat.length,
+        p50Ms: s.p50Ms,
+        p99Ms: s.p99Ms,
+        cpuUsPerRequest: (1e6 * acc[name].cpu) / acc[name].n,
+      };
+    };
+    const out = { off: side('off'), on: side('on') };
+    for (const name of ['off', 'on'] as const) {
+      const s = out[name];
       rows.push(
-        `| shadow ${name} | ${acc[name].lat.length} | ${s.p50Ms.toFixed(3)} | ${s.p99Ms.toFixed(3)} | ${((1e6 * acc[name].cpu) / acc[name].n).toFixed(0)} |`,
+        `| shadow ${name} | ${s.requests} | ${s.p50Ms.toFixed(3)} | ${s.p99Ms.toFixed(3)} | ${s.cpuUsPerRequest.toFixed(0)} |`,
       );
     }
-    return rows.join('\n');
+    return { ...out, text: rows.join('\n') };
   } finally {
     await Promise.all(children.map((c) => c.stop()));
     await rm(work, { recursive: true, force: true });

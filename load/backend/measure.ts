@@ -1,5 +1,5 @@
 /** bench:backend's measurements: part 1 (unless --only overhead), part 2, their tables, verdicts and JSON. */
-import { machine, median, writeResult } from '../common.js';
+import { machine, median } from '../common.js';
 import { fmt, table } from '../lib.js';
 import { simpleRunCost } from './limit.js';
 import { type OverheadRun, overhead } from './overhead.js';
@@ -22,7 +22,14 @@ function overheadTable(runs: readonly OverheadRun[], several: boolean): string {
   );
 }
 
-export async function measure(b: Bench): Promise<void> {
+/** The file bench:backend writes its JSON to, and the JSON. */
+export interface BackendReport {
+  file: string;
+  data: { ratios: Record<string, number> } & Record<string, unknown>;
+}
+
+/** Runs the parts, prints their tables and verdicts, and returns the JSON. */
+export async function measure(b: Bench): Promise<BackendReport> {
   const { o } = b;
   const m = machine();
   process.stdout.write(
@@ -57,28 +64,36 @@ export async function measure(b: Bench): Promise<void> {
   );
   process.stdout.write(`${summary.join('\n')}\n`);
   const last = overheadRuns[overheadRuns.length - 1]!;
-  await writeResult(o.overheadOnly ? 'backend-overhead.json' : `backend-${o.threads}t.json`, {
-    date: new Date().toISOString(),
-    machine: machine(),
-    settings: {
-      threads: o.threads,
-      delayMs: o.delayMs,
-      compiled: o.compiled,
-      runs: o.runs,
-      warmup: o.warmup,
-    },
-    quick: o.quick,
-    ...(part1 === undefined
-      ? {}
-      : { inProcess: part1.limit, served: part1.rows, verdictRounds: part1.rounds }),
-    overhead: { backend: last.backend, bare: last.bare },
-    overheadRuns,
-    simpleSessionRun: { batch: runBatch, cpuUsPerRun: runUs, meanBatch, cpuUsPerRequest: runUs / meanBatch },
-    ratios: {
+  return {
+    file: o.overheadOnly ? 'backend-overhead.json' : `backend-${o.threads}t.json`,
+    data: {
+      date: new Date().toISOString(),
+      machine: machine(),
+      settings: {
+        threads: o.threads,
+        delayMs: o.delayMs,
+        compiled: o.compiled,
+        runs: o.runs,
+        warmup: o.warmup,
+      },
+      quick: o.quick,
       ...(part1 === undefined
         ? {}
-        : { batchedVsUnbatched: part1.batchedVsUnbatched, batchedVsLimit: part1.batchedVsLimit }),
-      simpleCpuVsBareFastify: cpuRatio,
+        : { inProcess: part1.limit, served: part1.rows, verdictRounds: part1.rounds }),
+      overhead: { backend: last.backend, bare: last.bare },
+      overheadRuns,
+      simpleSessionRun: {
+        batch: runBatch,
+        cpuUsPerRun: runUs,
+        meanBatch,
+        cpuUsPerRequest: runUs / meanBatch,
+      },
+      ratios: {
+        ...(part1 === undefined
+          ? {}
+          : { batchedVsUnbatched: part1.batchedVsUnbatched, batchedVsLimit: part1.batchedVsLimit }),
+        simpleCpuVsBareFastify: cpuRatio,
+      },
     },
-  });
+  };
 }

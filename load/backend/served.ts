@@ -7,7 +7,8 @@ import { ClosedLoop } from '../closed-loop.js';
 import { type ChildServer, type LoadResult, load } from '../lib.js';
 import type { Bench } from './setup.js';
 
-function binaryBody(): { body: Buffer; headers: Record<string, string> } {
+/** One mlp-large sample, FP32 [1, 512], with the binary tensor extension (and a binary answer). */
+export function binaryBody(): { body: Buffer; headers: Record<string, string> } {
   const x = Float32Array.from({ length: 512 }, (_, i) => Math.cos(i));
   const header = Buffer.from(
     JSON.stringify({

@@ -57,23 +57,37 @@ export async function stopAll(which: (name: string) => boolean = () => true): Pr
   }
 }
 
-/** Stops everything on SIGINT/SIGTERM, and kills what is left on exit. */
-export function stopOnSignals(also: () => Promise<void>): void {
-  const onSignal = (signal: NodeJS.Signals) => {
-    process.stderr.write(`\n${signal}: stopping the servers\n`);
-    void stopAll()
-      .then(also)
-      .finally(() => process.exit(130));
-  };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
-  // Last resort (an exception that skips the callers' finally): nothing outlives the benchmark.
-  process.once('exit', () => {
-    for (const c of cleanups) {
-      for (const pid of c.pids()) killQuietly(pid, 'SIGKILL');
-      c.lastResort?.();
-    }
-  });
+const onStop = new Set<() => Promise<void>>();
+let installed = false;
+
+/**
+ * Stops everything on SIGINT/SIGTERM (and then runs `also`), and kills what is left on exit.
+ * The handlers are installed once per process; the returned function forgets `also` (a run that
+ * ended cleans up after itself).
+ */
+export function stopOnSignals(also: () => Promise<void>): () => void {
+  onStop.add(also);
+  if (!installed) {
+    installed = true;
+    const onSignal = (signal: NodeJS.Signals) => {
+      process.stderr.write(`\n${signal}: stopping the servers\n`);
+      void stopAll()
+        .then(async () => {
+          for (const f of onStop) await f();
+        })
+        .finally(() => process.exit(130));
+    };
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
+    // Last resort (an exception that skips the callers' finally): nothing outlives the benchmark.
+    process.once('exit', () => {
+      for (const c of cleanups) {
+        for (const pid of c.pids()) killQuietly(pid, 'SIGKILL');
+        c.lastResort?.();
+      }
+    });
+  }
+  return () => onStop.delete(also);
 }
 
 export function killQuietly(pid: number, signal: NodeJS.Signals): void {

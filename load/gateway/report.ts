@@ -2,11 +2,22 @@
  * bench:gateway's report: the table of the light, saturation and CPU phases, the sections of the
  * baseline and the moderate phase (report-pairs.ts), the verdicts, and the JSON file.
  */
-import { machine, simpleBody, writeResult } from '../common.js';
+import { machine, simpleBody } from '../common.js';
 import { fmt, table } from '../lib.js';
 import type { Counts, Options, TargetName } from './options.js';
 import { baselineSection, moderateSection } from './report-pairs.js';
 import { dash, type Figure, plus, type RunResult, Runs, verdict } from './runs.js';
+
+/** bench:gateway's JSON: settings, medians per target, the ratios, and every run. */
+export interface GatewayReport {
+  date: string;
+  machine: ReturnType<typeof machine> & { nginx: string | undefined };
+  settings: Record<string, unknown>;
+  notes: readonly string[];
+  summary: Partial<Record<TargetName, Record<string, number>>>;
+  ratios: Record<string, number>;
+  runs: readonly RunResult[];
+}
 
 export interface ReportInput {
   options: Options;
@@ -24,7 +35,8 @@ const cpuOfRun: Figure = (r, n) => r.cpu[n]?.proxyCpuUsPerRequest;
 const p50: Figure = (r, n) => r.latency[n]?.p50Ms;
 const p99: Figure = (r, n) => r.latency[n]?.p99Ms;
 
-export async function report(input: ReportInput): Promise<void> {
+/** Prints the report (stdout) and returns what bench:gateway writes as JSON. */
+export function report(input: ReportInput): GatewayReport {
   const { options, names, results, counts } = input;
   const rate = options.rate;
   const runs = new Runs(results, names);
@@ -143,7 +155,7 @@ export async function report(input: ReportInput): Promise<void> {
   out += `\n${lines.join('\n')}\n`;
   process.stdout.write(out);
 
-  await writeResult('gateway-latest.json', {
+  return {
     date: new Date().toISOString(),
     machine: { ...machine(), nginx: input.versions.nginx },
     settings: {
@@ -160,7 +172,10 @@ export async function report(input: ReportInput): Promise<void> {
     },
     notes: input.notes,
     summary,
-    ratios: Object.fromEntries(Object.entries(ratios).filter(([, v]) => defined(v))),
+    ratios: Object.fromEntries(Object.entries(ratios).filter(([, v]) => defined(v))) as Record<
+      string,
+      number
+    >,
     runs: results,
-  });
+  };
 }
