@@ -10,7 +10,7 @@
 import { createHash } from 'node:crypto';
 import { open, readFile, rename, stat, truncate, writeFile } from 'node:fs/promises';
 import type { Watermark } from './reorder.js';
-import type { Counts } from './stats.js';
+import { type Counts, emptyCounts } from './stats.js';
 
 /** Bytes of the input's head that the fingerprint hashes. */
 export const HEAD_BYTES = 1024 * 1024;
@@ -115,8 +115,7 @@ function describeChange(was: Fingerprint, now: Fingerprint): string {
 }
 
 export interface Resumed {
-  /** undefined: a fresh start. */
-  readonly checkpoint: Checkpoint | undefined;
+  readonly checkpoint: Checkpoint;
   readonly input: Fingerprint;
 }
 
@@ -143,7 +142,19 @@ export async function resume(
         );
     }
     await writeFile(output, '');
-    return { checkpoint: undefined, input };
+    // Written at once: from here on a restart finds this job's checkpoint, never a bare output.
+    const fresh: Checkpoint = {
+      version: 1,
+      input,
+      job,
+      watermark: { line: 1, offset: 0 },
+      doneAbove: [],
+      outputBytes: 0,
+      complete: false,
+      counts: emptyCounts(),
+    };
+    await saveCheckpoint(ckptPath, fresh);
+    return { checkpoint: fresh, input };
   }
   const same =
     ckpt.input.size === input.size &&
