@@ -130,7 +130,8 @@ describe('batch input', () => {
     for (let line = 1; line <= 30; line++) {
       const owners = [0, 1, 2].filter((i) => inShard(line, i, 3));
       assert.equal(owners.length, 1);
-      counts[owners[0] as number] += 1;
+      const i = owners[0] as number;
+      counts[i] = (counts[i] as number) + 1;
     }
     assert.deepEqual(counts, [10, 10, 10]);
     assert.deepEqual(parseShard('2/4'), { index: 2, count: 4 });
