@@ -238,6 +238,7 @@ export async function runBatch(
       if (a.kind === 'backpressure') {
         runStats.backpressure += 1;
         const ra = retryAfterMs(a.retryAfter, Date.now());
+        const atFloor = window.limit <= window.min;
         window.onBackpressure(epoch, now(), ra);
         if (now() - lastAnswer > opts.stallMs) {
           finish(
@@ -247,7 +248,11 @@ export async function runBatch(
           );
           return;
         }
-        await sleep(ra ?? backoffMs(1, Math.random, 100, 1000));
+        // Above the floor the cut window paces the retry (it waits for a slot to free); at the
+        // floor the line, and with the hold every line, waits out Retry-After.
+        await sleep(
+          atFloor ? (ra ?? backoffMs(1, Math.random, 100, 1000)) : backoffMs(1, Math.random, 20, 20),
+        );
         continue;
       }
       failures += 1;
