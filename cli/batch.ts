@@ -28,6 +28,7 @@ Options:
   --reorder-buffer N        most lines between the oldest unfinished one and the newest read (1024)
   --shard I/N               only lines L with (L-1) mod N = I (N workers share one file)
   --timeout-ms MS           per request (30000)
+  --json-tensors            send tensors as JSON numbers, not as bytes (the binary extension)
   --stall-timeout-s S       give a line up after S seconds of back-pressure with no answer at all (300)
   --api-key KEY             or INFERGATE_API_KEY; sent as Authorization: Bearer
   --overwrite               replace an output that has no checkpoint, or start over
@@ -49,6 +50,7 @@ const FLAGS = {
   'reorder-buffer': { type: 'string' },
   shard: { type: 'string' },
   'timeout-ms': { type: 'string' },
+  'json-tensors': { type: 'boolean' },
   'stall-timeout-s': { type: 'string' },
   'api-key': { type: 'string' },
   overwrite: { type: 'boolean' },
@@ -101,6 +103,7 @@ export function batchOptions(argv: string[]): BatchOptions & { json: boolean } {
       '--reorder-buffer',
     ),
     timeoutMs: positiveInt(v['timeout-ms'] ?? '30000', '--timeout-ms'),
+    binary: v['json-tensors'] !== true,
     stallMs: positiveInt(v['stall-timeout-s'] ?? '300', '--stall-timeout-s') * 1000,
     apiKey: setting(v['api-key'], 'INFERGATE_API_KEY'),
     overwrite: v.overwrite === true,

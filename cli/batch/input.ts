@@ -92,12 +92,18 @@ function flatten(value: unknown, out: unknown[]): void {
   else out.push(value);
 }
 
-/** The body to send for one line, as JSON text. Throws LineError for a line that is not one. */
+/** An OIP request: the parsed document and its JSON text. */
+export interface RequestDoc {
+  readonly doc: { inputs: unknown[]; [k: string]: unknown };
+  readonly text: string;
+}
+
+/** The request one line stands for. Throws LineError for a line that is not one. */
 export function requestBody(
   text: string,
   format: 'oip' | 'rows',
   inputs: readonly ModelInput[] | undefined,
-): string {
+): RequestDoc {
   let doc: unknown;
   try {
     doc = JSON.parse(text);
@@ -109,9 +115,10 @@ export function requestBody(
   if (format === 'oip') {
     if (!Array.isArray((doc as { inputs?: unknown }).inputs))
       throw new LineError('BATCH_ERR_BAD_LINE', "an OIP request needs an 'inputs' array");
-    return text;
+    return { doc: doc as RequestDoc['doc'], text };
   }
-  return JSON.stringify({ inputs: rowInputs(doc as Record<string, unknown>, inputs ?? []) });
+  const row = { inputs: rowInputs(doc as Record<string, unknown>, inputs ?? []) };
+  return { doc: row, text: JSON.stringify(row) };
 }
 
 /** A row `{name: value, ...}` as OIP inputs: the datatype from the metadata, one batch row. */

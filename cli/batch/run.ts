@@ -14,6 +14,8 @@ import {
   readLines,
   requestBody,
 } from './input.js';
+import { type WireBody, wireBody } from './binary.js';
+import { Gate } from './gate.js';
 import { OutputWriter } from './output.js';
 import { startProgress } from './progress.js';
 import { Sequencer } from './reorder.js';
@@ -35,6 +37,8 @@ export interface BatchOptions {
   readonly shard: { readonly index: number; readonly count: number };
   readonly reorderBuffer: number;
   readonly timeoutMs: number;
+  /** Numeric tensors sent as bytes (the binary extension) instead of JSON numbers. */
+  readonly binary: boolean;
   readonly apiKey: string | undefined;
   readonly overwrite: boolean;
   /** Back-pressure retried for this long without any answer before a line is given up. */
@@ -109,29 +113,13 @@ export async function runBatch(
   let sending = 0;
   let active = 0;
   let lastAnswer = now();
-  const waiters: (() => void)[] = [];
-  /** Sleeps (backoff, Retry-After) that a stop cuts short. */
-  const sleepers = new Set<() => void>();
-  const notify = () => {
-    for (const w of waiters.splice(0)) w();
-  };
-  const until = async (ready: () => boolean): Promise<void> => {
-    while (!ready()) await new Promise<void>((resolve) => waiters.push(resolve));
-  };
-  const sleep = (ms: number) =>
-    new Promise<void>((resolve) => {
-      const wake = () => {
-        sleepers.delete(wake);
-        clearTimeout(t);
-        resolve();
-      };
-      const t = setTimeout(wake, ms);
-      sleepers.add(wake);
-    });
+  const gate = new Gate();
+  const notify = () => gate.notify();
+  const until = (ready: () => boolean) => gate.until(ready);
+  const sleep = (ms: number) => gate.sleep(ms);
   const stop = (reason: string) => {
     if (stopping === undefined) stopping = reason;
-    for (const w of [...sleepers]) w();
-    notify();
+    gate.wakeAll();
   };
   control({ stop });
 
@@ -206,10 +194,11 @@ export async function runBatch(
   };
 
   const handle = async (l: InputLine, s: number): Promise<void> => {
-    let body: string;
+    let body: WireBody;
     try {
       if (l.tooLong) throw new LineError('BATCH_ERR_LINE_TOO_LONG', `longer than ${MAX_LINE_BYTES} bytes`);
-      body = requestBody(l.text, opts.format, inputs);
+      const req = requestBody(l.text, opts.format, inputs);
+      body = opts.binary ? wireBody(req.doc, req.text) : { data: req.text, headerLength: undefined };
     } catch (e) {
       if (!(e instanceof LineError)) throw e;
       finish(s, errorLine(l.line, e.code, e.message), e.code);

@@ -5,6 +5,7 @@
  * 503: `Retry-After` honoured, the window cut), or retried after a failure (502, 504, the network).
  */
 import { Pool } from 'undici';
+import type { WireBody } from './binary.js';
 import type { ModelInput } from './input.js';
 
 export type Attempt =
@@ -68,14 +69,17 @@ export class GatewayClient {
   }
 
   /** Sends one line; `line` is its number, written into the output line. */
-  async attempt(line: number, body: string): Promise<Attempt> {
+  async attempt(line: number, body: WireBody): Promise<Attempt> {
     let res: Awaited<ReturnType<Pool['request']>>;
     try {
       res = await this.pool.request({
         method: 'POST',
         path: this.path,
-        headers: this.headers,
-        body,
+        headers:
+          body.headerLength === undefined
+            ? this.headers
+            : { ...this.headers, 'inference-header-content-length': String(body.headerLength) },
+        body: body.data,
         headersTimeout: this.opts.timeoutMs,
         bodyTimeout: this.opts.timeoutMs,
       });

@@ -15,6 +15,7 @@ import {
   requestBody,
   rowShape,
 } from '../../cli/batch/input.js';
+import { wireBody } from '../../cli/batch/binary.js';
 import { removeTempDirs, tempDir } from '../helpers/backend.js';
 
 after(removeTempDirs);
@@ -76,7 +77,7 @@ describe('batch input', () => {
 
   test('OIP lines are sent as written; what is not one is a LineError with its code', () => {
     const oip = '{"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[1]}]}';
-    assert.equal(requestBody(oip, 'oip', undefined), oip);
+    assert.equal(requestBody(oip, 'oip', undefined).text, oip);
     assert.match(
       codeOf(() => requestBody('{"inputs": [', 'oip', undefined)),
       /^BATCH_ERR_BAD_JSON: not JSON/,
@@ -96,7 +97,7 @@ describe('batch input', () => {
       { name: 'x', datatype: 'FP32', shape: [-1, 4] },
       { name: 'k', datatype: 'INT32', shape: [-1] },
     ];
-    const body = JSON.parse(requestBody('{"x":[[1,2],[3,4]],"k":[7]}', 'rows', inputs));
+    const body = JSON.parse(requestBody('{"x":[[1,2],[3,4]],"k":[7]}', 'rows', inputs).text);
     assert.deepEqual(body, {
       inputs: [
         { name: 'x', shape: [1, 4], datatype: 'FP32', data: [1, 2, 3, 4] },
@@ -137,5 +138,49 @@ describe('batch input', () => {
     assert.deepEqual(parseShard('2/4'), { index: 2, count: 4 });
     for (const bad of ['4/4', '1/0', 'a/b', '-1/3', '1'])
       assert.throws(() => parseShard(bad), /--shard must be I\/N with 0 <= I < N/);
+  });
+});
+
+describe('batch binary bodies', () => {
+  test('numeric inputs go as bytes after a JSON header that gives their sizes', () => {
+    const text = JSON.stringify({
+      id: 'q',
+      inputs: [
+        { name: 'x', shape: [1, 2], datatype: 'FP32', data: [1.5, -2] },
+        { name: 'k', shape: [1], datatype: 'INT32', data: [7] },
+      ],
+    });
+    const { doc } = requestBody(text, 'oip', undefined);
+    const w = wireBody(doc, text);
+    assert.ok(Buffer.isBuffer(w.data) && w.headerLength !== undefined);
+    const header = JSON.parse(w.data.subarray(0, w.headerLength).toString('utf8'));
+    assert.deepEqual(header, {
+      id: 'q',
+      inputs: [
+        { name: 'x', shape: [1, 2], datatype: 'FP32', parameters: { binary_data_size: 8 } },
+        { name: 'k', shape: [1], datatype: 'INT32', parameters: { binary_data_size: 4 } },
+      ],
+    });
+    const bytes = w.data.subarray(w.headerLength);
+    assert.deepEqual(
+      Array.from(new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + 8))),
+      [1.5, -2],
+    );
+    assert.equal(bytes.readInt32LE(8), 7);
+  });
+
+  test('anything else is sent as written: BYTES, a value out of range, nested data', () => {
+    for (const input of [
+      { name: 's', shape: [1], datatype: 'BYTES', data: ['a'] },
+      { name: 'i', shape: [1], datatype: 'INT8', data: [300] },
+      { name: 'f', shape: [1, 2], datatype: 'FP32', data: [[1, 2]] },
+      { name: 'f', shape: [1], datatype: 'FP32', data: ['1'] },
+    ]) {
+      const text = JSON.stringify({ inputs: [input] });
+      assert.deepEqual(wireBody(requestBody(text, 'oip', undefined).doc, text), {
+        data: text,
+        headerLength: undefined,
+      });
+    }
   });
 });
