@@ -71,6 +71,7 @@ export async function runBatch(
 ): Promise<Summary> {
   const now = () => performance.now();
   const started = now();
+  const cpuStart = process.cpuUsage();
   const job: JobKey = {
     model: opts.model,
     format: opts.format,
@@ -90,6 +91,10 @@ export async function runBatch(
       run: {
         ...runStats,
         seconds,
+        cpuSeconds: (() => {
+          const u = process.cpuUsage(cpuStart);
+          return (u.user + u.system) / 1e6;
+        })(),
         linesPerSecond: seconds > 0 ? runStats.lines / seconds : 0,
         p50Ms: hist.quantile(0.5),
         p99Ms: hist.quantile(0.99),

@@ -72,6 +72,8 @@ export interface Summary {
     readonly p99Ms: number | undefined;
     readonly retries: number;
     readonly backpressure: number;
+    /** CPU seconds of this process over the run. */
+    readonly cpuSeconds: number;
   };
 }
 
