@@ -25,6 +25,8 @@ Options:
                             back-pressure (429, 503) is retried while answers keep coming
   --max-errors N            stop once more than N lines are errors (default: never)
   --unordered               write answers as they finish, not in input order
+  --pack K                  up to K lines of numeric tensors sent as one request, their rows
+                            concatenated and the answer split back (1: each line alone; default 1)
   --reorder-buffer N        most lines between the oldest unfinished one and the newest read (1024)
   --shard I/N               only lines L with (L-1) mod N = I (N workers share one file)
   --timeout-ms MS           per request (30000)
@@ -48,6 +50,7 @@ const FLAGS = {
   'max-errors': { type: 'string' },
   unordered: { type: 'boolean' },
   'reorder-buffer': { type: 'string' },
+  pack: { type: 'string' },
   shard: { type: 'string' },
   'timeout-ms': { type: 'string' },
   'json-tensors': { type: 'boolean' },
@@ -87,6 +90,9 @@ export function batchOptions(argv: string[]): BatchOptions & { json: boolean } {
   const output = required(v.output, '--output');
   if (input === output) throw new UsageError('--output must not be the input');
   const concurrency = positiveInt(v.concurrency ?? '16', '--concurrency');
+  const pack = positiveInt(v.pack ?? '1', '--pack');
+  if (pack > 1 && v['json-tensors'] === true)
+    throw new UsageError('--pack sends tensors as bytes: leave out --json-tensors');
   return {
     url,
     model: required(v.model, '--model'),
@@ -98,8 +104,9 @@ export function batchOptions(argv: string[]): BatchOptions & { json: boolean } {
     maxErrors: v['max-errors'] === undefined ? undefined : nonNegativeInt(v['max-errors'], '--max-errors'),
     ordered: v.unordered !== true,
     shard,
+    pack,
     reorderBuffer: positiveInt(
-      v['reorder-buffer'] ?? String(Math.max(1024, 4 * concurrency)),
+      v['reorder-buffer'] ?? String(Math.max(1024, 4 * concurrency * pack)),
       '--reorder-buffer',
     ),
     timeoutMs: positiveInt(v['timeout-ms'] ?? '30000', '--timeout-ms'),

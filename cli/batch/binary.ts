@@ -26,7 +26,7 @@ export interface WireBody {
   readonly headerLength: number | undefined;
 }
 
-interface InputDoc {
+export interface InputDoc {
   name?: unknown;
   shape?: unknown;
   datatype?: unknown;
@@ -34,7 +34,7 @@ interface InputDoc {
   data?: unknown;
 }
 
-function tensorBytes(input: InputDoc): Buffer | undefined {
+export function tensorBytes(input: InputDoc): Buffer | undefined {
   const dt = input.datatype as Datatype;
   const range = typeof input.datatype === 'string' ? BINARY[dt] : undefined;
   const data = input.data;

@@ -4,56 +4,38 @@
  * through the reorder buffer, and keep the checkpoint in step with the output.
  */
 import { type Checkpoint, checkpointPath, type JobKey, resume } from './checkpoint.js';
+import { type WireBody, wireBody } from './binary.js';
+import { Dispatcher } from './dispatch.js';
 import {
-  type InputLine,
   inShard,
   isBlank,
   LineError,
   MAX_LINE_BYTES,
   type ModelInput,
+  type RequestDoc,
   readLines,
   requestBody,
 } from './input.js';
-import { type WireBody, wireBody } from './binary.js';
+import { type PackInfo, packBody, packInfo, splitOutputs } from './pack.js';
 import { Gate } from './gate.js';
 import { OutputWriter } from './output.js';
 import { startProgress } from './progress.js';
 import { Sequencer } from './reorder.js';
-import { errorLine, GatewayClient } from './send.js';
+import { answerLine, errorLine, GatewayClient } from './send.js';
 import { copyCounts, emptyCounts, errorCount, LatencyHistogram, type Summary } from './stats.js';
-import { AdaptiveWindow, backoffMs, retryAfterMs } from './window.js';
+import type { BatchControl, BatchOptions } from './options.js';
+import { AdaptiveWindow } from './window.js';
 
-export interface BatchOptions {
-  readonly url: string;
-  readonly model: string;
-  readonly input: string;
-  readonly output: string;
-  readonly format: 'oip' | 'rows';
-  readonly concurrency: number;
-  readonly retries: number;
-  /** Stop once more lines than this are answered with errors; undefined: never. */
-  readonly maxErrors: number | undefined;
-  readonly ordered: boolean;
-  readonly shard: { readonly index: number; readonly count: number };
-  readonly reorderBuffer: number;
-  readonly timeoutMs: number;
-  /** Numeric tensors sent as bytes (the binary extension) instead of JSON numbers. */
-  readonly binary: boolean;
-  readonly apiKey: string | undefined;
-  readonly overwrite: boolean;
-  /** Back-pressure retried for this long without any answer before a line is given up. */
-  readonly stallMs: number;
-  readonly progress: {
-    readonly tty: boolean;
-    readonly stream: NodeJS.WritableStream;
-    readonly intervalMs: number;
-  };
-}
+export type { BatchControl, BatchOptions } from './options.js';
 
-/** How a caller stops a run early (a signal): it drains what is in flight and checkpoints. */
-export interface BatchControl {
-  stop(reason: string): void;
+/** A line on its way: its sequence number, its request, and its pack facts when it may share one. */
+interface Item {
+  readonly s: number;
+  readonly line: number;
+  readonly req: RequestDoc;
+  readonly info: PackInfo | undefined;
 }
+type Packed = Item & { readonly info: PackInfo };
 
 interface Emitted {
   readonly text: string;
@@ -115,13 +97,10 @@ export async function runBatch(
   const writer = await OutputWriter.open(opts.output, ckpt?.outputBytes ?? 0, ckptPath);
   const window = new AdaptiveWindow(opts.concurrency);
   let stopping: string | undefined;
-  let sending = 0;
   let active = 0;
-  let lastAnswer = now();
   const gate = new Gate();
   const notify = () => gate.notify();
   const until = (ready: () => boolean) => gate.until(ready);
-  const sleep = (ms: number) => gate.sleep(ms);
   const stop = (reason: string) => {
     if (stopping === undefined) stopping = reason;
     gate.wakeAll();
@@ -185,104 +164,99 @@ export async function runBatch(
     runStats.lines += 1;
     seq.complete(s, { text, code, variant });
   };
-  /** Waits for a slot of the window (and the end of a Retry-After hold); false when stopping. */
-  const acquire = async (): Promise<boolean> => {
-    for (;;) {
-      if (stopping !== undefined) return false;
-      const wait = window.pausedUntil - now();
-      if (wait > 0) await sleep(wait);
-      else if (sending < window.limit) break;
-      else await until(() => stopping !== undefined || sending < window.limit);
-    }
-    sending += 1;
-    return true;
-  };
+  const dispatcher = new Dispatcher({
+    client,
+    window,
+    gate,
+    hist,
+    retries: opts.retries,
+    stallMs: opts.stallMs,
+    now,
+    stopping: () => stopping !== undefined,
+    stats: runStats,
+  });
 
-  const handle = async (l: InputLine, s: number): Promise<void> => {
-    let body: WireBody;
-    try {
-      if (l.tooLong) throw new LineError('BATCH_ERR_LINE_TOO_LONG', `longer than ${MAX_LINE_BYTES} bytes`);
-      const req = requestBody(l.text, opts.format, inputs);
-      body = opts.binary ? wireBody(req.doc, req.text) : { data: req.text, headerLength: undefined };
-    } catch (e) {
-      if (!(e instanceof LineError)) throw e;
-      finish(s, errorLine(l.line, e.code, e.message), e.code);
+  /** Sends a line, or a pack of lines, and writes each line's answer or error. */
+  const send = async (group: readonly Item[]): Promise<void> => {
+    const one = group.length === 1 ? (group[0] as Item) : undefined;
+    const body: WireBody =
+      one === undefined
+        ? packBody(group as Packed[])
+        : opts.binary
+          ? wireBody(one.req.doc, one.req.text)
+          : { data: one.req.text, headerLength: undefined };
+    const r = await dispatcher.send(body);
+    if (r.kind === 'abandoned') return;
+    const alone = () => Promise.all(group.map((g) => send([g]))).then(() => {});
+    if (r.kind === 'ok') {
+      const parts =
+        one === undefined
+          ? splitOutputs(
+              r.doc.outputs,
+              group.map((g) => (g.info as PackInfo).rows),
+            )
+          : [r.doc.outputs];
+      if (parts === undefined) return alone();
+      group.forEach((g, i) => {
+        finish(g.s, answerLine(g.line, r.id, r.doc, r.variant, parts[i]), undefined, r.variant);
+      });
       return;
     }
-    let failures = 0;
-    for (;;) {
-      if (!(await acquire())) return;
-      const epoch = window.epoch;
-      const t0 = now();
-      const a = await client.attempt(l.line, body);
-      sending -= 1;
-      notify();
-      if (a.kind === 'ok') {
-        window.onSuccess();
-        hist.observe(now() - t0);
-        lastAnswer = now();
-        finish(s, a.line, undefined, a.variant);
-        return;
-      }
-      if (a.kind === 'fail') {
-        finish(s, errorLine(l.line, a.code, a.message), a.code);
-        return;
-      }
-      if (stopping !== undefined) return;
-      if (a.kind === 'backpressure') {
-        runStats.backpressure += 1;
-        const ra = retryAfterMs(a.retryAfter, Date.now());
-        const atFloor = window.limit <= window.min;
-        window.onBackpressure(epoch, now(), ra);
-        if (now() - lastAnswer > opts.stallMs) {
-          finish(
-            s,
-            errorLine(l.line, a.code, `${a.message} (no line answered for ${opts.stallMs / 1000} s)`),
-            a.code,
-          );
-          return;
-        }
-        // Above the floor the cut window paces the retry (it waits for a slot to free); at the
-        // floor the line, and with the hold every line, waits out Retry-After.
-        await sleep(
-          atFloor ? (ra ?? backoffMs(1, Math.random, 100, 1000)) : backoffMs(1, Math.random, 20, 20),
-        );
-        continue;
-      }
-      failures += 1;
-      if (failures > opts.retries) {
-        finish(s, errorLine(l.line, a.code, `${a.message} (after ${failures} tries)`), a.code);
-        return;
-      }
-      runStats.retries += 1;
-      await sleep(backoffMs(failures, Math.random));
-    }
+    if (r.kind === 'fail' && one === undefined) return alone();
+    for (const g of group) finish(g.s, errorLine(g.line, r.code, r.message), r.code);
+  };
+  const launch = (group: readonly Item[]) => {
+    active += 1;
+    send(group)
+      .catch((e) => {
+        failure ??= e;
+        stop(`failed: ${(e as Error).message}`);
+      })
+      .finally(() => {
+        active -= 1;
+        notify();
+      });
+  };
+  let packing: Packed[] = [];
+  const launchPack = () => {
+    if (packing.length > 0) launch(packing);
+    packing = [];
   };
 
   let failure: unknown;
   const start = ckpt?.watermark ?? { line: 1, offset: 0 };
+  const ready = () =>
+    stopping !== undefined || (active < window.max && seq.hasRoom && writer.buffered < 4 * CHUNK_BYTES);
   try {
     for await (const l of readLines(opts.input, start.offset, start.line)) {
       if (stopping !== undefined) break;
       if (!l.tooLong && isBlank(l.text)) continue;
       if (!inShard(l.line, opts.shard.index, opts.shard.count) || seq.alreadyDone(l.line)) continue;
-      await until(
-        () =>
-          stopping !== undefined || (active < window.max && seq.hasRoom && writer.buffered < 4 * CHUNK_BYTES),
-      );
+      // Lines held for a pack must go before waiting: the oldest of them may be what frees room.
+      if (!ready()) launchPack();
+      await until(ready);
       if (stopping !== undefined) break;
       const s = seq.add(l.line, l.end);
-      active += 1;
-      handle(l, s)
-        .catch((e) => {
-          failure ??= e;
-          stop(`failed: ${(e as Error).message}`);
-        })
-        .finally(() => {
-          active -= 1;
-          notify();
-        });
+      let req: RequestDoc;
+      try {
+        if (l.tooLong) throw new LineError('BATCH_ERR_LINE_TOO_LONG', `longer than ${MAX_LINE_BYTES} bytes`);
+        req = requestBody(l.text, opts.format, inputs);
+      } catch (e) {
+        if (!(e instanceof LineError)) throw e;
+        finish(s, errorLine(l.line, e.code, e.message), e.code);
+        continue;
+      }
+      const info = opts.pack > 1 ? packInfo(req) : undefined;
+      if (info === undefined) {
+        launchPack();
+        launch([{ s, line: l.line, req, info }]);
+        continue;
+      }
+      if (packing.length > 0 && (packing[0] as Packed).info.key !== info.key) launchPack();
+      packing.push({ s, line: l.line, req, info });
+      if (packing.length >= opts.pack) launchPack();
     }
+    if (stopping === undefined) launchPack();
   } catch (e) {
     failure ??= e;
     stop(`reading failed: ${(e as Error).message}`);

@@ -9,7 +9,12 @@ import type { WireBody } from './binary.js';
 import type { ModelInput } from './input.js';
 
 export type Attempt =
-  | { readonly kind: 'ok'; readonly line: string; readonly variant: string | undefined }
+  | {
+      readonly kind: 'ok';
+      readonly doc: Record<string, unknown>;
+      readonly id: string | undefined;
+      readonly variant: string | undefined;
+    }
   | {
       readonly kind: 'backpressure';
       readonly retryAfter: string | undefined;
@@ -68,8 +73,8 @@ export class GatewayClient {
     return body.inputs;
   }
 
-  /** Sends one line; `line` is its number, written into the output line. */
-  async attempt(line: number, body: WireBody): Promise<Attempt> {
+  /** Sends one request (a line, or a pack of lines). */
+  async attempt(body: WireBody): Promise<Attempt> {
     let res: Awaited<ReturnType<Pool['request']>>;
     try {
       res = await this.pool.request({
@@ -109,12 +114,8 @@ export class GatewayClient {
       return Array.isArray(v) ? v[0] : v;
     };
     if (res.statusCode === 200) {
-      const variant = header('x-infergate-variant');
-      const out: Record<string, unknown> = { line, id: header('x-request-id') ?? doc.id };
-      if (doc.model_version !== undefined) out.model_version = doc.model_version;
-      if (variant !== undefined) out.variant = variant;
-      out.outputs = doc.outputs;
-      return { kind: 'ok', line: JSON.stringify(out), variant };
+      const id = header('x-request-id') ?? (typeof doc.id === 'string' ? doc.id : undefined);
+      return { kind: 'ok', doc, id, variant: header('x-infergate-variant') };
     }
     const code = typeof doc.code === 'string' ? doc.code : `HTTP_${res.statusCode}`;
     const message = text(doc.error ?? `status ${res.statusCode}`);
@@ -127,6 +128,21 @@ export class GatewayClient {
   close(): Promise<void> {
     return this.pool.close();
   }
+}
+
+/** The output line of an answered line: `outputs` its own (a share of a pack's answer). */
+export function answerLine(
+  line: number,
+  id: string | undefined,
+  doc: Record<string, unknown>,
+  variant: string | undefined,
+  outputs: unknown,
+): string {
+  const out: Record<string, unknown> = { line, id };
+  if (doc.model_version !== undefined) out.model_version = doc.model_version;
+  if (variant !== undefined) out.variant = variant;
+  out.outputs = outputs;
+  return JSON.stringify(out);
 }
 
 /** The output line of a line that could not be answered. */

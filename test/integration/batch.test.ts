@@ -20,7 +20,7 @@ interface OutLine {
   id?: string;
   model_version?: string;
   variant?: string;
-  outputs?: { name: string; data: number[] }[];
+  outputs?: { name: string; shape?: number[]; data: number[] }[];
   error?: { code: string; message: string };
 }
 
@@ -211,6 +211,46 @@ describe('infergate batch', () => {
       /BATCH_ERR_INPUT_CHANGED: the input .* changed since the checkpoint .*size went from/,
     );
     assert.equal((await stat(output)).size, before.size);
+  });
+
+  test('--pack: lines sent 8 to a request get their own answers, as when sent alone; a bad line fails alone', async () => {
+    const g = await bed.gateway({
+      policy: policyYaml({ variants: { v: { endpoints: [bed.endpoint('a').url] } } }),
+    });
+    const dir = await tempDir();
+    const input = path.join(dir, 'in.jsonl');
+    const n = 400;
+    const lines = Array.from({ length: n }, (_, i) => mlpBody(i));
+    lines[100] = JSON.stringify(xDoc(randomFloats(5, 63))); // the wrong width: its own pack, refused
+    lines[200] = JSON.stringify(xDoc(randomFloats(6, 128), [2, 64])); // two rows in one line
+    await writeFile(input, `${lines.join('\n')}\n`);
+    const packed = path.join(dir, 'packed.jsonl');
+    const alone = path.join(dir, 'alone.jsonl');
+    const p1 = bed.cli(batchArgs(g.url, 'm', input, packed, ['--pack', '8', '--concurrency', '4']));
+    assert.equal((await p1.exited).code, 0, p1.stderr());
+    const p2 = bed.cli(batchArgs(g.url, 'm', input, alone, ['--concurrency', '4']));
+    assert.equal((await p2.exited).code, 0, p2.stderr());
+    const a = await readOut(packed);
+    const b = await readOut(alone);
+    assertExactlyOnce(
+      a,
+      Array.from({ length: n }, (_, i) => i + 1),
+    );
+    assert.match(a[100]?.error?.code ?? '', /^BE_ERR_/);
+    assert.deepEqual(a[200]?.outputs?.[0]?.shape, [2, 10]);
+    for (let i = 0; i < n; i++) {
+      if (i === 100) continue;
+      const x = a[i]?.outputs?.[0]?.data ?? [];
+      const y = b[i]?.outputs?.[0]?.data ?? [];
+      assert.equal(x.length, y.length, `line ${i + 1}`);
+      for (let k = 0; k < x.length; k++)
+        assert.ok(
+          Math.abs((x[k] as number) - (y[k] as number)) <= 1e-5,
+          `line ${i + 1}[${k}]: ${x[k]} vs ${y[k]}`,
+        );
+    }
+    const ids = new Set(a.map((o) => o.id));
+    assert.ok(ids.size < n / 4, `lines shared requests (${ids.size} request ids for ${n} lines)`);
   });
 
   test('a backend killed mid-run: every line still answered, none lost', async () => {
