@@ -12,7 +12,7 @@
  * 32), --online N (online requests per phase, default 400), --online-connections N (default 4),
  * --max-in-flight N and --max-share S (the model's concurrency and batch share in the policy,
  * default 16 and 0.25), --threads N (onnxruntime intra-op threads for the backend and the limit,
- * default 2). Writes a table to stdout and JSON to load/results/batch-latest.json.
+ * default 2), --pack K (the batch client's --pack, default 1). Writes a table to stdout and JSON to load/results/batch-latest.json.
  */
 import { spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -33,6 +33,7 @@ const { values } = parseArgs({
     'max-in-flight': { type: 'string', default: '16' },
     'max-share': { type: 'string', default: '0.25' },
     threads: { type: 'string', default: '2' },
+    pack: { type: 'string', default: '1' },
   },
 });
 const o = {
@@ -43,6 +44,7 @@ const o = {
   maxInFlight: Number(values['max-in-flight']),
   maxShare: Number(values['max-share']),
   threads: Number(values.threads),
+  pack: Number(values.pack),
 };
 const cli = join(root, 'bin', 'infergate.js');
 
@@ -99,7 +101,8 @@ interface BatchRun {
 
 function runBatch(url: string, input: string, output: string): Promise<BatchRun> {
   const args = [cli, 'batch', '--url', url, '--model', 'mlp-large', '--input', input, '--output', output];
-  args.push('--concurrency', String(o.concurrency), '--overwrite', '--json', '--progress-interval-s', '3600');
+  args.push('--concurrency', String(o.concurrency), '--pack', String(o.pack), '--overwrite', '--json');
+  args.push('--progress-interval-s', '3600');
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
@@ -215,7 +218,7 @@ try {
   const m = machine();
   process.stdout.write(
     `infergate bench:batch  (${m.cpu ?? 'cpu'}, ${m.cores} cores, node ${m.node}); mlp-large, ${o.lines} lines, ` +
-      `batch --concurrency ${o.concurrency}, ${o.threads} onnxruntime threads, policy maxInFlight ${o.maxInFlight}, batch.maxShare ${o.maxShare}\n\n`,
+      `batch --concurrency ${o.concurrency} --pack ${o.pack}, ${o.threads} onnxruntime threads, policy maxInFlight ${o.maxInFlight}, batch.maxShare ${o.maxShare}\n\n`,
   );
   process.stdout.write(
     `${table(
