@@ -163,6 +163,37 @@ describe('infergate batch', () => {
     assert.deepEqual(out[41]?.outputs, JSON.parse(res.body.toString('utf8')).outputs, 'line 42 as online');
   });
 
+  test('--unordered --pack 4, killed with SIGKILL mid-way and resumed: every line once', async () => {
+    const g = await bed.gateway({
+      policy: policyYaml({ variants: { v: { endpoints: [bed.endpoint('a').url] } } }),
+    });
+    const dir = await tempDir();
+    const n = 3000;
+    const input = await mlpFile(dir, n);
+    const output = path.join(dir, 'out.jsonl');
+    const args = batchArgs(g.url, 'm', input, output, [
+      '--unordered',
+      '--pack',
+      '4',
+      '--concurrency',
+      '4',
+      '--progress-interval-s',
+      '1',
+    ]);
+    const first = bed.cli(args);
+    await progressed(first, 200);
+    first.child.kill('SIGKILL');
+    assert.equal((await first.exited).signal, 'SIGKILL');
+    const second = bed.cli(args);
+    assert.equal((await second.exited).code, 0, second.stderr());
+    const out = (await readOut(output)).sort((a, b) => a.line - b.line);
+    assertExactlyOnce(
+      out,
+      Array.from({ length: n }, (_, i) => i + 1),
+    );
+    assert.ok(out.every((o) => o.error === undefined && o.outputs?.[0]?.data.length === 10));
+  });
+
   test('bad lines are answered with their error and the job goes on; a changed input is refused', async () => {
     const g = await bed.gateway({
       policy: policyYaml({ variants: { v: { endpoints: [bed.endpoint('a').url] } } }),
