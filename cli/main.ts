@@ -2,6 +2,7 @@ import { PRODUCT_VERSION } from '../common/version.js';
 import { ExitError, UsageError } from './args.js';
 import { AUDIT_HELP, auditCommand } from './audit.js';
 import { BACKEND_HELP, backendCommand } from './backend.js';
+import { BATCH_HELP, batchCommand } from './batch.js';
 import { CANARY_HELP, canaryCommand } from './canary.js';
 import { GATEWAY_HELP, gatewayCommand } from './gateway.js';
 import { KEYS_HELP, keysCommand } from './keys.js';
@@ -21,12 +22,14 @@ Commands:
   infergate models build DIR
   infergate canary status|pause|resume|abort|promote MODEL [--admin URL]
   infergate audit find REQUEST_ID FILE...
+  infergate batch --model M --input IN.jsonl --output OUT.jsonl [--url U]   offline batch inference
 
 Run 'infergate COMMAND --help' for a command's options.`;
 
 const COMMANDS: Record<string, { help: string; run: (argv: string[]) => Promise<void> }> = {
   audit: { help: AUDIT_HELP, run: auditCommand },
   backend: { help: BACKEND_HELP, run: backendCommand },
+  batch: { help: BATCH_HELP, run: batchCommand },
   canary: { help: CANARY_HELP, run: canaryCommand },
   gateway: { help: GATEWAY_HELP, run: gatewayCommand },
   keys: { help: KEYS_HELP, run: keysCommand },

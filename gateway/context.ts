@@ -70,6 +70,8 @@ export class RequestContext {
   trace: ContextTrace | undefined = undefined;
   /** Admission stages passed, in order; released in reverse when the request ends. */
   admitted = 0;
+  /** Holds a batch slot of its model (`x-infergate-priority: batch`, the batch-share stage). */
+  batch = false;
   /** The stage that refused the request. */
   refusedBy: string | undefined = undefined;
   /** Clock times (ms): admission done, answer ready. */

@@ -27,6 +27,10 @@ export const GW_ERRORS = defineErrors({
     429,
     'A rate limit of the key, the model or the key on the model is reached; with Retry-After and RateLimit headers.',
   ],
+  GW_ERR_BATCH_SHED: [
+    429,
+    "A batch request (x-infergate-priority: batch) beyond the model's batch share, or while online requests want the slots; with Retry-After.",
+  ],
   GW_ERR_HEADERS_TOO_LARGE: [431, 'The request headers are larger than the HTTP parser allows (16 KiB).'],
   GW_ERR_INTERNAL: [500, 'An unexpected error; the message is logged, not sent.'],
   GW_ERR_UPSTREAM_ERROR: [502, 'The backend failed (5xx) or its answer broke off.'],

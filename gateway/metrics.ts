@@ -51,6 +51,8 @@ export class GatewayMetrics {
   readonly ejections: Counter<'endpoint'>;
   readonly healthChecks: Counter<'endpoint' | 'result'>;
   readonly shed: Counter<'model' | 'scope' | 'reason'>;
+  /** Batch requests (`x-infergate-priority: batch`) refused by the batch share. */
+  readonly batchShed: Counter<'model'>;
   /** Clients refused before routing: parser refusals, slow clients, the connection cap. */
   readonly clientRefusals: Counter<'reason'>;
   readonly security: SecurityMetrics;
@@ -149,6 +151,12 @@ export class GatewayMetrics {
       name: 'infergate_shed_total',
       help: 'Requests refused by load shedding, by model, scope (gateway, model) and reason (queue_full, queue_timeout).',
       labelNames: ['model', 'scope', 'reason'],
+      registers,
+    });
+    this.batchShed = new Counter({
+      name: 'infergate_batch_shed_total',
+      help: "Batch requests (x-infergate-priority: batch) refused, by model: beyond the model's batch share, or while online requests want the slots.",
+      labelNames: ['model'],
       registers,
     });
     this.clientRefusals = new Counter({
@@ -251,6 +259,7 @@ export class GatewayMetrics {
     this.retriesDenied.remove({ model });
     for (const scope of SHED_SCOPES)
       for (const reason of SHED_REASONS) this.shed.remove({ model, scope, reason });
+    this.batchShed.remove({ model });
     this.security.rateLimited.remove({ model });
   }
 

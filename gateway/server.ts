@@ -164,6 +164,7 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
     endpointSource,
     rollouts,
     onShed: (model, scope, reason) => metrics.shed.inc({ model, scope, reason }),
+    onBatchShed: (model) => metrics.batchShed.inc({ model }),
     security: {
       tokens: jwtVerifiers(logger),
       ...opts.security,

@@ -82,6 +82,8 @@ export interface SnapshotDeps {
   readonly registry: EndpointRegistry;
   readonly endpointSource: EndpointSource;
   readonly onShed: OnShed;
+  /** Told of each batch request shed by the batch-share stage, by logical model. */
+  readonly onBatchShed?: (model: string) => void;
   /** Key directory, token verifier, rate-limit stores; local buckets in memory by default. */
   readonly security?: Partial<SecurityDeps>;
   readonly rollouts?: RolloutHooks;

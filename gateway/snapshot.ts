@@ -6,6 +6,7 @@
  * their model stays, endpoints (pools, breakers, health checks) while their origin stays, and
  * both are released, metric series included, once what left is out of every request's reach.
  */
+import { type BatchCount, batchShareStage } from './admission/batch-share.js';
 import { concurrencyStage } from './admission/concurrency.js';
 import { ConcurrencyLimiter } from './admission/limiter.js';
 import { MemoryRateStore } from './admission/gcra.js';
@@ -31,6 +32,7 @@ export type {
 interface Carried {
   readonly limiter: ConcurrencyLimiter;
   readonly budget: RetryBudget;
+  readonly batch: BatchCount;
 }
 
 export class SnapshotOwner {
@@ -146,7 +148,11 @@ export class SnapshotOwner {
     const { clock } = this.deps;
     let carried = this.carried.get(model.name);
     if (carried === undefined) {
-      carried = { limiter: new ConcurrencyLimiter(model.concurrency, clock), budget: new RetryBudget(clock) };
+      carried = {
+        limiter: new ConcurrencyLimiter(model.concurrency, clock),
+        budget: new RetryBudget(clock),
+        batch: { inFlight: 0 },
+      };
       this.carried.set(model.name, carried);
     } else {
       carried.limiter.update(model.concurrency);
@@ -158,6 +164,15 @@ export class SnapshotOwner {
     }
     const admission = Object.freeze([
       ...securityStages(policy, model, this.security),
+      // Before the concurrency stages: a batch request never waits in their queues.
+      batchShareStage({
+        model: model.name,
+        maxShare: model.batchShare,
+        count: carried.batch,
+        modelLimiter: carried.limiter,
+        gatewayLimiter: this.gatewayLimiter as ConcurrencyLimiter,
+        onShed: this.deps.onBatchShed ?? (() => {}),
+      }),
       this.gatewayStage as AdmissionStage,
       concurrencyStage('model', carried.limiter, this.deps.onShed),
     ]);

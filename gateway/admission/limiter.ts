@@ -43,6 +43,16 @@ export class ConcurrencyLimiter {
     return this.pending;
   }
 
+  /** Requests served at once, as the policy sets it now. */
+  get capacity(): number {
+    return this.opts.maxInFlight;
+  }
+
+  /** A slot is free and nobody waits for one: `tryAcquire` would succeed. */
+  get hasRoom(): boolean {
+    return this.inFlight < this.opts.maxInFlight && this.pending === 0;
+  }
+
   update(opts: LimiterOptions): void {
     this.opts = opts;
     this.drain();

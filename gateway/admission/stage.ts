@@ -23,6 +23,8 @@ export interface AdmissionFacts {
   refusedBy: string | undefined;
   /** node's rawHeaders, when the request came over HTTP: the auth stage sees repeated headers. */
   rawHeaders?: readonly string[] | undefined;
+  /** Set by the batch-share stage while the request holds one of the model's batch slots. */
+  batch?: boolean;
   /** Headers a stage adds to the answer (`WWW-Authenticate`, `RateLimit`, ...). */
   replyHeaders?: Record<string, string> | undefined;
 }

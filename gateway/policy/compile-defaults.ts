@@ -59,6 +59,9 @@ export const DEFAULT_LIMITS: CompiledConcurrency = Object.freeze({
   queueTimeoutMs: 250,
 });
 
+/** Share of a model's concurrency that batch requests may hold when the policy sets none. */
+export const DEFAULT_BATCH_SHARE = 0.5;
+
 /** `base` with the keys `doc` sets, frozen. */
 export function merge<T extends object>(
   base: T,

@@ -28,6 +28,8 @@ export interface ModelDefaults {
   readonly timeoutMs: number;
   readonly retries: CompiledRetries;
   readonly concurrency: CompiledConcurrency;
+  /** The top-level `batch.maxShare`, or the built-in default. */
+  readonly batchShare: number;
 }
 
 /** One model, or undefined when it has problems (pushed onto `errors`). */
@@ -140,6 +142,7 @@ export function compileModel(
     timeoutMs: def.timeoutMs ?? defaults.timeoutMs,
     retries: retries(def.retries, defaults.retries),
     concurrency: merge(defaults.concurrency, def.concurrency),
+    batchShare: def.batch?.maxShare ?? defaults.batchShare,
     public: def.public === true,
     rateLimit:
       def.rateLimit === undefined

@@ -12,13 +12,20 @@ import { createHash } from 'node:crypto';
 import { LineCounter, parseDocument } from 'yaml';
 import { compileAuth, compileRateSettings } from './compile-auth.js';
 import { compileBackends } from './compile-backends.js';
-import { DEFAULT_LIMITS, inheritedDefaults, MAX_POLICY_BYTES, merge } from './compile-defaults.js';
+import {
+  DEFAULT_BATCH_SHARE,
+  DEFAULT_LIMITS,
+  inheritedDefaults,
+  MAX_POLICY_BYTES,
+  merge,
+} from './compile-defaults.js';
 import { at, fail, firstLine, schemaIssues } from './compile-issues.js';
 import { compileModel } from './compile-model.js';
 import type { CompiledModel, CompileResult, PolicyIssue } from './compiled.js';
 import type { PolicyDocument } from './schema.js';
 
 export {
+  DEFAULT_BATCH_SHARE,
   DEFAULT_CIRCUIT_BREAKER,
   DEFAULT_HEALTH_CHECK,
   DEFAULT_LIMITS,
@@ -100,8 +107,9 @@ export function compileDocument(value: unknown): CompileResult {
   const defaults = inheritedDefaults(document.defaults);
   const backends = compileBackends(document.backends, defaults.backend, errors);
   const models = new Map<string, CompiledModel>();
+  const modelDefaults = { ...defaults.model, batchShare: document.batch?.maxShare ?? DEFAULT_BATCH_SHARE };
   for (const [name, def] of Object.entries(document.models)) {
-    const model = compileModel(name, def, backends, defaults.model, errors, warnings);
+    const model = compileModel(name, def, backends, modelDefaults, errors, warnings);
     if (model !== undefined) models.set(name, model);
   }
 

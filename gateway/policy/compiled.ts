@@ -143,6 +143,8 @@ export interface CompiledModel {
   readonly timeoutMs: number;
   readonly retries: CompiledRetries;
   readonly concurrency: CompiledConcurrency;
+  /** Share (0..1) of `concurrency.maxInFlight` that batch requests may hold. */
+  readonly batchShare: number;
   /** Served without a credential even when auth is required. */
   readonly public: boolean;
   /** All requests to the model together, and each key on it. */

@@ -8,7 +8,7 @@ import { Type } from '@sinclair/typebox';
 import { HEADER_PATTERN, hint, NAME_PATTERN, Name, NamedMap } from './schema-common.js';
 import { ModelRateLimitSchema } from './schema-auth.js';
 import { CanarySchema, ShadowSchema } from './schema-rollout.js';
-import { ConcurrencySchema, RetriesSchema, TimeoutMs } from './schema-upstream.js';
+import { BatchSchema, ConcurrencySchema, RetriesSchema, TimeoutMs } from './schema-upstream.js';
 
 const VariantSchema = Type.Object(
   {
@@ -93,6 +93,7 @@ export const ModelSchema = Type.Object(
       Type.Boolean({ description: 'Served without a credential even when auth is required.' }),
     ),
     concurrency: Type.Optional(ConcurrencySchema),
+    batch: Type.Optional(BatchSchema),
     timeoutMs: Type.Optional(TimeoutMs),
     retries: Type.Optional(RetriesSchema),
   },

@@ -143,6 +143,23 @@ export const ConcurrencySchema = Type.Object(
   { additionalProperties: false, description: 'Load shedding: a concurrency limit with a bounded wait.' },
 );
 
+export const BatchSchema = Type.Object(
+  {
+    maxShare: Type.Optional(
+      Type.Number({
+        minimum: 0,
+        maximum: 1,
+        description:
+          "Share (0..1) of the model's concurrency.maxInFlight that batch requests (x-infergate-priority: batch) may hold; 0: none admitted. Default 0.5.",
+      }),
+    ),
+  },
+  {
+    additionalProperties: false,
+    description: 'Offline batch traffic: admitted within a share of the concurrency, shed first under load.',
+  },
+);
+
 export const TimeoutMs = Type.Integer({
   minimum: 1,
   maximum: 600_000,

@@ -13,6 +13,7 @@ import { ENDPOINT_PATTERN, hint, NAME_PATTERN } from './schema-common.js';
 import { AuthSchema, type RateLimitSchema, RateLimitSettingsSchema } from './schema-auth.js';
 import { ModelSchema } from './schema-model.js';
 import {
+  BatchSchema,
   CircuitBreakerSchema,
   ConcurrencySchema,
   HealthCheckSchema,
@@ -81,6 +82,10 @@ export const PolicySchema = Type.Object(
       ...ConcurrencySchema,
       description: 'Gateway-wide load shedding, on top of the per-model limits.',
     }),
+    batch: Type.Optional({
+      ...BatchSchema,
+      description: 'Offline batch traffic for every model that sets no batch section of its own.',
+    }),
     auth: Type.Optional(AuthSchema),
     rateLimit: Type.Optional(RateLimitSettingsSchema),
   },
@@ -97,6 +102,7 @@ export type CircuitBreakerDocument = Static<typeof CircuitBreakerSchema>;
 export type HealthCheckDocument = Static<typeof HealthCheckSchema>;
 export type OutlierDetectionDocument = Static<typeof OutlierDetectionSchema>;
 export type ConcurrencyDocument = Static<typeof ConcurrencySchema>;
+export type BatchDocument = Static<typeof BatchSchema>;
 export type AuthDocument = Static<typeof AuthSchema>;
 export type RateLimitDocument = Static<typeof RateLimitSchema>;
 export type RateLimitSettingsDocument = Static<typeof RateLimitSettingsSchema>;
