@@ -39,7 +39,8 @@ Options:
 Exit status: 0 every line answered (errors included), 1 stopped early (--max-errors) or failed,
 2 usage, 130 interrupted (the checkpoint is kept; rerun to go on).`;
 
-const FLAGS = {
+/** The options of `infergate batch` (read by the deploy checks too). */
+export const BATCH_OPTIONS = {
   url: { type: 'string' },
   model: { type: 'string' },
   input: { type: 'string' },
@@ -67,7 +68,7 @@ function required(value: string | undefined, flag: string): string {
 }
 
 export function batchOptions(argv: string[]): BatchOptions & { json: boolean } {
-  const { values: v } = parse(argv, FLAGS);
+  const { values: v } = parse(argv, BATCH_OPTIONS);
   const format = v['input-format'] ?? 'oip';
   if (format !== 'oip' && format !== 'rows')
     throw new UsageError(`--input-format must be oip or rows, not '${format}'`);

@@ -7,9 +7,10 @@
 #   infergate-admin-token  key `token`            the gateways' --admin-token-file
 #   infergate-tls          tls.crt, tls.key        the gateways' --tls-cert / --tls-key
 #   infergate-api-key      key `key`              stored in Redis by the infergate-api-key Job
+#   infergate-ca           key `ca.crt`           the CA of infergate-tls, for clients in the cluster (the batch Job)
 set -eu
 dir="$(cd "$(dirname "$0")/../secrets" && pwd)"
-for f in admin.token api.key tls.crt tls.key; do
+for f in admin.token api.key tls.crt tls.key ca.pem; do
   [ -s "$dir/$f" ] || { echo "missing $dir/$f: run sh deploy/secrets/init.sh first" >&2; exit 1; }
 done
 kubectl create namespace infergate --dry-run=client -o yaml | kubectl apply -f -
@@ -18,4 +19,6 @@ kubectl -n infergate create secret generic infergate-admin-token --from-file=tok
 kubectl -n infergate create secret tls infergate-tls --cert="$dir/tls.crt" --key="$dir/tls.key" \
   --dry-run=client -o yaml | kubectl apply -f -
 kubectl -n infergate create secret generic infergate-api-key --from-file=key="$dir/api.key" \
+  --dry-run=client -o yaml | kubectl apply -f -
+kubectl -n infergate create secret generic infergate-ca --from-file=ca.crt="$dir/ca.pem" \
   --dry-run=client -o yaml | kubectl apply -f -

@@ -7,8 +7,11 @@
 // and models the replicas register are those the policy routes to.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
 import path from 'node:path';
 import { describe, test } from 'node:test';
+import { parse } from 'yaml';
+import { BATCH_OPTIONS } from '../../cli/batch.js';
 import { compilePolicy } from '../../gateway/policy/compile.js';
 import { SAMPLE_MODELS } from '../../models/build.js';
 import { REPO_ROOT } from '../helpers/backend.js';
@@ -321,4 +324,63 @@ describe('Kubernetes: commands, ports, environment, files', { skip: noKubectl },
       assert.equal(apply.positionals[1], seed, 'the Job applies the file the gateways seed from');
     });
   }
+});
+
+describe('Kubernetes: the batch Job (deploy/k8s/batch/job.yaml)', { skip: noKubectl }, () => {
+  const job = parse(readFileSync(path.join(DEPLOY, 'k8s/batch/job.yaml'), 'utf8')) as Obj;
+  const container = (podSpec(job).containers as Obj[])[0] as Obj;
+
+  test('passes the Kubernetes schema; runs in the stack namespace, as the image user, with the stack image', async () => {
+    const { Job } = (await import('kubernetes-models/batch/v1/Job')) as {
+      Job: new (d: Obj) => { validate(): void };
+    };
+    assert.doesNotThrow(() => new Job(job).validate());
+    const gateway = find(renderOverlay('cpu'), 'Deployment', 'infergate-gateway');
+    assert.equal(job.metadata.namespace, gateway.metadata.namespace);
+    assert.equal(container.image, (podSpec(gateway).containers as Obj[])[0]?.image);
+    const user = dockerStages('Dockerfile')
+      .stages.at(-1)
+      ?.instructions.find((i) => i.name === 'USER')?.args;
+    // docker-file-parser gives USER's argument as a string (or a one-item list).
+    const userSpec = Array.isArray(user) ? user.join('') : String(user);
+    assert.equal(
+      `${podSpec(job).securityContext.runAsUser}:${podSpec(job).securityContext.runAsGroup}`,
+      user,
+    );
+    assert.equal(container.securityContext.readOnlyRootFilesystem, true);
+  });
+
+  test('its command parses with the batch options; one shard per index; the URL is the gateways’ Service', () => {
+    const [command, ...rest] = container.args as string[];
+    assert.equal(command, 'batch');
+    const { values } = parseArgs({
+      args: rest,
+      options: BATCH_OPTIONS,
+      strict: true,
+      allowPositionals: false,
+    });
+    assert.equal(values.shard, `$(JOB_COMPLETION_INDEX)/${job.spec.completions}`);
+    assert.equal(job.spec.completionMode, 'Indexed');
+    assert.match(String(values.output), /\$\(JOB_COMPLETION_INDEX\)/, 'an output file per shard');
+    const url = new URL(String(values.url));
+    const service = find(renderOverlay('cpu'), 'Service', 'infergate-gateway');
+    assert.equal(url.hostname, `${service.metadata.name}.${service.metadata.namespace}.svc`);
+    const port = url.port === '' ? (url.protocol === 'https:' ? 443 : 80) : Number(url.port);
+    assert.ok(
+      (service.spec.ports as Obj[]).some((p) => p.port === port),
+      `the Service listens on ${port}`,
+    );
+  });
+
+  test('its secrets are those create-secrets.sh makes, and the CA is trusted over TLS', () => {
+    const script = readFileSync(path.join(DEPLOY, 'k8s/create-secrets.sh'), 'utf8');
+    const env = new Map((container.env as Obj[]).map((e) => [e.name as string, e]));
+    const key = env.get('INFERGATE_API_KEY')?.valueFrom?.secretKeyRef as Obj;
+    assert.match(script, new RegExp(`secret generic ${key.name} --from-file=${key.key}=`));
+    const volumes = podSpec(job).volumes as Obj[];
+    const ca = volumes.find((v) => v.secret !== undefined) as Obj;
+    assert.match(script, new RegExp(`secret generic ${ca.secret.secretName} --from-file=ca\\.crt=`));
+    const mount = (container.volumeMounts as Obj[]).find((m) => m.name === ca.name) as Obj;
+    assert.equal(env.get('NODE_EXTRA_CA_CERTS')?.value, `${mount.mountPath}/ca.crt`);
+  });
 });
