@@ -345,7 +345,7 @@ describe('Kubernetes: the batch Job (deploy/k8s/batch/job.yaml)', { skip: noKube
     const userSpec = Array.isArray(user) ? user.join('') : String(user);
     assert.equal(
       `${podSpec(job).securityContext.runAsUser}:${podSpec(job).securityContext.runAsGroup}`,
-      user,
+      userSpec,
     );
     assert.equal(container.securityContext.readOnlyRootFilesystem, true);
   });
