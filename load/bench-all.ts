@@ -11,6 +11,7 @@
  * Options: --quick (a short version of each: proves the harness works, its figures are noise),
  * --only NAME[,NAME] (those steps), --out DIR (default load/results).
  */
+import './usage.js';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { loadavg } from 'node:os';
 import { join, resolve } from 'node:path';

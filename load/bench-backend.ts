@@ -25,6 +25,7 @@
  * Writes a table to stdout and JSON to load/results/backend-<threads>t.json
  * (backend-overhead.json with --only overhead).
  */
+import './usage.js';
 import { benchBackend } from './backend/run.js';
 import { parseBackendOptions } from './backend/setup.js';
 import { writeResult } from './common.js';

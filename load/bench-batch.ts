@@ -14,6 +14,7 @@
  * default 16 and 0.25), --threads N (onnxruntime intra-op threads for the backend and the limit,
  * default 2), --pack K (the batch client's --pack, default 1). Writes a table to stdout and JSON to load/results/batch-latest.json.
  */
+import './usage.js';
 import { spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';

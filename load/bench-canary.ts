@@ -15,6 +15,7 @@
  * --seed S, --min-samples N, --error-margin X (0.01), --latency-margin PERCENT (20): the fixed
  * thresholds take the same margins. Prints a Markdown table.
  */
+import './usage.js';
 import { parseArgs } from 'node:util';
 import type { Clock } from '../common/clock.js';
 import { silentLogger } from '../common/logging.js';

@@ -6,6 +6,7 @@
  * --step-seconds N (5; 2 with --quick), --factor X (1.25; 1.6 with --quick).
  * Prints the knees as a table and writes load/results/capacity-<YYYY-MM-DD>.json.
  */
+import './usage.js';
 import { writeResult } from './common.js';
 import { benchCapacity, capacityTable, parseCapacityOptions } from './capacity/run.js';
 

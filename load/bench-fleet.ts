@@ -8,6 +8,7 @@
  * Options: --applies N (200), --gateways N (4), --interval-ms N (1: the pause between one client's
  * requests).
  */
+import './usage.js';
 import { parseArgs } from 'node:util';
 import { writeResult } from './common.js';
 import { benchFleet } from './fleet/run.js';

@@ -27,6 +27,7 @@
  * (a V8 CPU profile of the gateway or relay under load instead; see load/gateway/profile.ts).
  * Writes a table to stdout and JSON to load/results/gateway-latest.json.
  */
+import './usage.js';
 import { writeResult } from './common.js';
 import { parseOptions } from './gateway/options.js';
 import { benchGateway } from './gateway/run.js';

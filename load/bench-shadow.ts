@@ -5,6 +5,7 @@
  * With --live, also the primary's latency and the gateway's CPU with shadowing on and off
  * (load/shadow-live.ts).
  */
+import './usage.js';
 import { shadowCompare } from './shadow/compare.js';
 
 const rows = ['| answer | decode both + compare (µs per compared request) |', '|---|---|'];
