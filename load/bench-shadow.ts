@@ -6,12 +6,15 @@
  * (load/shadow-live.ts).
  */
 import './usage.js';
+import { parseArgs } from 'node:util';
 import { shadowCompare } from './shadow/compare.js';
+
+const { values } = parseArgs({ options: { live: { type: 'boolean', default: false } } });
 
 const rows = ['| answer | decode both + compare (µs per compared request) |', '|---|---|'];
 for (const r of await shadowCompare()) rows.push(`| ${r.answer} | ${r.us.toFixed(1)} |`);
 process.stdout.write(`${rows.join('\n')}\n`);
-if (process.argv.includes('--live')) {
+if (values.live) {
   const { shadowLive } = await import('./shadow-live.js');
   process.stdout.write(`\n${(await shadowLive({ rate: 100, perSlice: 500, slices: 6 })).text}\n`);
 }

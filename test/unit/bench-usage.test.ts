@@ -13,6 +13,7 @@ const COMMANDS = [
   'bench-capacity',
   'bench-fleet',
   'bench-gateway',
+  'bench-shadow',
 ];
 
 function run(script: string, args: string[]): Promise<{ code: number | null; stderr: string }> {
