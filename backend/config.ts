@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { readTextIfExists } from '../common/files.js';
 import { parse as parseYaml } from 'yaml';
 import type { Execution } from './session.js';
 
@@ -72,13 +72,8 @@ export function parseModelConfig(doc: unknown, where: string): ModelConfig {
 }
 
 export async function readModelConfig(path: string): Promise<ModelConfig> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return DEFAULT_MODEL_CONFIG;
-    throw e;
-  }
+  const text = await readTextIfExists(path);
+  if (text === undefined) return DEFAULT_MODEL_CONFIG;
   let doc: unknown;
   try {
     doc = parseYaml(text);

@@ -3,6 +3,7 @@
 import { access, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
+import { readIfExists } from '../common/files.js';
 import { type DenseLayer, mlpLargeLayers, mlpLayers } from './reference.js';
 import {
   type Dim,
@@ -201,19 +202,6 @@ export function renderConfig(description: string, config: ModelConfig): string {
     `execution: ${config.execution}`,
     '',
   ].join('\n');
-}
-
-function isNotFound(err: unknown): boolean {
-  return err instanceof Error && 'code' in err && err.code === 'ENOENT';
-}
-
-async function readIfExists(path: string): Promise<Buffer | undefined> {
-  try {
-    return await readFile(path);
-  } catch (err) {
-    if (isNotFound(err)) return undefined;
-    throw err;
-  }
 }
 
 // Unchanged files are left alone (a watching backend sees no spurious change); changed ones are

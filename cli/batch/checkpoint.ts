@@ -8,7 +8,8 @@
  * up answered exactly once.
  */
 import { createHash } from 'node:crypto';
-import { open, readFile, rename, stat, truncate, writeFile } from 'node:fs/promises';
+import { open, rename, stat, truncate, writeFile } from 'node:fs/promises';
+import { readTextIfExists } from '../../common/files.js';
 import type { Watermark } from './reorder.js';
 import { type Counts, emptyCounts } from './stats.js';
 
@@ -88,13 +89,8 @@ export async function saveCheckpoint(path: string, ckpt: Checkpoint): Promise<vo
 }
 
 async function loadCheckpoint(path: string): Promise<Checkpoint | undefined> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw e;
-  }
+  const text = await readTextIfExists(path);
+  if (text === undefined) return undefined;
   try {
     const c = JSON.parse(text) as Checkpoint;
     if (c.version !== 1 || typeof c.outputBytes !== 'number' || c.watermark === undefined)

@@ -3,7 +3,8 @@
  * Redis is down serves it (and says so) instead of failing to start. Written atomically (a
  * temporary file renamed over the old one), so a crash mid-write never leaves half a policy.
  */
-import { readFile, rename, writeFile } from 'node:fs/promises';
+import { rename, writeFile } from 'node:fs/promises';
+import { readTextIfExists } from '../../common/files.js';
 
 export interface CachedPolicy {
   readonly version: number;
@@ -21,13 +22,8 @@ export async function writePolicyCache(path: string, entry: CachedPolicy): Promi
 
 /** The cached policy, undefined when the file is missing; an error when it is not a cache file. */
 export async function readPolicyCache(path: string): Promise<CachedPolicy | undefined> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw e;
-  }
+  const text = await readTextIfExists(path);
+  if (text === undefined) return undefined;
   let parsed: Partial<CachedPolicy>;
   try {
     parsed = JSON.parse(text) as Partial<CachedPolicy>;
