@@ -6,19 +6,13 @@
  */
 import type { WireBody } from './binary.js';
 import type { Gate } from './gate.js';
-import type { GatewayClient } from './send.js';
+import type { Attempt, GatewayClient } from './send.js';
 import type { LatencyHistogram } from './stats.js';
 import { type AdaptiveWindow, backoffMs, retryAfterMs } from './window.js';
 
 export type Outcome =
-  | {
-      readonly kind: 'ok';
-      readonly doc: Record<string, unknown>;
-      readonly id: string | undefined;
-      readonly variant: string | undefined;
-    }
-  /** Refused for what it is (400, 404, ...): retrying cannot help. */
-  | { readonly kind: 'fail'; readonly code: string; readonly message: string }
+  /** An answer, or a refusal for what the request is (400, 404, ...): retrying cannot help. */
+  | Extract<Attempt, { kind: 'ok' | 'fail' }>
   /** Retries used up, or back-pressure with no answer for too long. */
   | { readonly kind: 'error'; readonly code: string; readonly message: string }
   /** The run is stopping: not answered, redone by the next run. */

@@ -43,24 +43,25 @@ function text(v: unknown, max = 500): string {
 
 export class GatewayClient {
   private readonly pool: Pool;
+  /** The model's route under the URL's path: metadata; with `/infer`, inference. */
+  private readonly modelPath: string;
   private readonly path: string;
   private readonly headers: Record<string, string>;
 
   constructor(private readonly opts: ClientOptions) {
     const u = new URL(opts.url);
     this.pool = new Pool(u.origin, { connections: opts.connections, pipelining: 1 });
-    const base = u.pathname.replace(/\/$/, '');
-    this.path = `${base}/v2/models/${encodeURIComponent(opts.model)}/infer`;
+    this.modelPath = `${u.pathname.replace(/\/$/, '')}/v2/models/${encodeURIComponent(opts.model)}`;
+    this.path = `${this.modelPath}/infer`;
     this.headers = { 'content-type': 'application/json', 'x-infergate-priority': 'batch' };
     if (opts.apiKey !== undefined) this.headers.authorization = `Bearer ${opts.apiKey}`;
   }
 
   /** The model's inputs from its metadata (`--input-format rows`). */
   async inputs(): Promise<ModelInput[]> {
-    const base = new URL(this.opts.url).pathname.replace(/\/$/, '');
     const res = await this.pool.request({
       method: 'GET',
-      path: `${base}/v2/models/${encodeURIComponent(this.opts.model)}`,
+      path: this.modelPath,
       headers: this.headers,
       headersTimeout: this.opts.timeoutMs,
       bodyTimeout: this.opts.timeoutMs,
