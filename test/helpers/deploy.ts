@@ -52,6 +52,10 @@ export function loadCompose(): Obj {
 
 export const KUBECTL = spawnSync('sh', ['-c', 'command -v kubectl'], { encoding: 'utf8' }).stdout.trim();
 
+/** A test's skip reason where kubectl is missing, else false. */
+export const NO_KUBECTL =
+  KUBECTL === '' ? 'kubectl is not installed: the overlays cannot be rendered here' : false;
+
 const rendered = new Map<Overlay, Obj[]>();
 
 /** `kubectl kustomize deploy/k8s/overlays/NAME`, parsed (once per overlay). */

@@ -21,7 +21,7 @@ import {
   dockerStages,
   find,
   type InfergateCommand,
-  KUBECTL,
+  NO_KUBECTL,
   loadCompose,
   type Obj,
   OVERLAYS,
@@ -31,8 +31,6 @@ import {
   renderOverlay,
   WORKLOAD_KINDS,
 } from '../helpers/deploy.js';
-
-const noKubectl = KUBECTL === '' ? 'kubectl is not installed: the overlays cannot be rendered here' : false;
 
 const policy = (() => {
   const r = compilePolicy(readFileSync(path.join(REPO_ROOT, 'policies/fleet.yaml'), 'utf8'));
@@ -92,7 +90,7 @@ describe('image names and tags', () => {
   });
 
   test('the overlays run infergate:<version> and, for GPU backends, infergate-gpu:<version>', {
-    skip: noKubectl,
+    skip: NO_KUBECTL,
   }, () => {
     for (const overlay of OVERLAYS) {
       const images = renderOverlay(overlay)
@@ -237,7 +235,7 @@ describe('compose: commands, ports, environment, files', () => {
   });
 });
 
-describe('Kubernetes: commands, ports, environment, files', { skip: noKubectl }, () => {
+describe('Kubernetes: commands, ports, environment, files', { skip: NO_KUBECTL }, () => {
   for (const overlay of OVERLAYS) {
     test(`overlays/${overlay}: every infergate container's command parses with the CLI's options, its ports agree`, () => {
       const objects = renderOverlay(overlay);
@@ -326,7 +324,7 @@ describe('Kubernetes: commands, ports, environment, files', { skip: noKubectl },
   }
 });
 
-describe('Kubernetes: the batch Job (deploy/k8s/batch/job.yaml)', { skip: noKubectl }, () => {
+describe('Kubernetes: the batch Job (deploy/k8s/batch/job.yaml)', { skip: NO_KUBECTL }, () => {
   const job = parse(readFileSync(path.join(DEPLOY, 'k8s/batch/job.yaml'), 'utf8')) as Obj;
   const container = (podSpec(job).containers as Obj[])[0] as Obj;
 

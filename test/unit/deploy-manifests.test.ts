@@ -18,7 +18,7 @@ import {
   filesUnder,
   find,
   K8S,
-  KUBECTL,
+  NO_KUBECTL,
   loadCompose,
   type Obj,
   OVERLAYS,
@@ -28,8 +28,7 @@ import {
   WORKLOAD_KINDS,
 } from '../helpers/deploy.js';
 
-const noKubectl = KUBECTL === '' ? 'kubectl is not installed: the overlays cannot be rendered here' : false;
-if (noKubectl) process.stderr.write(`# skipped: ${noKubectl}\n`);
+if (NO_KUBECTL) process.stderr.write(`# skipped: ${NO_KUBECTL}\n`);
 
 const CLUSTER_SCOPED = new Set([
   'Namespace',
@@ -164,7 +163,7 @@ describe('deploy/compose.yaml against the Compose Specification', () => {
   });
 });
 
-describe('the Kubernetes overlays', { skip: noKubectl }, () => {
+describe('the Kubernetes overlays', { skip: NO_KUBECTL }, () => {
   for (const overlay of OVERLAYS) {
     describe(`overlays/${overlay}`, () => {
       test('renders with kubectl kustomize', () => {
